@@ -1,0 +1,5 @@
+//! `immich-db`: deploy the database layer of Immich.
+
+fn main() {
+    println!("immich-db");
+}

@@ -1,0 +1,429 @@
+//! Test support for the real test host that `scripts/provision` sets up: podman 5
+//! with Quadlet, root's systemd user manager, a loop-mounted BTRFS pool, an ext4 and
+//! a tmpfs directory, and the local PostgreSQL and Valkey images.
+//!
+//! Real-host tests start with [`require_host!`]. When the host is not set up, the
+//! test fails if `CI` or `IMMICH_DB_REQUIRE_HOST` is set (the README's test command
+//! sets it), saying how to set the host up; elsewhere it prints a visible `SKIPPED`
+//! line and returns.
+//!
+//! Every test names what it creates with [`unique_name`] and registers it with a
+//! [`Cleanup`], which removes it when dropped, also when the test panics.
+
+#![allow(clippy::missing_panics_doc)] // panicking is how test support fails a test
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The layout of the test host, as `scripts/test-host.env` defines it.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Mount point of the loop-mounted BTRFS scratch pool.
+    pub btrfs: PathBuf,
+    /// A directory on ext4.
+    pub ext4: PathBuf,
+    /// A directory on tmpfs.
+    pub tmpfs: PathBuf,
+    /// The local PostgreSQL image (with pgvector).
+    pub postgres_image: String,
+    /// The local Valkey image.
+    pub valkey_image: String,
+    /// `$XDG_RUNTIME_DIR` of root's systemd user manager.
+    pub runtime_dir: PathBuf,
+}
+
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+impl Host {
+    fn from_env() -> Self {
+        let uid = current_uid();
+        Self {
+            btrfs: env_or("IMMICH_DB_TEST_BTRFS", "/mnt/immich-db-test/btrfs").into(),
+            ext4: env_or("IMMICH_DB_TEST_EXT4", "/mnt/immich-db-test/ext4").into(),
+            tmpfs: env_or("IMMICH_DB_TEST_TMPFS", "/mnt/immich-db-test/tmpfs").into(),
+            postgres_image: env_or(
+                "IMMICH_DB_TEST_POSTGRES_IMAGE",
+                "localhost/immich-db-test/postgres:latest",
+            ),
+            valkey_image: env_or(
+                "IMMICH_DB_TEST_VALKEY_IMAGE",
+                "localhost/immich-db-test/valkey:latest",
+            ),
+            runtime_dir: env_or("XDG_RUNTIME_DIR", &format!("/run/user/{uid}")).into(),
+        }
+    }
+
+    /// A command with the environment podman and `systemctl --user` need here.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("XDG_RUNTIME_DIR", &self.runtime_dir)
+            .env("PODMAN_IGNORE_CGROUPSV1_WARNING", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `podman ARGS`, returning its output whatever its exit status.
+    pub fn podman<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run(self.command("podman").args(args))
+    }
+
+    /// Runs `podman ARGS` and returns its standard output; panics when it fails.
+    pub fn podman_ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command("podman");
+        cmd.args(args);
+        ok(&mut cmd)
+    }
+
+    /// Runs `systemctl --user ARGS`, returning its output whatever its exit status.
+    pub fn systemctl<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run(self.command("systemctl").arg("--user").args(args))
+    }
+
+    /// Runs `systemctl --user ARGS` and returns its standard output; panics when it
+    /// fails.
+    pub fn systemctl_ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command("systemctl");
+        cmd.arg("--user").args(args);
+        ok(&mut cmd)
+    }
+
+    /// The directory of transient Quadlet units that root's user generator reads
+    /// (`$XDG_RUNTIME_DIR/containers/systemd`): tests put their units here, so
+    /// nothing of theirs outlives a reboot or mixes with a user's own units.
+    pub fn quadlet_dir(&self) -> PathBuf {
+        self.runtime_dir.join("containers/systemd")
+    }
+
+    /// A fresh directory on the BTRFS pool, removed when the returned guard drops.
+    pub fn btrfs_dir(&self, prefix: &str) -> tempfile::TempDir {
+        scratch_dir(&self.btrfs, prefix)
+    }
+
+    /// A fresh directory on ext4, removed when the returned guard drops.
+    pub fn ext4_dir(&self, prefix: &str) -> tempfile::TempDir {
+        scratch_dir(&self.ext4, prefix)
+    }
+
+    /// A fresh directory on tmpfs, removed when the returned guard drops.
+    pub fn tmpfs_dir(&self, prefix: &str) -> tempfile::TempDir {
+        scratch_dir(&self.tmpfs, prefix)
+    }
+
+    /// A /24 subnet in 10.213.0.0/16 that no podman network uses now, with its
+    /// gateway (`.1`). Tests give it to the networks they create.
+    pub fn free_subnet(&self) -> (String, String) {
+        let used = self.podman_ok([
+            "network",
+            "ls",
+            "--format",
+            "{{range .Subnets}}{{.Subnet}} {{end}}",
+        ]);
+        let seed = unique_seed();
+        for i in 0..256u32 {
+            let octet = (seed.wrapping_add(i.wrapping_mul(97))) % 254 + 1;
+            let subnet = format!("10.213.{octet}.0/24");
+            if !used.split_whitespace().any(|s| s == subnet) {
+                return (subnet, format!("10.213.{octet}.1"));
+            }
+        }
+        panic!("no free /24 subnet left in 10.213.0.0/16");
+    }
+}
+
+fn scratch_dir(parent: &Path, prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("idbt-{prefix}-"))
+        .tempdir_in(parent)
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot create a scratch directory in {}: {e}",
+                parent.display()
+            )
+        })
+}
+
+fn current_uid() -> u32 {
+    // /proc/self is ours: its owner is our uid, without a libc call.
+    std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Why the host is not ready, or `Ok` with its layout.
+fn probe() -> Result<Host, String> {
+    let host = Host::from_env();
+    let mut problems = String::new();
+    let fs_type = |p: &Path| -> Option<String> {
+        let out = Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(p)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    for (path, want) in [
+        (&host.btrfs, "btrfs"),
+        (&host.ext4, "ext2/ext3"),
+        (&host.tmpfs, "tmpfs"),
+    ] {
+        match fs_type(path) {
+            Some(t) if t == want => {}
+            Some(t) => {
+                let _ = writeln!(problems, "- {} is {t}, not {want}", path.display());
+            }
+            None => {
+                let _ = writeln!(problems, "- {} does not exist", path.display());
+            }
+        }
+    }
+    let version = host
+        .command("podman")
+        .args(["version", "--format", "{{.Client.Version}}"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match version {
+        Some(v) if v.split('.').next().and_then(|m| m.parse::<u32>().ok()) >= Some(5) => {
+            for image in [&host.postgres_image, &host.valkey_image] {
+                let exists = host
+                    .podman(["image", "exists", image.as_str()])
+                    .status
+                    .success();
+                if !exists {
+                    let _ = writeln!(problems, "- image {image} is missing");
+                }
+            }
+        }
+        Some(v) => {
+            let _ = writeln!(problems, "- podman is {v}, not 5.x");
+        }
+        None => problems.push_str("- podman is not installed\n"),
+    }
+    let state = host.systemctl(["is-system-running"]);
+    let state = String::from_utf8_lossy(&state.stdout).trim().to_owned();
+    if state != "running" && state != "degraded" {
+        let _ = writeln!(
+            problems,
+            "- root's systemd user manager is not running (state: {state:?})"
+        );
+    }
+    if problems.is_empty() {
+        Ok(host)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Whether real-host tests must run (and fail when the host is not set up).
+pub fn host_required() -> bool {
+    ["CI", "IMMICH_DB_REQUIRE_HOST"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0"))
+}
+
+/// The test host, or `None` (after printing why) where real-host tests may skip.
+///
+/// # Panics
+/// When the host is not set up and [`host_required`] is true.
+pub fn host(test: &str) -> Option<&'static Host> {
+    static PROBE: OnceLock<Result<Host, String>> = OnceLock::new();
+    match PROBE.get_or_init(probe) {
+        Ok(host) => Some(host),
+        Err(problems) if host_required() => panic!(
+            "the real test host is not set up:\n{problems}Set it up with `sudo scripts/provision --yes` (see the README)."
+        ),
+        Err(problems) => {
+            eprintln!(
+                "SKIPPED {test}: the real test host is not set up:\n{problems}  (run `sudo scripts/provision --yes`; CI never skips)"
+            );
+            None
+        }
+    }
+}
+
+/// The test host, or return from the calling test after a visible `SKIPPED` line
+/// (a failure in CI).
+#[macro_export]
+macro_rules! require_host {
+    () => {
+        match $crate::host(concat!(module_path!(), " (", file!(), ":", line!(), ")")) {
+            Some(host) => host,
+            None => return,
+        }
+    };
+}
+
+fn unique_seed() -> u32 {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos
+        ^ std::process::id().rotate_left(16)
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9)
+}
+
+/// A name no other test run uses: `idbt-PREFIX-XXXXXXXX` (lowercase, valid for
+/// containers, networks, secrets, units and files).
+pub fn unique_name(prefix: &str) -> String {
+    format!("idbt-{prefix}-{:08x}", unique_seed())
+}
+
+/// Everything a test created, removed in reverse order when dropped (also when the
+/// test panics). Removal errors are ignored: the thing may never have been created.
+#[derive(Debug)]
+pub struct Cleanup {
+    host: Host,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug)]
+enum Step {
+    Container(String),
+    Network(String),
+    Secret(String),
+    Unit(String),
+    File(PathBuf),
+    Dir(PathBuf),
+}
+
+impl Cleanup {
+    /// An empty cleanup list for this host.
+    pub fn new(host: &Host) -> Self {
+        Self {
+            host: host.clone(),
+            steps: Vec::new(),
+        }
+    }
+    /// Remove this container (forcibly) at the end.
+    pub fn container(&mut self, name: &str) -> &mut Self {
+        self.steps.push(Step::Container(name.to_owned()));
+        self
+    }
+    /// Remove this podman network at the end.
+    pub fn network(&mut self, name: &str) -> &mut Self {
+        self.steps.push(Step::Network(name.to_owned()));
+        self
+    }
+    /// Remove this podman secret at the end.
+    pub fn secret(&mut self, name: &str) -> &mut Self {
+        self.steps.push(Step::Secret(name.to_owned()));
+        self
+    }
+    /// Stop this systemd user unit and reset its failed state at the end.
+    pub fn unit(&mut self, name: &str) -> &mut Self {
+        self.steps.push(Step::Unit(name.to_owned()));
+        self
+    }
+    /// Remove this file at the end, then reload the user manager if it was a unit
+    /// file.
+    pub fn file(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.steps.push(Step::File(path.into()));
+        self
+    }
+    /// Remove this directory tree at the end.
+    pub fn dir(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.steps.push(Step::Dir(path.into()));
+        self
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let mut reload = false;
+        while let Some(step) = self.steps.pop() {
+            match step {
+                Step::Container(name) => {
+                    let _ = self.host.podman(["rm", "--force", "--time", "0", &name]);
+                }
+                Step::Network(name) => {
+                    let _ = self.host.podman(["network", "rm", "--force", &name]);
+                }
+                Step::Secret(name) => {
+                    let _ = self.host.podman(["secret", "rm", &name]);
+                }
+                Step::Unit(name) => {
+                    let _ = self.host.systemctl(["stop", &name]);
+                    let _ = self.host.systemctl(["reset-failed", &name]);
+                }
+                Step::File(path) => {
+                    reload |= path.starts_with(self.host.quadlet_dir())
+                        || path.extension().is_some_and(|e| {
+                            ["container", "network", "volume", "pod", "service", "timer"]
+                                .iter()
+                                .any(|u| e == *u)
+                        });
+                    let _ = std::fs::remove_file(&path);
+                }
+                Step::Dir(path) => {
+                    let _ = std::fs::remove_dir_all(&path);
+                }
+            }
+        }
+        if reload {
+            let _ = self.host.systemctl(["daemon-reload"]);
+        }
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics with `what` after
+/// `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

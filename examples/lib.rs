@@ -1,0 +1,1 @@
+//! Runnable programs that use the homelab-* libraries: see `examples/`.
