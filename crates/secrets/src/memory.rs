@@ -1,0 +1,111 @@
+//! [`MemoryStore`]: a [`SecretStore`] held in memory, for tests.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::{SecretStore, SecretValue, StoreError};
+
+/// A [`SecretStore`] kept in process memory.
+///
+/// It behaves like a real store (the same errors for missing and existing
+/// names) so that code written against [`SecretStore`] can be tested fast,
+/// beside tests against the real store. Values are zeroized when removed,
+/// replaced, or when the store is dropped.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use homelab_secrets::{MemoryStore, SecretStore, SecretValue, StoreError};
+///
+/// let store = MemoryStore::new();
+/// store.create("db-password", &SecretValue::new("s3cret")).await?;
+/// assert_eq!(store.read("db-password").await?.expose(), b"s3cret");
+/// assert!(matches!(
+///     store.create("db-password", &SecretValue::new("other")).await,
+///     Err(StoreError::AlreadyExists { .. })
+/// ));
+/// # Ok::<(), StoreError>(())
+/// # }).unwrap();
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    secrets: Mutex<BTreeMap<String, SecretValue>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store holding the given secrets, for setting up a test.
+    pub fn with_secrets<N, I>(secrets: I) -> Self
+    where
+        N: Into<String>,
+        I: IntoIterator<Item = (N, SecretValue)>,
+    {
+        Self {
+            secrets: Mutex::new(
+                secrets
+                    .into_iter()
+                    .map(|(name, value)| (name.into(), value))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, SecretValue>> {
+        // A panic while holding the lock cannot leave the map half-updated
+        // (every change is a single insert or remove), so a poisoned lock is
+        // still safe to use.
+        self.secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for MemoryStore {
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock().keys().cloned().collect())
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().contains_key(name))
+    }
+
+    async fn read(&self, name: &str) -> Result<SecretValue, StoreError> {
+        self.lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound { name: name.into() })
+    }
+
+    async fn create(&self, name: &str, value: &SecretValue) -> Result<(), StoreError> {
+        let mut secrets = self.lock();
+        if secrets.contains_key(name) {
+            return Err(StoreError::AlreadyExists { name: name.into() });
+        }
+        secrets.insert(name.into(), value.clone());
+        Ok(())
+    }
+
+    async fn replace(&self, name: &str, value: &SecretValue) -> Result<(), StoreError> {
+        match self.lock().get_mut(name) {
+            Some(stored) => {
+                *stored = value.clone();
+                Ok(())
+            }
+            None => Err(StoreError::NotFound { name: name.into() }),
+        }
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), StoreError> {
+        match self.lock().remove(name) {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound { name: name.into() }),
+        }
+    }
+}
