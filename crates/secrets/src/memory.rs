@@ -109,3 +109,77 @@ impl SecretStore for MemoryStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn behaves_like_a_store() {
+        block_on(async {
+            let store = MemoryStore::new();
+            assert!(store.list().await.unwrap().is_empty());
+            assert!(!store.exists("a").await.unwrap());
+            assert!(matches!(
+                store.read("a").await,
+                Err(StoreError::NotFound { name }) if name == "a"
+            ));
+            assert!(matches!(
+                store.replace("a", &SecretValue::new("x")).await,
+                Err(StoreError::NotFound { .. })
+            ));
+            assert!(matches!(
+                store.remove("a").await,
+                Err(StoreError::NotFound { .. })
+            ));
+
+            store.create("a", &SecretValue::new("one")).await.unwrap();
+            assert!(store.exists("a").await.unwrap());
+            assert!(!store.exists("A").await.unwrap());
+            assert!(matches!(
+                store.create("a", &SecretValue::new("two")).await,
+                Err(StoreError::AlreadyExists { name }) if name == "a"
+            ));
+            assert_eq!(store.read("a").await.unwrap().expose(), b"one");
+
+            store
+                .replace("a", &SecretValue::new("three"))
+                .await
+                .unwrap();
+            assert_eq!(store.read("a").await.unwrap().expose(), b"three");
+
+            store.create("b", &SecretValue::new("")).await.unwrap();
+            assert_eq!(store.list().await.unwrap(), ["a", "b"]);
+            store.remove("a").await.unwrap();
+            assert_eq!(store.list().await.unwrap(), ["b"]);
+        });
+    }
+
+    #[test]
+    fn stores_exact_bytes() {
+        block_on(async {
+            let bytes: Vec<u8> = (0..=255).collect();
+            let store = MemoryStore::new();
+            store
+                .create("all-bytes", &SecretValue::new(bytes.clone()))
+                .await
+                .unwrap();
+            assert_eq!(store.read("all-bytes").await.unwrap().expose(), &bytes[..]);
+        });
+    }
+
+    #[test]
+    fn debug_does_not_show_values() {
+        let store = MemoryStore::with_secrets([("a", SecretValue::new("hunter2"))]);
+        let debug = format!("{store:?}");
+        assert!(debug.contains("\"a\""), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+}

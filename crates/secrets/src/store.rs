@@ -18,7 +18,11 @@ pub trait SecretStore: Send + Sync {
     /// Names of all secrets in the store, in no particular order.
     async fn list(&self) -> Result<Vec<String>, StoreError>;
 
-    /// Whether a secret called `name` exists.
+    /// Whether a secret called exactly `name` exists.
+    ///
+    /// Only an exact name counts. (`podman secret exists` and `inspect` also
+    /// match a prefix of another secret's ID, so they cannot answer this on
+    /// their own.)
     async fn exists(&self, name: &str) -> Result<bool, StoreError>;
 
     /// The value of the secret called `name`; [`StoreError::NotFound`] when
