@@ -1,0 +1,830 @@
+//! Checks every key of a [`Config`] and resolves it into a [`Deployment`]: typed
+//! addresses, absolute directories, the unit directory for the scope.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use super::net::{Cidr, CidrError};
+use super::{Config, Loaded};
+use crate::error::{Failure, Result};
+
+/// Which systemd manager runs the units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Scope {
+    /// The calling user's manager (`systemctl --user`).
+    User,
+    /// The system manager (needs root).
+    System,
+}
+
+/// The four directories of the deployment, absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Dirs {
+    pub(crate) postgres: PathBuf,
+    pub(crate) valkey: PathBuf,
+    pub(crate) library: PathBuf,
+    pub(crate) ml_cache: PathBuf,
+}
+
+/// A configuration that passed every check, with its values resolved.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Deployment {
+    #[serde(flatten)]
+    pub(crate) config: Config,
+    #[serde(skip)]
+    pub(crate) subnet: Cidr,
+    #[serde(skip)]
+    pub(crate) gateway: IpAddr,
+    #[serde(skip)]
+    pub(crate) dns: Vec<IpAddr>,
+    #[serde(skip)]
+    pub(crate) pool: PathBuf,
+    #[serde(skip)]
+    pub(crate) dirs: Dirs,
+    #[serde(skip)]
+    pub(crate) scope: Scope,
+    #[serde(skip)]
+    pub(crate) unit_dir: PathBuf,
+}
+
+impl Deployment {
+    /// The name Podman gives the network of `<name>.network`.
+    pub(crate) fn podman_network(&self) -> String {
+        format!("systemd-{}", self.config.network.name)
+    }
+
+    /// The unit file of the network.
+    pub(crate) fn network_unit_file(&self) -> String {
+        format!("{}.network", self.config.network.name)
+    }
+
+    /// The service the generator makes of the network unit.
+    pub(crate) fn network_service(&self) -> String {
+        format!("{}-network.service", self.config.network.name)
+    }
+
+    /// The secrets this deployment needs, in the order they are ensured.
+    pub(crate) fn secret_names(&self) -> Vec<&str> {
+        let mut names = vec![self.config.postgres.password_secret.as_str()];
+        if self.config.valkey.require_password {
+            names.push(&self.config.valkey.password_secret);
+        }
+        names.push(&self.config.immich.jwt_secret);
+        names
+    }
+}
+
+/// A name for a unit, a container or a secret: a letter or digit first, then
+/// letters, digits, `_`, `.` or `-` (Podman's rule; it also keeps unit file
+/// names and `Secret=` options unambiguous).
+fn check_name(value: &str) -> std::result::Result<(), String> {
+    if value.is_empty() {
+        return Err("it is empty".into());
+    }
+    if value.len() > 200 {
+        return Err(format!(
+            "it is {} characters long (at most 200)",
+            value.len()
+        ));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        let what = match bad {
+            ' ' => "a space".to_owned(),
+            '/' => "a slash".to_owned(),
+            c => format!("`{}`", c.escape_default()),
+        };
+        return Err(format!("it contains {what}"));
+    }
+    if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("it must start with a letter or a digit".into());
+    }
+    Ok(())
+}
+
+/// A PostgreSQL role or database name that needs no quoting anywhere.
+fn check_identifier(value: &str) -> std::result::Result<(), String> {
+    if value.is_empty() {
+        return Err("it is empty".into());
+    }
+    if value.len() > 63 {
+        return Err(format!(
+            "it is {} bytes long (PostgreSQL allows 63)",
+            value.len()
+        ));
+    }
+    if !value.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return Err("it must start with a letter or `_`".into());
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+    {
+        return Err(format!(
+            "it contains `{}` (use letters, digits and `_`)",
+            bad.escape_default()
+        ));
+    }
+    Ok(())
+}
+
+/// Podman's size syntax: a number and an optional unit `b`, `k`, `m` or `g`.
+fn check_size(value: &str) -> std::result::Result<(), String> {
+    let digits = value.trim_end_matches(|c: char| "bkmgBKMG".contains(c));
+    let unit_len = value.len() - digits.len();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || unit_len > 1 {
+        return Err("write a number with an optional unit b, k, m or g, such as 128m".into());
+    }
+    if digits.bytes().all(|b| b == b'0') {
+        return Err("it is zero".into());
+    }
+    Ok(())
+}
+
+/// A container image reference: `[registry[:port]/]path[:tag][@algorithm:hex]`.
+pub(crate) fn check_image(value: &str) -> std::result::Result<(), String> {
+    if value.is_empty() {
+        return Err("it is empty".into());
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err("it contains whitespace".into());
+    }
+    let (rest, digest) = match value.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (value, None),
+    };
+    if let Some(digest) = digest {
+        let (algorithm, hex) = digest
+            .split_once(':')
+            .ok_or_else(|| format!("digest `{digest}` is not ALGORITHM:HEX"))?;
+        let algorithm_ok = !algorithm.is_empty()
+            && algorithm
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+.-_".contains(&b));
+        if !algorithm_ok || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("digest `{digest}` is not ALGORITHM:HEX"));
+        }
+    }
+    // A tag follows the last `:` that comes after the last `/`.
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !ok {
+            return Err(format!(
+                "tag `{tag}` is not valid (letters, digits, `_`, `.`, `-`; at most 128)"
+            ));
+        }
+    }
+    if name.len() > 255 {
+        return Err("the name is longer than 255 characters".into());
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    let first = components[0];
+    let has_domain = components.len() > 1
+        && (first.contains('.')
+            || first.contains(':')
+            || first == "localhost"
+            || first.chars().any(|c| c.is_ascii_uppercase()));
+    if has_domain {
+        let (host, port) = match first.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (first, None),
+        };
+        let host_ok = !host.is_empty()
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !host_ok || !port_ok {
+            return Err(format!(
+                "registry `{first}` is not a host name with an optional port"
+            ));
+        }
+        components.remove(0);
+    }
+    for component in components {
+        let ok = !component.is_empty()
+            && component.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && component.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && component
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && !component.contains("..")
+            && !component.contains("___");
+        if !ok {
+            return Err(format!(
+                "path component `{component}` is not valid (lowercase letters and digits, separated by `.`, `_` or `-`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A directory of the deployment: relative to the pool, or absolute; never with
+/// `..`.
+fn resolve_dir(pool: &Path, value: &str) -> std::result::Result<PathBuf, String> {
+    if value.is_empty() {
+        return Err("it is empty".into());
+    }
+    let path = Path::new(value);
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err("it contains `..`".into());
+    }
+    let resolved = if path.is_absolute() {
+        normalise(path)
+    } else {
+        normalise(&pool.join(path))
+    };
+    if resolved == Path::new("/") {
+        return Err("it is the root directory".into());
+    }
+    Ok(resolved)
+}
+
+/// Drops `.` components and duplicate slashes.
+fn normalise(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The unit directory of a scope, when the configuration does not set one.
+pub(crate) fn default_unit_dir(scope: Scope) -> Option<PathBuf> {
+    match scope {
+        Scope::User => home_dir().map(|h| h.join(".config/containers/systemd")),
+        Scope::System => Some("/etc/containers/systemd".into()),
+    }
+}
+
+/// Collects the checks of one configuration; the first failure is the answer.
+struct Checker<'a> {
+    loaded: &'a Loaded,
+}
+
+impl Checker<'_> {
+    fn fail(&self, section: &str, key: &str, what: String, help: impl Into<String>) -> Failure {
+        Failure::bad_input(what)
+            .at(self.loaded.locate(section, key))
+            .help(help)
+    }
+
+    fn name(&self, section: &str, key: &str, value: &str, kind: &str) -> Result<()> {
+        check_name(value).map_err(|why| {
+            self.fail(
+                section,
+                key,
+                format!("`{section}.{key}` = {value:?} is not a valid {kind} name: {why}"),
+                "use letters, digits, `_`, `.` and `-`, starting with a letter or digit (no spaces or slashes)",
+            )
+        })
+    }
+}
+
+/// Checks every key and resolves the configuration.
+pub(crate) fn validate(loaded: &Loaded) -> Result<Deployment> {
+    let c = Checker { loaded };
+    let config = &loaded.config;
+
+    // [network]
+    let network = &config.network;
+    c.name("network", "name", &network.name, "network unit")?;
+    let subnet: Cidr = network.subnet.parse().map_err(|e: CidrError| {
+        let help = match &e {
+            CidrError::HostBits { network } => format!("write `subnet = \"{network}\"`"),
+            _ => "write an IPv4 or IPv6 subnet in CIDR form, such as 10.89.5.0/24".into(),
+        };
+        c.fail(
+            "network",
+            "subnet",
+            format!(
+                "`network.subnet` = {:?} is not a valid subnet: {e}",
+                network.subnet
+            ),
+            help,
+        )
+    })?;
+    let gateway: IpAddr = network.gateway.parse().map_err(|_| {
+        c.fail(
+            "network",
+            "gateway",
+            format!(
+                "`network.gateway` = {:?} is not an IP address",
+                network.gateway
+            ),
+            format!("write an address inside {subnet}, usually its first one"),
+        )
+    })?;
+    if !subnet.contains(gateway) {
+        return Err(c.fail(
+            "network",
+            "gateway",
+            format!("`network.gateway` = {gateway} is outside the subnet {subnet}"),
+            "choose a gateway inside the subnet (usually its first address), or fix the subnet",
+        ));
+    }
+    if subnet.is_reserved(gateway) {
+        return Err(c.fail(
+            "network",
+            "gateway",
+            format!(
+                "`network.gateway` = {gateway} is the network or broadcast address of {subnet}"
+            ),
+            "choose a host address inside the subnet, usually its first one",
+        ));
+    }
+    let mut dns = Vec::new();
+    for (i, server) in network.dns.iter().enumerate() {
+        let ip: IpAddr = server.parse().map_err(|_| {
+            c.fail(
+                "network",
+                "dns",
+                format!("`network.dns[{i}]` = {server:?} is not an IP address"),
+                "list DNS servers by address, such as dns = [\"192.0.2.53\"]",
+            )
+        })?;
+        dns.push(ip);
+    }
+
+    // [storage]
+    let storage = &config.storage;
+    let pool = Path::new(&storage.pool);
+    if !pool.is_absolute() {
+        return Err(c.fail(
+            "storage",
+            "pool",
+            format!(
+                "`storage.pool` = {:?} is not an absolute path",
+                storage.pool
+            ),
+            "give the mount point of the BTRFS pool, such as /mnt/btrfs-pool",
+        ));
+    }
+    if pool.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(c.fail(
+            "storage",
+            "pool",
+            format!("`storage.pool` = {:?} contains `..`", storage.pool),
+            "give the pool's path without `..`",
+        ));
+    }
+    let pool = normalise(pool);
+    if pool == Path::new("/") {
+        return Err(c.fail(
+            "storage",
+            "pool",
+            "`storage.pool` is the root directory".into(),
+            "give the mount point of the BTRFS pool, such as /mnt/btrfs-pool",
+        ));
+    }
+    let mut resolved = BTreeMap::new();
+    for (key, value) in [
+        ("postgres_dir", &storage.postgres_dir),
+        ("valkey_dir", &storage.valkey_dir),
+        ("library_dir", &storage.library_dir),
+        ("ml_cache_dir", &storage.ml_cache_dir),
+    ] {
+        let dir = resolve_dir(&pool, value).map_err(|why| {
+            c.fail(
+                "storage",
+                key,
+                format!("`storage.{key}` = {value:?} is not a usable directory: {why}"),
+                "give a path relative to the pool, or an absolute path",
+            )
+        })?;
+        if dir == pool {
+            return Err(c.fail(
+                "storage",
+                key,
+                format!("`storage.{key}` is the pool itself"),
+                "give each service its own directory under the pool",
+            ));
+        }
+        for (other_key, other) in &resolved {
+            let (a, b): (&PathBuf, &PathBuf) = (&dir, other);
+            if a == b || a.starts_with(b) || b.starts_with(a) {
+                let how = if a == b {
+                    "the same directory as"
+                } else {
+                    "nested with"
+                };
+                return Err(c.fail(
+                    "storage",
+                    key,
+                    format!(
+                        "`storage.{key}` ({}) is {how} `storage.{other_key}` ({})",
+                        a.display(),
+                        b.display()
+                    ),
+                    "give every service a directory of its own; databases need NOCOW and the library keeps copy-on-write",
+                ));
+            }
+        }
+        resolved.insert(key, dir);
+    }
+    let dir = |key: &str| resolved.get(key).cloned().unwrap_or_default();
+    let dirs = Dirs {
+        postgres: dir("postgres_dir"),
+        valkey: dir("valkey_dir"),
+        library: dir("library_dir"),
+        ml_cache: dir("ml_cache_dir"),
+    };
+
+    // [postgres] and [valkey]
+    let pg = &config.postgres;
+    let vk = &config.valkey;
+    for (section, image) in [("postgres", &pg.image), ("valkey", &vk.image)] {
+        check_image(image).map_err(|why| {
+            c.fail(
+                section,
+                "image",
+                format!("`{section}.image` = {image:?} is not a valid image reference: {why}"),
+                "write it as REGISTRY/PATH:TAG, such as docker.io/valkey/valkey:8",
+            )
+        })?;
+    }
+    c.name(
+        "postgres",
+        "container_name",
+        &pg.container_name,
+        "container",
+    )?;
+    c.name("valkey", "container_name", &vk.container_name, "container")?;
+    if pg.container_name == vk.container_name {
+        return Err(c.fail(
+            "valkey",
+            "container_name",
+            format!(
+                "`valkey.container_name` and `postgres.container_name` are both {:?}",
+                vk.container_name
+            ),
+            "give each container its own name",
+        ));
+    }
+    for (section, name) in [
+        ("postgres", &pg.container_name),
+        ("valkey", &vk.container_name),
+    ] {
+        if *name == format!("{}-network", network.name) {
+            return Err(c.fail(
+                section,
+                "container_name",
+                format!("`{section}.container_name` = {name:?} would take the name of the network's service"),
+                "choose another container name",
+            ));
+        }
+    }
+    for (key, value) in [("user", &pg.user), ("database", &pg.database)] {
+        check_identifier(value).map_err(|why| {
+            c.fail(
+                "postgres",
+                key,
+                format!("`postgres.{key}` = {value:?} is not a valid PostgreSQL name: {why}"),
+                "use letters, digits and `_`, starting with a letter",
+            )
+        })?;
+    }
+    check_size(&pg.shm_size).map_err(|why| {
+        c.fail(
+            "postgres",
+            "shm_size",
+            format!(
+                "`postgres.shm_size` = {:?} is not a size: {why}",
+                pg.shm_size
+            ),
+            "write a size such as 128m or 1g",
+        )
+    })?;
+    if let Some(bad) = pg
+        .initdb_args
+        .chars()
+        .find(|ch| ch.is_control() || *ch == '%' || *ch == '\\')
+    {
+        return Err(c.fail(
+            "postgres",
+            "initdb_args",
+            format!(
+                "`postgres.initdb_args` contains `{}`, which cannot be passed through a unit file unchanged",
+                bad.escape_default()
+            ),
+            "use plain initdb options such as --data-checksums",
+        ));
+    }
+
+    // Secrets
+    let mut secrets: Vec<(&str, &str, &str)> = vec![
+        ("postgres", "password_secret", &pg.password_secret),
+        ("valkey", "password_secret", &vk.password_secret),
+        ("immich", "jwt_secret", &config.immich.jwt_secret),
+    ];
+    for (section, key, value) in &secrets {
+        homelab_secrets::validate_name(value).map_err(|e| {
+            c.fail(
+                section,
+                key,
+                format!("`{section}.{key}` is not a valid secret name: {e}"),
+                "use letters, digits, `_`, `.` and `-`, starting with a letter or digit (no spaces, slashes or commas)",
+            )
+        })?;
+    }
+    if !vk.require_password {
+        secrets.remove(1);
+    }
+    for (i, (section, key, value)) in secrets.iter().enumerate() {
+        if let Some((other_section, other_key, _)) =
+            secrets[..i].iter().find(|(_, _, other)| other == value)
+        {
+            return Err(c.fail(
+                section,
+                key,
+                format!("`{section}.{key}` and `{other_section}.{other_key}` name the same secret {value:?}"),
+                "give each secret its own name: one leaked or rotated password must not affect the others",
+            ));
+        }
+    }
+
+    // [systemd]
+    let scope = match config.systemd.scope.as_str() {
+        "user" => Scope::User,
+        "system" => Scope::System,
+        other => {
+            return Err(c.fail(
+                "systemd",
+                "scope",
+                format!("`systemd.scope` = {other:?} is neither \"user\" nor \"system\""),
+                "write scope = \"user\" (the user's systemd manager) or \"system\"",
+            ));
+        }
+    };
+    let unit_dir = match &config.systemd.unit_dir {
+        Some(dir) => {
+            let path = Path::new(dir);
+            if !path.is_absolute() {
+                return Err(c.fail(
+                    "systemd",
+                    "unit_dir",
+                    format!("`systemd.unit_dir` = {dir:?} is not an absolute path"),
+                    "give an absolute directory that the Quadlet generator reads, or remove the key",
+                ));
+            }
+            normalise(path)
+        }
+        None => default_unit_dir(scope).ok_or_else(|| {
+            Failure::precondition("cannot find the unit directory: $HOME is not set")
+                .help("set HOME, or set `unit_dir` in [systemd]")
+        })?,
+    };
+
+    Ok(Deployment {
+        config: config.clone(),
+        subnet,
+        gateway,
+        dns,
+        pool,
+        dirs,
+        scope,
+        unit_dir,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Origin, parse};
+    use crate::error::Exit;
+
+    fn check(text: &str) -> Result<Deployment> {
+        let loaded = parse(
+            text,
+            Origin::Flag {
+                path: "t.toml".into(),
+            },
+        )?;
+        validate(&loaded)
+    }
+
+    /// Each malformed configuration fails with exit 2, at the line of its key.
+    #[test]
+    fn malformed_configurations_name_key_and_line() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[network]\nname = \"my net\"\n",
+                "t.toml:2:1 ([network] name)",
+            ),
+            ("[network]\nname = \"a/b\"\n", "t.toml:2:1 ([network] name)"),
+            ("[network]\nname = \"\"\n", "t.toml:2:1 ([network] name)"),
+            (
+                "[network]\nsubnet = \"10.89.5.0\"\n",
+                "t.toml:2:1 ([network] subnet)",
+            ),
+            (
+                "[network]\nsubnet = \"10.89.5.0/40\"\n",
+                "t.toml:2:1 ([network] subnet)",
+            ),
+            (
+                "[network]\nsubnet = \"10.89.500.0/24\"\n",
+                "t.toml:2:1 ([network] subnet)",
+            ),
+            (
+                "[network]\nsubnet = \"10.89.5.7/24\"\n",
+                "t.toml:2:1 ([network] subnet)",
+            ),
+            (
+                "[network]\ngateway = \"10.89.6.1\"\n",
+                "t.toml:2:1 ([network] gateway)",
+            ),
+            (
+                "[network]\ngateway = \"10.89.5.0\"\n",
+                "t.toml:2:1 ([network] gateway)",
+            ),
+            (
+                "[network]\ngateway = \"gw\"\n",
+                "t.toml:2:1 ([network] gateway)",
+            ),
+            (
+                "[network]\ndns = [\"dns.example\"]\n",
+                "t.toml:2:1 ([network] dns)",
+            ),
+            (
+                "[storage]\npool = \"btrfs-pool\"\n",
+                "t.toml:2:1 ([storage] pool)",
+            ),
+            ("[storage]\npool = \"/\"\n", "t.toml:2:1 ([storage] pool)"),
+            (
+                "[storage]\npool = \"/mnt/../x\"\n",
+                "t.toml:2:1 ([storage] pool)",
+            ),
+            (
+                "[storage]\nvalkey_dir = \"../escape\"\n",
+                "t.toml:2:1 ([storage] valkey_dir)",
+            ),
+            (
+                "[storage]\nvalkey_dir = \"subvol7-containers/postgresql-immich\"\n",
+                "t.toml:2:1 ([storage] valkey_dir)",
+            ),
+            (
+                "[storage]\nml_cache_dir = \"subvol3-opptak/immich/ml\"\n",
+                "t.toml:2:1 ([storage] ml_cache_dir)",
+            ),
+            (
+                "[storage]\nlibrary_dir = \"\"\n",
+                "t.toml:2:1 ([storage] library_dir)",
+            ),
+            (
+                "[postgres]\nimage = \"Immich/Postgres\"\n",
+                "t.toml:2:1 ([postgres] image)",
+            ),
+            (
+                "[valkey]\nimage = \"valkey:\"\n",
+                "t.toml:2:1 ([valkey] image)",
+            ),
+            (
+                "[valkey]\nimage = \"docker.io/valkey/valkey:8 x\"\n",
+                "t.toml:2:1 ([valkey] image)",
+            ),
+            (
+                "[postgres]\ncontainer_name = \"pg immich\"\n",
+                "t.toml:2:1 ([postgres] container_name)",
+            ),
+            (
+                "[valkey]\ncontainer_name = \"postgresql-immich\"\n",
+                "t.toml:2:1 ([valkey] container_name)",
+            ),
+            (
+                "[postgres]\nuser = \"im-mich\"\n",
+                "t.toml:2:1 ([postgres] user)",
+            ),
+            (
+                "[postgres]\ndatabase = \"1db\"\n",
+                "t.toml:2:1 ([postgres] database)",
+            ),
+            (
+                "[postgres]\nshm_size = \"lots\"\n",
+                "t.toml:2:1 ([postgres] shm_size)",
+            ),
+            (
+                "[postgres]\nshm_size = \"0\"\n",
+                "t.toml:2:1 ([postgres] shm_size)",
+            ),
+            (
+                "[postgres]\npassword_secret = \"pg,pw\"\n",
+                "t.toml:2:1 ([postgres] password_secret)",
+            ),
+            (
+                "[immich]\njwt_secret = \"postgres-password\"\n",
+                "t.toml:2:1 ([immich] jwt_secret)",
+            ),
+            (
+                "[systemd]\nscope = \"global\"\n",
+                "t.toml:2:1 ([systemd] scope)",
+            ),
+            (
+                "[systemd]\nunit_dir = \"units\"\n",
+                "t.toml:2:1 ([systemd] unit_dir)",
+            ),
+            (
+                "[postgres]\ninitdb_args = \"--x=%h\"\n",
+                "t.toml:2:1 ([postgres] initdb_args)",
+            ),
+        ];
+        for (text, location) in cases {
+            let err = check(text).expect_err(text);
+            assert_eq!(err.exit, Exit::BadInput, "{text}");
+            assert_eq!(err.location.as_deref(), Some(*location), "{text}\n{err}");
+            assert!(err.help.is_some(), "{text}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_journal_deployment() {
+        let d = check("").unwrap();
+        assert_eq!(d.podman_network(), "systemd-photos");
+        assert_eq!(d.network_service(), "photos-network.service");
+        assert_eq!(d.subnet.to_string(), "10.89.5.0/24");
+        assert_eq!(
+            d.dirs.postgres,
+            Path::new("/mnt/btrfs-pool/subvol7-containers/postgresql-immich")
+        );
+        assert_eq!(
+            d.dirs.library,
+            Path::new("/mnt/btrfs-pool/subvol3-opptak/immich")
+        );
+        assert!(d.dns.is_empty());
+        assert_eq!(d.scope, Scope::User);
+        assert_eq!(
+            d.secret_names(),
+            ["postgres-password", "redis-password", "immich-jwt-secret"]
+        );
+    }
+
+    #[test]
+    fn absolute_directories_and_dns_are_accepted() {
+        let d = check(
+            "[network]\ndns = [\"192.0.2.53\"]\n[storage]\npool = \"/srv/pool/\"\nvalkey_dir = \"/srv/other/valkey\"\n",
+        )
+        .unwrap();
+        assert_eq!(d.pool, Path::new("/srv/pool"));
+        assert_eq!(d.dirs.valkey, Path::new("/srv/other/valkey"));
+        assert_eq!(d.dns, ["192.0.2.53".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn valkey_without_password_needs_no_secret() {
+        let d =
+            check("[valkey]\nrequire_password = false\npassword_secret = \"immich-jwt-secret\"\n")
+                .unwrap();
+        assert_eq!(d.secret_names(), ["postgres-password", "immich-jwt-secret"]);
+    }
+
+    #[test]
+    fn image_references() {
+        for ok in [
+            "docker.io/valkey/valkey:8",
+            "valkey/valkey",
+            "localhost/immich-db-test/postgres:latest",
+            "localhost:5000/a/b:c",
+            "ghcr.io/immich-app/postgres:14-vectorchord0.4.3-pgvectors0.2.0",
+            "postgres@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(check_image(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "Valkey",
+            "a//b",
+            "a:b:c",
+            "valkey:",
+            "valkey@sha256:xyz",
+            "-a/b",
+            "reg istry/a",
+            "a/b_",
+        ] {
+            assert!(check_image(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! Control of the systemd manager that runs the units: `systemctl` for the scope,
+//! behind a trait so that plan and deploy logic can be tested with a fake.
+//!
+//! Unit names are the only arguments ever passed: never a secret.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use crate::config::Scope;
+
+/// Why a `systemctl` call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SystemdError {
+    /// The command, as a person would type it.
+    pub(crate) command: String,
+    /// What it printed on standard error, or why it could not run.
+    pub(crate) detail: String,
+}
+
+impl fmt::Display for SystemdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` failed: {}", self.command, self.detail.trim())
+    }
+}
+
+impl std::error::Error for SystemdError {}
+
+pub(crate) type SystemdResult<T> = Result<T, SystemdError>;
+
+/// The properties of a unit that deploy, verify and status read.
+pub(crate) const UNIT_PROPERTIES: &[&str] = &[
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "NeedDaemonReload",
+    "ActiveEnterTimestamp",
+    "NRestarts",
+    "MemoryCurrent",
+    "MemoryPeak",
+    "CPUUsageNSec",
+    "Result",
+];
+
+/// What the tool asks of a systemd manager.
+pub(crate) trait Systemd: Send + Sync {
+    /// Whether the manager answers; the error says why not.
+    fn reachable(&self) -> SystemdResult<()>;
+    /// `systemctl daemon-reload`: rerun the generators and reread the units.
+    fn daemon_reload(&self) -> SystemdResult<()>;
+    /// Start the units; with `wait == false` return once the jobs are queued.
+    fn start(&self, units: &[String], wait: bool) -> SystemdResult<()>;
+    /// Restart the units; with `wait == false` return once the jobs are queued.
+    fn restart(&self, units: &[String], wait: bool) -> SystemdResult<()>;
+    /// Stop the units and wait for them to stop.
+    fn stop(&self, units: &[String]) -> SystemdResult<()>;
+    /// Forget the failed state of the units (ignores units that are not failed).
+    fn reset_failed(&self, units: &[String]) -> SystemdResult<()>;
+    /// Properties of a unit (timestamps in microseconds, UTC). A unit that does
+    /// not exist has `LoadState=not-found`.
+    fn show(&self, unit: &str, properties: &[&str]) -> SystemdResult<BTreeMap<String, String>>;
+}
+
+/// The real manager, through `systemctl`.
+#[derive(Debug, Clone)]
+pub(crate) struct Systemctl {
+    scope: Scope,
+    runtime_dir: Option<PathBuf>,
+}
+
+impl Systemctl {
+    pub(crate) fn new(scope: Scope) -> Self {
+        // `systemctl --user` finds the manager through XDG_RUNTIME_DIR; a shell
+        // reached through `su` or `sudo` often lacks it.
+        let runtime_dir = match scope {
+            Scope::User => Some(
+                std::env::var_os("XDG_RUNTIME_DIR")
+                    .filter(|v| !v.is_empty())
+                    .map_or_else(
+                        || {
+                            PathBuf::from(format!(
+                                "/run/user/{}",
+                                rustix::process::getuid().as_raw()
+                            ))
+                        },
+                        PathBuf::from,
+                    ),
+            ),
+            Scope::System => None,
+        };
+        Self { scope, runtime_dir }
+    }
+
+    /// `$XDG_RUNTIME_DIR` given to `systemctl --user`.
+    pub(crate) fn runtime_dir(&self) -> Option<&std::path::Path> {
+        self.runtime_dir.as_deref()
+    }
+
+    fn run(&self, args: &[&str]) -> SystemdResult<String> {
+        let mut cmd = Command::new("systemctl");
+        if self.scope == Scope::User {
+            cmd.arg("--user");
+        }
+        if let Some(dir) = &self.runtime_dir {
+            cmd.env("XDG_RUNTIME_DIR", dir);
+        }
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let display = || {
+            let scope = if self.scope == Scope::User {
+                " --user"
+            } else {
+                ""
+            };
+            format!("systemctl{scope} {}", args.join(" "))
+        };
+        let out = cmd.output().map_err(|e| SystemdError {
+            command: display(),
+            detail: format!("cannot run systemctl: {e}"),
+        })?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            Err(SystemdError {
+                command: display(),
+                detail: if stderr.is_empty() {
+                    out.status.to_string()
+                } else {
+                    stderr
+                },
+            })
+        }
+    }
+
+    fn with_units(&self, verb: &[&str], units: &[String]) -> SystemdResult<()> {
+        if units.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<&str> = verb.to_vec();
+        args.extend(units.iter().map(String::as_str));
+        self.run(&args).map(drop)
+    }
+}
+
+impl Systemd for Systemctl {
+    fn reachable(&self) -> SystemdResult<()> {
+        let state = match self.run(&["is-system-running"]) {
+            Ok(state) => state,
+            // Exits non-zero for "degraded" or "starting", which still answer.
+            Err(e)
+                if !e.detail.contains("Failed to connect") && !e.detail.contains("cannot run") =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        match state.trim() {
+            "offline" | "unknown" => Err(SystemdError {
+                command: "systemctl is-system-running".into(),
+                detail: format!("the manager is {}", state.trim()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn daemon_reload(&self) -> SystemdResult<()> {
+        self.run(&["daemon-reload"]).map(drop)
+    }
+
+    fn start(&self, units: &[String], wait: bool) -> SystemdResult<()> {
+        let verb: &[&str] = if wait {
+            &["start"]
+        } else {
+            &["start", "--no-block"]
+        };
+        self.with_units(verb, units)
+    }
+
+    fn restart(&self, units: &[String], wait: bool) -> SystemdResult<()> {
+        let verb: &[&str] = if wait {
+            &["restart"]
+        } else {
+            &["restart", "--no-block"]
+        };
+        self.with_units(verb, units)
+    }
+
+    fn stop(&self, units: &[String]) -> SystemdResult<()> {
+        self.with_units(&["stop"], units)
+    }
+
+    fn reset_failed(&self, units: &[String]) -> SystemdResult<()> {
+        // Fails for units that are not loaded: nothing to forget then.
+        let _ = self.with_units(&["reset-failed"], units);
+        Ok(())
+    }
+
+    fn show(&self, unit: &str, properties: &[&str]) -> SystemdResult<BTreeMap<String, String>> {
+        let props = properties.join(",");
+        let out = self.run(&["show", "--timestamp=us+utc", "-p", &props, "--", unit])?;
+        Ok(parse_show(&out))
+    }
+}
+
+/// Parses `KEY=VALUE` lines of `systemctl show`.
+pub(crate) fn parse_show(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A number property, or `None` when systemd does not know it (`[not set]`, or
+/// the all-ones "infinity" value).
+pub(crate) fn number(props: &BTreeMap<String, String>, key: &str) -> Option<u64> {
+    props
+        .get(key)
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v != u64::MAX)
+}
+
+/// A timestamp property (`Wed 2026-11-25 16:58:59.399570 UTC`) as microseconds
+/// since the epoch; `None` when empty.
+pub(crate) fn timestamp_us(props: &BTreeMap<String, String>, key: &str) -> Option<i64> {
+    let value = props.get(key)?.trim();
+    let mut parts = value.split_whitespace();
+    let _weekday = parts.next()?;
+    let date = parts.next()?;
+    let time = parts.next()?;
+    if parts.next()? != "UTC" {
+        return None;
+    }
+    let mut ymd = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, d) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
+    let (hms, micros) = time.split_once('.').unwrap_or((time, "0"));
+    let mut hms = hms.split(':').map(|p| p.parse::<i64>());
+    let (hh, mm, ss) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
+    let micros: i64 = format!("{micros:0<6}").get(..6)?.parse().ok()?;
+    let days = days_from_civil(y, m, d);
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + micros)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A recording fake: units have states that the test sets and that start, stop
+/// and restart change; every call is recorded.
+#[derive(Debug, Default)]
+pub(crate) struct FakeSystemd {
+    pub(crate) calls: Mutex<Vec<String>>,
+    pub(crate) units: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    pub(crate) unreachable: bool,
+    clock: Mutex<i64>,
+}
+
+impl FakeSystemd {
+    fn record(&self, call: String) {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(call);
+    }
+
+    fn tick(&self) -> String {
+        let mut clock = self
+            .clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *clock += 1;
+        format!("Wed 2030-01-01 00:00:{:02}.000000 UTC", *clock % 60)
+    }
+
+    fn set(&self, unit: &str, active: &str) {
+        let stamp = self.tick();
+        let mut units = self
+            .units
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let props = units.entry(unit.to_owned()).or_default();
+        props.insert("LoadState".into(), "loaded".into());
+        props.insert("ActiveState".into(), active.into());
+        if active == "active" {
+            props.insert("ActiveEnterTimestamp".into(), stamp);
+        }
+    }
+
+    /// The calls so far.
+    pub(crate) fn calls(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Systemd for FakeSystemd {
+    fn reachable(&self) -> SystemdResult<()> {
+        if self.unreachable {
+            return Err(SystemdError {
+                command: "systemctl --user is-system-running".into(),
+                detail: "Failed to connect to bus".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn daemon_reload(&self) -> SystemdResult<()> {
+        self.record("daemon-reload".into());
+        Ok(())
+    }
+
+    fn start(&self, units: &[String], _wait: bool) -> SystemdResult<()> {
+        self.record(format!("start {}", units.join(" ")));
+        for unit in units {
+            self.set(unit, "active");
+        }
+        Ok(())
+    }
+
+    fn restart(&self, units: &[String], _wait: bool) -> SystemdResult<()> {
+        self.record(format!("restart {}", units.join(" ")));
+        for unit in units {
+            self.set(unit, "active");
+        }
+        Ok(())
+    }
+
+    fn stop(&self, units: &[String]) -> SystemdResult<()> {
+        self.record(format!("stop {}", units.join(" ")));
+        for unit in units {
+            self.set(unit, "inactive");
+        }
+        Ok(())
+    }
+
+    fn reset_failed(&self, _units: &[String]) -> SystemdResult<()> {
+        Ok(())
+    }
+
+    fn show(&self, unit: &str, properties: &[&str]) -> SystemdResult<BTreeMap<String, String>> {
+        let units = self
+            .units
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = units.get(unit);
+        Ok(properties
+            .iter()
+            .map(|p| {
+                let value = known.and_then(|k| k.get(*p)).cloned().unwrap_or_else(|| {
+                    match (*p, known.is_some()) {
+                        ("LoadState", false) => "not-found".into(),
+                        ("ActiveState", _) => "inactive".into(),
+                        ("NeedDaemonReload", _) => "no".into(),
+                        _ => String::new(),
+                    }
+                });
+                ((*p).to_owned(), value)
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_show_output_and_timestamps() {
+        let props = parse_show(
+            "ActiveState=active\nActiveEnterTimestamp=Wed 2026-11-25 16:58:59.399570 UTC\nNRestarts=2\nMemoryCurrent=[not set]\nMemoryPeak=18446744073709551615\n",
+        );
+        assert_eq!(props["ActiveState"], "active");
+        assert_eq!(number(&props, "NRestarts"), Some(2));
+        assert_eq!(number(&props, "MemoryCurrent"), None);
+        assert_eq!(number(&props, "MemoryPeak"), None);
+        // date -u -d '2026-11-25 16:58:59' +%s = 1795625939
+        assert_eq!(
+            timestamp_us(&props, "ActiveEnterTimestamp"),
+            Some(1_795_625_939_399_570)
+        );
+        assert_eq!(timestamp_us(&parse_show("T=\n"), "T"), None);
+    }
+
+    #[test]
+    fn fake_tracks_states_and_calls() {
+        let fake = FakeSystemd::default();
+        let unit = "a.service".to_owned();
+        assert_eq!(
+            fake.show(&unit, &["LoadState"]).unwrap()["LoadState"],
+            "not-found"
+        );
+        fake.start(std::slice::from_ref(&unit), true).unwrap();
+        assert_eq!(
+            fake.show(&unit, &["ActiveState"]).unwrap()["ActiveState"],
+            "active"
+        );
+        fake.stop(std::slice::from_ref(&unit)).unwrap();
+        assert_eq!(fake.calls(), ["start a.service", "stop a.service"]);
+    }
+}
