@@ -33,7 +33,7 @@ pub(crate) enum Command {
     Config(ConfigCommand),
     /// Show what `deploy` would do, step by step, without changing anything
     #[command(after_help = "Example:\n  immich-db plan --config ./immich-db.toml")]
-    Plan,
+    Plan(DeployArgs),
     /// Check the host, then create or update the network, storage, secrets and
     /// units, start what changed, wait for health and verify
     #[command(after_help = "Example:\n  immich-db deploy")]

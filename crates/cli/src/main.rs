@@ -7,12 +7,17 @@
 mod cli;
 mod commands;
 mod config;
+mod context;
+mod desired;
 mod error;
 mod fault;
 mod files;
 mod lock;
 mod output;
+mod plan;
+mod preconditions;
 mod systemd;
+mod verify;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -54,16 +59,31 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<Outcome> {
     let ui = Ui { json: cli.json };
-    match cli.command {
+    let command = match cli.command {
         Command::Config(ConfigCommand::Init { file, force }) => {
-            commands::config::init(file.as_deref(), force)
+            return commands::config::init(file.as_deref(), force);
         }
         Command::Config(ConfigCommand::Show) => {
-            commands::config::show(&config::load(cli.config.as_deref())?)
+            return commands::config::show(&config::load(cli.config.as_deref())?);
         }
-        _ => {
-            let _ = ui;
-            Err(Failure::internal("not yet available"))
+        Command::Quadlet(command) => return commands::quadlet::run(&command),
+        other => other,
+    };
+    // Bad input is found before anything on the host is touched.
+    let deployment = config::validate(&config::load(cli.config.as_deref())?)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let ctx = context::Context::connect(deployment, ui).await?;
+        match command {
+            Command::Plan(args) => commands::plan::run(&ctx, args.allow_non_btrfs).await,
+            Command::Deploy(args) => commands::deploy::run(&ctx, &args).await,
+            Command::Verify => commands::verify::run(&ctx).await,
+            Command::Status => commands::status::run(&ctx).await,
+            Command::Destroy(args) => commands::destroy::run(&ctx, &args).await,
+            Command::Config(_) | Command::Quadlet(_) => Err(Failure::internal("handled above")),
         }
-    }
+    })
 }

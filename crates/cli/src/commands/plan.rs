@@ -1,0 +1,35 @@
+//! `plan`: what `deploy` would do, changing nothing.
+
+use serde_json::json;
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::output::Outcome;
+use crate::{plan, preconditions};
+
+pub(crate) async fn run(ctx: &Context, allow_non_btrfs: bool) -> Result<Outcome> {
+    let report = preconditions::check(ctx, allow_non_btrfs, false)
+        .await
+        .into_result()?;
+    let plan = plan::plan(ctx, report.nocow_possible).await?;
+    let mut human = String::new();
+    for w in report.warnings() {
+        human.push_str(&format!(
+            "warning: {}{}\n",
+            w.detail,
+            w.fix
+                .as_deref()
+                .map(|f| format!(" (fix: {f})"))
+                .unwrap_or_default()
+        ));
+    }
+    human.push_str(&plan.render());
+    Outcome::ok(
+        json!({
+            "changes": !plan.is_empty(),
+            "preconditions": report,
+            "plan": plan,
+        }),
+        human,
+    )
+}

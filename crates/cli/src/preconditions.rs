@@ -1,0 +1,365 @@
+//! What the host must provide before deploy changes anything: Podman with its
+//! Quadlet generator, a reachable systemd manager, the BTRFS pool, the images, a
+//! free subnet. Missing pieces are errors (exit 3); risky ones are warnings.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Scope;
+use crate::context::Context;
+use crate::error::{Failure, Result};
+
+/// Where distributions put Podman's Quadlet generator.
+const QUADLET_GENERATORS: &[&str] = &[
+    "/usr/libexec/podman/quadlet",
+    "/usr/lib/podman/quadlet",
+    "/usr/local/libexec/podman/quadlet",
+];
+
+/// One precondition's result.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Finding {
+    pub(crate) name: &'static str,
+    pub(crate) severity: Severity,
+    pub(crate) detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Severity {
+    Ok,
+    Warning,
+    Error,
+}
+
+/// Results of all preconditions; errors are reported together.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Report {
+    pub(crate) findings: Vec<Finding>,
+    /// Whether NOCOW can be set (the pool is on BTRFS).
+    pub(crate) nocow_possible: bool,
+}
+
+impl Report {
+    fn ok(&mut self, name: &'static str, detail: impl Into<String>) {
+        self.push(name, Severity::Ok, detail, None::<String>);
+    }
+    fn warn(&mut self, name: &'static str, detail: impl Into<String>, fix: impl Into<String>) {
+        self.push(name, Severity::Warning, detail, Some(fix));
+    }
+    fn error(&mut self, name: &'static str, detail: impl Into<String>, fix: impl Into<String>) {
+        self.push(name, Severity::Error, detail, Some(fix));
+    }
+    fn push(
+        &mut self,
+        name: &'static str,
+        severity: Severity,
+        detail: impl Into<String>,
+        fix: Option<impl Into<String>>,
+    ) {
+        self.findings.push(Finding {
+            name,
+            severity,
+            detail: detail.into(),
+            fix: fix.map(Into::into),
+        });
+    }
+
+    pub(crate) fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+    }
+
+    /// Exit 3 with every failed precondition, or `Ok`.
+    pub(crate) fn into_result(self) -> Result<Self> {
+        let errors: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
+        let Some(first) = errors.first() else {
+            return Ok(self);
+        };
+        let what = if errors.len() == 1 {
+            format!("a host precondition is not met: {}", first.detail)
+        } else {
+            let list: Vec<String> = errors
+                .iter()
+                .map(|f| format!("\n  - {}", f.detail))
+                .collect();
+            format!(
+                "{} host preconditions are not met:{}",
+                errors.len(),
+                list.concat()
+            )
+        };
+        let help: Vec<String> = errors.iter().filter_map(|f| f.fix.clone()).collect();
+        Err(Failure::precondition(what)
+            .at(first.name)
+            .help(format!("{}; nothing was changed", help.join("; "))))
+    }
+}
+
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let _ = fields.next();
+        (fields.next()?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    })
+}
+
+/// The nearest existing ancestor of a path.
+fn existing_ancestor(path: &Path) -> Option<PathBuf> {
+    path.ancestors().find(|p| p.exists()).map(Path::to_path_buf)
+}
+
+/// Pulls an image with `podman pull` (only the reference is an argument).
+pub(crate) fn pull_image(reference: &str) -> std::result::Result<(), String> {
+    let out = std::process::Command::new("podman")
+        .args(["pull", "--quiet", reference])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run podman: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        Err(err
+            .lines()
+            .last()
+            .unwrap_or("pull failed")
+            .trim()
+            .to_owned())
+    }
+}
+
+/// Checks everything, changing nothing but, where an image is missing, pulling
+/// it (an image pull is a cache fill, not a change to the deployment).
+pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> Report {
+    let d = &ctx.deployment;
+    let mut report = Report::default();
+
+    // Podman and Quadlet.
+    match ctx.runtime.version().await {
+        Ok(v) if v.at_least(4, 4) => report.ok("podman", format!("podman {}", v.version)),
+        Ok(v) => report.error(
+            "podman",
+            format!("podman {} is too old for Quadlet", v.version),
+            "install podman 4.4 or newer (5.x recommended)",
+        ),
+        Err(e) => report.error(
+            "podman",
+            format!("cannot ask Podman for its version: {e}"),
+            "check that podman is installed and its service answers",
+        ),
+    }
+    match QUADLET_GENERATORS.iter().find(|p| Path::new(p).exists()) {
+        Some(path) => report.ok("quadlet", format!("Quadlet generator at {path}")),
+        None => report.error(
+            "quadlet",
+            "Podman's Quadlet generator is not installed",
+            "install podman 4.4 or newer with its systemd generator",
+        ),
+    }
+
+    // systemd.
+    let uid = rustix::process::getuid().as_raw();
+    match d.scope {
+        Scope::System if uid != 0 => report.error(
+            "systemd",
+            "the system scope needs root",
+            "run as root, or set scope = \"user\" in [systemd]",
+        ),
+        _ => match ctx.systemd.reachable() {
+            Ok(()) => report.ok("systemd", "the systemd manager answers"),
+            Err(e) => report.error(
+                "systemd",
+                format!("the systemd manager for the {:?} scope does not answer: {e}", d.scope),
+                match d.scope {
+                    Scope::User => "log in as the user (or `loginctl enable-linger USER` and set XDG_RUNTIME_DIR=/run/user/UID)",
+                    Scope::System => "check that systemd runs as PID 1",
+                },
+            ),
+        },
+    }
+    if d.scope == Scope::User {
+        let name = user_name(uid).unwrap_or_else(|| uid.to_string());
+        if Path::new("/var/lib/systemd/linger").join(&name).exists() {
+            report.ok("linger", format!("lingering is enabled for {name}"));
+        } else {
+            report.warn(
+                "linger",
+                format!("lingering is not enabled for {name}: the services will not start at boot until they log in"),
+                format!("loginctl enable-linger {name}"),
+            );
+        }
+    }
+
+    // The pool.
+    let pool = &d.pool;
+    if pool.is_dir() {
+        match homelab_btrfs::is_btrfs(pool) {
+            Ok(true) => {
+                report.nocow_possible = true;
+                report.ok("pool", format!("{} is on BTRFS", pool.display()));
+            }
+            Ok(false) => {
+                let fs = homelab_btrfs::filesystem(pool)
+                    .map_or_else(|_| "another filesystem".to_owned(), |f| f.to_string());
+                if allow_non_btrfs {
+                    report.warn(
+                        "pool",
+                        format!("{} is on {fs}, not BTRFS: NOCOW has no effect there, the databases keep copy-on-write", pool.display()),
+                        "move the pool to BTRFS for database performance",
+                    );
+                } else {
+                    report.error(
+                        "pool",
+                        format!("the pool {} is on {fs}, not BTRFS: NOCOW has no effect there", pool.display()),
+                        "point [storage] pool at a BTRFS mount, or pass --allow-non-btrfs to proceed anyway",
+                    );
+                }
+            }
+            Err(e) => report.error(
+                "pool",
+                format!("cannot tell the filesystem of {}: {e}", pool.display()),
+                "check the pool's path and permissions",
+            ),
+        }
+    } else {
+        report.error(
+            "pool",
+            format!("the pool {} does not exist", pool.display()),
+            "mount the BTRFS pool there, or fix [storage] pool",
+        );
+    }
+
+    // Directories: a file in the way, or a path that cannot be created.
+    if pool.is_dir() {
+        if let Err(e) = crate::plan::dir_plans(d, report.nocow_possible) {
+            report.error("storage", e.what, e.help.unwrap_or_default());
+        }
+    }
+
+    // The unit directory must be writable.
+    match existing_ancestor(&d.unit_dir) {
+        Some(dir) if rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).is_ok() => {
+            report.ok("unit_dir", format!("units go to {}", d.unit_dir.display()));
+        }
+        _ => report.error(
+            "unit_dir",
+            format!(
+                "the unit directory {} cannot be written",
+                d.unit_dir.display()
+            ),
+            "run as the user who owns it, or set [systemd] unit_dir",
+        ),
+    }
+
+    // Images.
+    for (key, image) in [
+        ("postgres", &d.config.postgres.image),
+        ("valkey", &d.config.valkey.image),
+    ] {
+        match ctx.runtime.image_exists(image).await {
+            Ok(true) => report.ok("images", format!("image {image} is present")),
+            Ok(false) if pull && !image.starts_with("localhost/") => match pull_image(image) {
+                Ok(()) => report.ok("images", format!("image {image} pulled")),
+                Err(e) => report.error(
+                    "images",
+                    format!(
+                        "the image {image} ([{key}] image) is not present and cannot be pulled: {e}"
+                    ),
+                    format!(
+                        "pull it by hand (`podman pull {image}`), load it, or fix [{key}] image"
+                    ),
+                ),
+            },
+            Ok(false) => report.error(
+                "images",
+                format!("the image {image} ([{key}] image) is not present"),
+                format!("pull or build it (`podman pull {image}`), or fix [{key}] image"),
+            ),
+            Err(e) => report.error(
+                "images",
+                format!("cannot look up the image {image}: {e}"),
+                "check that the Podman service answers",
+            ),
+        }
+    }
+
+    // The subnet.
+    let network = d.podman_network();
+    match homelab_podman::Cidr::new(d.subnet.address(), d.subnet.prefix()) {
+        Ok(subnet) => match ctx.runtime.overlapping_networks(&subnet).await {
+            Ok(overlaps) => {
+                let others: Vec<String> = overlaps
+                    .iter()
+                    .filter(|o| o.network != network)
+                    .map(|o| format!("{} ({})", o.network, o.subnet))
+                    .collect();
+                if others.is_empty() {
+                    report.ok(
+                        "subnet",
+                        format!("{} is free or already {network}", d.subnet),
+                    );
+                } else {
+                    report.error(
+                        "subnet",
+                        format!(
+                            "the subnet {} overlaps the network(s) {}",
+                            d.subnet,
+                            others.join(", ")
+                        ),
+                        "choose a free subnet in [network] subnet (and its gateway)",
+                    );
+                }
+            }
+            Err(e) => report.error(
+                "subnet",
+                format!("cannot list the Podman networks: {e}"),
+                "check that the Podman service answers",
+            ),
+        },
+        Err(e) => report.error("subnet", e.to_string(), "fix [network] subnet"),
+    }
+
+    // Secrets: look-alike names.
+    match ctx.secrets.list().await {
+        Ok(existing) => {
+            for name in d.secret_names() {
+                let similar = homelab_secrets::near_duplicates_of(name, &existing);
+                if !similar.is_empty() {
+                    report.warn(
+                        "secrets",
+                        format!("the secret {name} has look-alikes: {}", similar.join(", ")),
+                        "remove the look-alikes you no longer use (`podman secret rm NAME`) so nobody picks the wrong one",
+                    );
+                }
+            }
+        }
+        Err(e) => report.error(
+            "secrets",
+            format!("cannot list the Podman secrets: {e}"),
+            "check that the Podman service answers",
+        ),
+    }
+
+    // Memory overcommit, as Valkey asks for background saves.
+    if let Ok(value) = std::fs::read_to_string("/proc/sys/vm/overcommit_memory") {
+        if value.trim() != "1" {
+            report.warn(
+                "overcommit",
+                format!("vm.overcommit_memory is {}: Valkey's background saves may fail under memory pressure", value.trim()),
+                "sysctl vm.overcommit_memory=1 (and add it to /etc/sysctl.d to keep it)",
+            );
+        }
+    }
+    report
+}
