@@ -1,0 +1,1006 @@
+//! What the runtime reports and what it is asked to create: plain data, independent
+//! of how podman encodes it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use zeroize::Zeroizing;
+
+use crate::{Cidr, Error};
+
+/// The podman version a service runs, and the API version it speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// Podman's version, such as `5.4.2`.
+    pub version: String,
+    /// The libpod API version, such as `5.4.2`.
+    pub api_version: String,
+}
+
+impl Version {
+    /// The major, minor and patch numbers of [`Version::version`], when it
+    /// starts with them (`5.4.2-dev` gives `(5, 4, 2)`).
+    pub fn numbers(&self) -> Option<(u32, u32, u32)> {
+        let mut parts = self.version.split(['.', '-', '+', '~']);
+        let mut next = || parts.next().and_then(|p| p.parse::<u32>().ok());
+        Some((next()?, next().unwrap_or(0), next().unwrap_or(0)))
+    }
+
+    /// Whether this version is at least `major.minor`.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        self.numbers()
+            .is_some_and(|(ma, mi, _)| (ma, mi) >= (major, minor))
+    }
+}
+
+/// The cgroup hierarchy of the host.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// Legacy or hybrid cgroups (v1 controllers).
+    V1,
+    /// The unified hierarchy.
+    V2,
+    /// A value this library does not know.
+    Unknown(String),
+}
+
+impl CgroupVersion {
+    pub(crate) fn parse(text: &str) -> Self {
+        match text {
+            "v1" | "1" => Self::V1,
+            "v2" | "2" => Self::V2,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for CgroupVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::V1 => f.write_str("v1"),
+            Self::V2 => f.write_str("v2"),
+            Self::Unknown(v) => f.write_str(v),
+        }
+    }
+}
+
+/// What the podman service says about itself and its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInfo {
+    /// The versions.
+    pub version: Version,
+    /// Whether podman runs rootless (as an ordinary user).
+    pub rootless: bool,
+    /// The cgroup version of the host.
+    pub cgroup_version: CgroupVersion,
+    /// The cgroup manager (`systemd` or `cgroupfs`).
+    pub cgroup_manager: String,
+    /// The network backend (`netavark`, or the older `cni`).
+    pub network_backend: String,
+    /// The OCI runtime's name (`crun`, `runc`).
+    pub oci_runtime: String,
+    /// The kernel release.
+    pub kernel: String,
+}
+
+/// A podman network to create.
+///
+/// ```
+/// use homelab_podman::NetworkSpec;
+///
+/// let spec = NetworkSpec::new("systemd-photos")
+///     .subnet("10.89.5.0/24".parse()?)
+///     .gateway("10.89.5.1".parse()?)
+///     .label("app", "immich");
+/// spec.validate()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkSpec {
+    /// The network's name.
+    pub name: String,
+    /// Its subnet; podman picks a free one when absent.
+    pub subnet: Option<Cidr>,
+    /// Its gateway; the subnet's first host when absent.
+    pub gateway: Option<IpAddr>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// DNS servers that containers on the network use instead of the host's.
+    pub dns: Vec<IpAddr>,
+    /// Whether the network has no route outside (containers on it reach only
+    /// each other).
+    pub internal: bool,
+}
+
+impl NetworkSpec {
+    /// A network with this name and podman's defaults for everything else.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the subnet.
+    #[must_use]
+    pub fn subnet(mut self, subnet: Cidr) -> Self {
+        self.subnet = Some(subnet);
+        self
+    }
+
+    /// Sets the gateway.
+    #[must_use]
+    pub fn gateway(mut self, gateway: IpAddr) -> Self {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// Adds a label.
+    #[must_use]
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a DNS server.
+    #[must_use]
+    pub fn dns(mut self, server: IpAddr) -> Self {
+        self.dns.push(server);
+        self
+    }
+
+    /// Makes the network internal (or not).
+    #[must_use]
+    pub fn internal(mut self, internal: bool) -> Self {
+        self.internal = internal;
+        self
+    }
+
+    /// Checks what podman would refuse, with a message that says how to fix it:
+    /// the name, a subnet written with host bits, a gateway without a subnet or
+    /// outside it or equal to the subnet's own address.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |field, reason: String| Error::InvalidNetwork {
+            network: self.name.clone(),
+            field,
+            reason,
+        };
+        validate_name(&self.name).map_err(|reason| invalid("name", reason))?;
+        if let Some(subnet) = &self.subnet
+            && subnet.has_host_bits()
+        {
+            return Err(invalid(
+                "subnet",
+                format!(
+                    "{subnet} has host bits set; write it as {}",
+                    subnet.normalized()
+                ),
+            ));
+        }
+        if let Some(gateway) = self.gateway {
+            let Some(subnet) = &self.subnet else {
+                return Err(invalid(
+                    "gateway",
+                    format!("{gateway} is given without a subnet; give the subnet too"),
+                ));
+            };
+            if !subnet.contains(gateway) {
+                return Err(invalid(
+                    "gateway",
+                    format!("{gateway} is outside the subnet {subnet}"),
+                ));
+            }
+            if gateway == subnet.network() && u32::from(subnet.prefix()) < subnet_bits(subnet) {
+                return Err(invalid(
+                    "gateway",
+                    format!(
+                        "{gateway} is the subnet's own address; use a host address such as the next one"
+                    ),
+                ));
+            }
+        }
+        for key in self.labels.keys() {
+            if key.is_empty() || key.contains('=') {
+                return Err(invalid(
+                    "labels",
+                    format!("label key {key:?} must be non-empty and contain no `=`"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn subnet_bits(subnet: &Cidr) -> u32 {
+    if subnet.is_ipv4() { 32 } else { 128 }
+}
+
+/// Checks a network or container name as podman does: a letter or digit, then
+/// letters, digits, `_`, `.` and `-`.
+pub(crate) fn validate_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err("the name is empty".into()),
+        Some(c) if !c.is_ascii_alphanumeric() => {
+            return Err(format!("{name:?} must start with a letter or digit"));
+        }
+        Some(_) => {}
+    }
+    if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "{name:?} contains {bad:?}; use only letters, digits, `_`, `.` and `-`"
+        ));
+    }
+    Ok(())
+}
+
+/// One subnet of a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSubnet {
+    /// The subnet.
+    pub subnet: Cidr,
+    /// Its gateway, when it has one.
+    pub gateway: Option<IpAddr>,
+}
+
+/// A container attached to a network, as the network reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkMember {
+    /// The container's name.
+    pub name: String,
+    /// Its addresses on the network, with their prefix lengths.
+    pub addresses: Vec<Cidr>,
+}
+
+/// A podman network as it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// The name.
+    pub name: String,
+    /// The ID.
+    pub id: String,
+    /// The driver (`bridge`, `macvlan`, ...).
+    pub driver: String,
+    /// The bridge interface on the host, when there is one.
+    pub interface: Option<String>,
+    /// The subnets.
+    pub subnets: Vec<NetworkSubnet>,
+    /// The DNS servers containers use, when set for this network.
+    pub dns_servers: Vec<IpAddr>,
+    /// Whether podman's DNS answers for container names on this network.
+    pub dns_enabled: bool,
+    /// Whether the network is internal.
+    pub internal: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// The containers on the network now, by container ID.
+    pub containers: BTreeMap<String, NetworkMember>,
+}
+
+/// An existing network whose subnet overlaps a subnet asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetOverlap {
+    /// The existing network.
+    pub network: String,
+    /// Its subnet that overlaps.
+    pub subnet: Cidr,
+}
+
+/// The networks among `networks` whose subnets overlap `subnet` (each subnet once).
+pub fn find_overlaps<'a>(
+    subnet: &Cidr,
+    networks: impl IntoIterator<Item = &'a NetworkInfo>,
+) -> Vec<SubnetOverlap> {
+    networks
+        .into_iter()
+        .flat_map(|n| {
+            n.subnets
+                .iter()
+                .filter(|s| s.subnet.overlaps(subnet))
+                .map(|s| SubnetOverlap {
+                    network: n.name.clone(),
+                    subnet: s.subnet,
+                })
+        })
+        .collect()
+}
+
+/// The state a container is in.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerStatus {
+    /// Created, never started.
+    Created,
+    /// Set up, about to start.
+    Initialized,
+    /// Running.
+    Running,
+    /// Paused.
+    Paused,
+    /// Being stopped.
+    Stopping,
+    /// Stopped (its processes have exited).
+    Stopped,
+    /// Exited.
+    Exited,
+    /// Being removed.
+    Removing,
+    /// A state this library does not know.
+    Unknown(String),
+}
+
+impl ContainerStatus {
+    /// Parses podman's name for the state.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "created" | "configured" => Self::Created,
+            "initialized" => Self::Initialized,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "stopping" => Self::Stopping,
+            "stopped" => Self::Stopped,
+            "exited" => Self::Exited,
+            "removing" => Self::Removing,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for ContainerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Created => "created",
+            Self::Initialized => "initialized",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Exited => "exited",
+            Self::Removing => "removing",
+            Self::Unknown(s) => s,
+        })
+    }
+}
+
+/// The result of a container's health check.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HealthStatus {
+    /// Not yet known: the start period has not passed, or no check has run yet.
+    Starting,
+    /// The last checks passed.
+    Healthy,
+    /// The check failed as many times in a row as it may.
+    Unhealthy,
+    /// A value this library does not know.
+    Unknown(String),
+}
+
+impl HealthStatus {
+    /// Parses podman's name for the status.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "starting" => Self::Starting,
+            "healthy" => Self::Healthy,
+            "unhealthy" => Self::Unhealthy,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Starting => "starting",
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+            Self::Unknown(s) => s,
+        })
+    }
+}
+
+/// One run of a health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthLogEntry {
+    /// When it started.
+    pub start: Option<SystemTime>,
+    /// When it ended.
+    pub end: Option<SystemTime>,
+    /// The check's exit code (0 passed).
+    pub exit_code: i32,
+    /// Its output.
+    pub output: String,
+}
+
+/// A container's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The status.
+    pub status: HealthStatus,
+    /// How many checks in a row have failed.
+    pub failing_streak: u32,
+    /// The latest runs, oldest first (empty when the answer carried none).
+    pub log: Vec<HealthLogEntry>,
+}
+
+/// A container's attachment to one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerNetwork {
+    /// Its `IPv4` address there.
+    pub ip: Option<IpAddr>,
+    /// The prefix length of that address.
+    pub prefix_len: u8,
+    /// The gateway.
+    pub gateway: Option<IpAddr>,
+    /// Its MAC address.
+    pub mac: Option<String>,
+    /// Its DNS aliases on the network.
+    pub aliases: Vec<String>,
+}
+
+/// What a container is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    /// The state.
+    pub status: ContainerStatus,
+    /// Whether it runs.
+    pub running: bool,
+    /// The PID of its main process on the host, while it runs.
+    pub pid: Option<u32>,
+    /// The exit code of its last run.
+    pub exit_code: i32,
+    /// When it last started (`None` if it never did).
+    pub started_at: Option<SystemTime>,
+    /// When it last stopped (`None` if it never did).
+    pub finished_at: Option<SystemTime>,
+    /// Whether the kernel's OOM killer ended it.
+    pub oom_killed: bool,
+    /// The error that stopped it, if any.
+    pub error: Option<String>,
+}
+
+/// A container as it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// The ID.
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// The image it was created from, as named then.
+    pub image: String,
+    /// Its state.
+    pub state: ContainerState,
+    /// Its health, when it has a health check.
+    pub health: Option<Health>,
+    /// How many times podman restarted it under its restart policy. A Quadlet
+    /// unit's restarts are done by systemd and replace the container: see the
+    /// unit's `NRestarts` for those.
+    pub restart_count: u32,
+    /// Its networks, by network name.
+    pub networks: BTreeMap<String, ContainerNetwork>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its cgroup path (relative to the cgroup mount), when podman reports one.
+    pub cgroup_path: Option<String>,
+}
+
+impl ContainerInfo {
+    /// How long it has been running at `now`, while it runs.
+    pub fn uptime(&self, now: SystemTime) -> Option<Duration> {
+        if !self.state.running {
+            return None;
+        }
+        now.duration_since(self.state.started_at?).ok()
+    }
+
+    /// Its health status, when it has a health check.
+    pub fn health_status(&self) -> Option<&HealthStatus> {
+        self.health.as_ref().map(|h| &h.status)
+    }
+}
+
+/// A command to run inside a running container.
+///
+/// Environment values and standard input are wiped from memory when the spec is
+/// dropped and never shown by `Debug`, so a password can travel by either.
+/// Standard input is the safer of the two: the process's environment can be read
+/// by root from `/proc` while it runs.
+///
+/// ```
+/// use homelab_podman::ExecSpec;
+///
+/// let spec = ExecSpec::new(["psql", "-U", "immich", "-c", "SELECT 1"])
+///     .env("PGCONNECT_TIMEOUT", "5")
+///     .stdin("secret input");
+/// assert!(!format!("{spec:?}").contains("secret input"));
+/// ```
+#[derive(Clone, Default)]
+pub struct ExecSpec {
+    command: Vec<String>,
+    env: Vec<(String, Zeroizing<String>)>,
+    stdin: Option<Zeroizing<Vec<u8>>>,
+    user: Option<String>,
+    workdir: Option<String>,
+}
+
+impl ExecSpec {
+    /// Runs `command` (the program, then its arguments; no shell).
+    pub fn new<I, S>(command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            command: command.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds an environment variable.
+    #[must_use]
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), Zeroizing::new(value.into())));
+        self
+    }
+
+    /// Feeds these bytes to the command's standard input, then closes it.
+    #[must_use]
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(Zeroizing::new(bytes.into()));
+        self
+    }
+
+    /// Runs as this user (`name`, `uid` or `uid:gid`) instead of the container's.
+    #[must_use]
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Runs in this working directory.
+    #[must_use]
+    pub fn workdir(mut self, dir: impl Into<String>) -> Self {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// The program and its arguments.
+    pub fn command(&self) -> &[String] {
+        &self.command
+    }
+
+    /// The environment, as `(name, value)`.
+    pub fn env_vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The bytes for standard input, if any.
+    pub fn stdin_bytes(&self) -> Option<&[u8]> {
+        self.stdin.as_deref().map(Vec::as_slice)
+    }
+
+    /// The user, if set.
+    pub fn user_name(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The working directory, if set.
+    pub fn working_dir(&self) -> Option<&str> {
+        self.workdir.as_deref()
+    }
+}
+
+impl fmt::Debug for ExecSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecSpec")
+            .field("command", &self.command)
+            .field(
+                "env",
+                &self
+                    .env
+                    .iter()
+                    .map(|(k, _)| format!("{k}=[redacted]"))
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "stdin",
+                &self
+                    .stdin
+                    .as_ref()
+                    .map(|s| format!("[{} bytes redacted]", s.len())),
+            )
+            .field("user", &self.user)
+            .field("workdir", &self.workdir)
+            .finish()
+    }
+}
+
+/// What a command run in a container did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecOutput {
+    /// Its exit code (126: not executable, 127: not found, as a shell reports).
+    pub exit_code: i32,
+    /// Everything it wrote to standard output.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// Whether it exited with 0.
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+
+    /// Standard output as text (invalid UTF-8 replaced).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Standard error as text (invalid UTF-8 replaced).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// A container's resource use, sampled once.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContainerStats {
+    /// Memory in use now, in bytes.
+    pub memory_current: u64,
+    /// The most memory it has used, in bytes, when the host's cgroups tell
+    /// (`memory.peak` on cgroup v2, `memory.max_usage_in_bytes` on v1; absent for a
+    /// rootless container on cgroup v1, which has no cgroup of its own).
+    pub memory_peak: Option<u64>,
+    /// Its memory limit in bytes (the host's memory when unlimited).
+    pub memory_limit: u64,
+    /// CPU use in percent of one CPU, averaged since it started.
+    pub cpu_percent: f64,
+    /// CPU time used since it started.
+    pub cpu_time: Duration,
+    /// Number of processes.
+    pub pids: u64,
+}
+
+/// Which output stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line of a container's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Its stream.
+    pub stream: LogStream,
+    /// The text, without the line end (invalid UTF-8 replaced).
+    pub text: String,
+}
+
+/// An image in local storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The ID.
+    pub id: String,
+    /// The digest, when known.
+    pub digest: Option<String>,
+    /// Its names (`registry/repository:tag`).
+    pub tags: Vec<String>,
+    /// When it was built.
+    pub created: Option<SystemTime>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its CPU architecture.
+    pub architecture: Option<String>,
+    /// Its operating system.
+    pub os: Option<String>,
+}
+
+/// A podman secret's metadata (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretInfo {
+    /// The ID.
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// The driver that stores it (`file`, `pass`, `shell`).
+    pub driver: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// When it was created.
+    pub created_at: Option<SystemTime>,
+    /// When its value last changed.
+    pub updated_at: Option<SystemTime>,
+}
+
+/// How to create a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecretOptions {
+    /// Replace the value of an existing secret of that name (in one step: the
+    /// old value stays until the new one is stored). Without it, an existing
+    /// secret is an [`Error::AlreadyExists`] and is left untouched.
+    pub replace: bool,
+    /// Labels for the secret.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The kinds of container events a stream can carry.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// A health check ran.
+    HealthStatus,
+    /// The container's main process ended.
+    Died,
+    /// The container was restarted by podman.
+    Restart,
+    /// The container started.
+    Start,
+    /// The container was stopped.
+    Stop,
+    /// The container was removed.
+    Remove,
+}
+
+impl EventType {
+    /// Podman's name for the event.
+    pub fn podman_name(self) -> &'static str {
+        match self {
+            Self::HealthStatus => "health_status",
+            Self::Died => "died",
+            Self::Restart => "restart",
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Remove => "remove",
+        }
+    }
+
+    /// Every kind.
+    pub const ALL: [EventType; 6] = [
+        Self::HealthStatus,
+        Self::Died,
+        Self::Restart,
+        Self::Start,
+        Self::Stop,
+        Self::Remove,
+    ];
+}
+
+/// What happened to a container.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// A health check ran, with this result.
+    HealthStatus(HealthStatus),
+    /// Its main process ended, with this exit code when podman tells.
+    Died {
+        /// The exit code.
+        exit_code: Option<i32>,
+    },
+    /// Podman restarted it.
+    Restarted,
+    /// It started.
+    Started,
+    /// It was stopped.
+    Stopped,
+    /// It was removed.
+    Removed,
+}
+
+/// A container event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    /// When it happened.
+    pub time: SystemTime,
+    /// The container's ID.
+    pub container_id: String,
+    /// The container's name.
+    pub container_name: String,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// Which events a stream carries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventFilter {
+    /// Only these containers (names or IDs); all containers when empty.
+    pub containers: Vec<String>,
+    /// Only these kinds; health, died and restart when empty.
+    pub types: Vec<EventType>,
+    /// Also replay past events since this time (podman keeps a journal of them).
+    pub since: Option<SystemTime>,
+}
+
+impl EventFilter {
+    /// Events of one container.
+    pub fn container(name: impl Into<String>) -> Self {
+        Self {
+            containers: vec![name.into()],
+            ..Self::default()
+        }
+    }
+
+    /// Only these kinds of event.
+    #[must_use]
+    pub fn types(mut self, types: impl IntoIterator<Item = EventType>) -> Self {
+        self.types = types.into_iter().collect();
+        self
+    }
+
+    /// Also past events since `time`.
+    #[must_use]
+    pub fn since(mut self, time: SystemTime) -> Self {
+        self.since = Some(time);
+        self
+    }
+
+    /// The kinds this filter lets through.
+    pub fn effective_types(&self) -> Vec<EventType> {
+        if self.types.is_empty() {
+            vec![EventType::HealthStatus, EventType::Died, EventType::Restart]
+        } else {
+            self.types.clone()
+        }
+    }
+
+    /// Whether `event` passes this filter (matching the container by name or ID).
+    pub fn matches(&self, event: &ContainerEvent) -> bool {
+        let container_ok = self.containers.is_empty()
+            || self
+                .containers
+                .iter()
+                .any(|c| *c == event.container_name || event.container_id.starts_with(c.as_str()));
+        let kind = match &event.kind {
+            EventKind::HealthStatus(_) => EventType::HealthStatus,
+            EventKind::Died { .. } => EventType::Died,
+            EventKind::Restarted => EventType::Restart,
+            EventKind::Started => EventType::Start,
+            EventKind::Stopped => EventType::Stop,
+            EventKind::Removed => EventType::Remove,
+        };
+        let time_ok = self.since.is_none_or(|t| event.time >= t);
+        container_ok && time_ok && self.effective_types().contains(&kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_numbers() {
+        let v = |s: &str| Version {
+            version: s.into(),
+            api_version: s.into(),
+        };
+        assert_eq!(v("5.4.2").numbers(), Some((5, 4, 2)));
+        assert_eq!(v("5.5.0-dev").numbers(), Some((5, 5, 0)));
+        assert_eq!(v("4.9").numbers(), Some((4, 9, 0)));
+        assert_eq!(v("x").numbers(), None);
+        assert!(v("5.4.2").at_least(4, 4));
+        assert!(v("5.4.2").at_least(5, 4));
+        assert!(!v("4.3.1").at_least(4, 4));
+    }
+
+    #[test]
+    fn network_spec_validation_says_what_to_fix() {
+        let ok = NetworkSpec::new("photos")
+            .subnet("10.89.5.0/24".parse().unwrap())
+            .gateway("10.89.5.1".parse().unwrap());
+        ok.validate().unwrap();
+        let cases = [
+            (NetworkSpec::new(""), "name", "empty"),
+            (NetworkSpec::new("-x"), "name", "start with"),
+            (NetworkSpec::new("a b"), "name", "' '"),
+            (NetworkSpec::new("a/b"), "name", "'/'"),
+            (
+                ok.clone().subnet("10.89.5.7/24".parse().unwrap()),
+                "subnet",
+                "10.89.5.0/24",
+            ),
+            (
+                ok.clone().gateway("10.89.6.1".parse().unwrap()),
+                "gateway",
+                "outside",
+            ),
+            (
+                ok.clone().gateway("10.89.5.0".parse().unwrap()),
+                "gateway",
+                "own address",
+            ),
+            (
+                NetworkSpec::new("x").gateway("10.0.0.1".parse().unwrap()),
+                "gateway",
+                "without a subnet",
+            ),
+            (ok.clone().label("", "v"), "labels", "non-empty"),
+        ];
+        for (spec, field, words) in cases {
+            let e = spec.validate().unwrap_err();
+            let Error::InvalidNetwork { field: f, .. } = &e else {
+                panic!("{e:?}")
+            };
+            assert_eq!(*f, field, "{e}");
+            assert!(e.to_string().contains(words), "{e}");
+        }
+    }
+
+    #[test]
+    fn overlaps_are_found_per_subnet() {
+        let net = |name: &str, subnets: &[&str]| NetworkInfo {
+            name: name.into(),
+            id: String::new(),
+            driver: "bridge".into(),
+            interface: None,
+            subnets: subnets
+                .iter()
+                .map(|s| NetworkSubnet {
+                    subnet: s.parse().unwrap(),
+                    gateway: None,
+                })
+                .collect(),
+            dns_servers: vec![],
+            dns_enabled: true,
+            internal: false,
+            labels: BTreeMap::new(),
+            containers: BTreeMap::new(),
+        };
+        let nets = [
+            net("podman", &["10.88.0.0/16"]),
+            net("wide", &["10.0.0.0/8", "fd00::/64"]),
+            net("other", &["192.168.7.0/24"]),
+        ];
+        let found = find_overlaps(&"10.88.3.0/24".parse().unwrap(), &nets);
+        let names: Vec<_> = found.iter().map(|o| o.network.as_str()).collect();
+        assert_eq!(names, ["podman", "wide"]);
+        assert_eq!(found[1].subnet.to_string(), "10.0.0.0/8");
+        assert!(find_overlaps(&"172.16.0.0/24".parse().unwrap(), &nets).is_empty());
+    }
+
+    #[test]
+    fn exec_spec_debug_hides_values() {
+        let spec = ExecSpec::new(["env"])
+            .env("PGPASSWORD", "hunter2")
+            .stdin("s3cret");
+        let text = format!("{spec:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cret"),
+            "{text}"
+        );
+        assert!(text.contains("PGPASSWORD=[redacted]"), "{text}");
+        assert_eq!(spec.stdin_bytes(), Some(&b"s3cret"[..]));
+    }
+
+    #[test]
+    fn event_filter_matches_by_name_id_and_kind() {
+        let event = ContainerEvent {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+            container_id: "abcdef123".into(),
+            container_name: "pg".into(),
+            kind: EventKind::Died { exit_code: Some(1) },
+        };
+        assert!(EventFilter::default().matches(&event));
+        assert!(EventFilter::container("pg").matches(&event));
+        assert!(EventFilter::container("abcdef").matches(&event));
+        assert!(!EventFilter::container("valkey").matches(&event));
+        assert!(
+            !EventFilter::default()
+                .types([EventType::Start])
+                .matches(&event)
+        );
+        assert!(
+            !EventFilter::default()
+                .since(SystemTime::UNIX_EPOCH + Duration::from_secs(101))
+                .matches(&event)
+        );
+    }
+}

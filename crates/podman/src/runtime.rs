@@ -1,0 +1,115 @@
+//! [`Runtime`]: the container runtime operations the tools need.
+
+use std::pin::Pin;
+
+use futures_util::Stream;
+use homelab_secrets::SecretValue;
+
+use crate::model::{
+    ContainerEvent, ContainerInfo, ContainerStats, EventFilter, ExecOutput, ExecSpec, Health,
+    HostInfo, ImageInfo, LogLine, NetworkInfo, NetworkSpec, SecretInfo, SecretOptions,
+    SubnetOverlap, Version, find_overlaps,
+};
+use crate::{Cidr, Result};
+
+/// A stream of container events; it ends when the connection ends.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<ContainerEvent>> + Send>>;
+
+/// The container runtime: podman behind its service socket
+/// ([`Podman`](crate::Podman)), or a recording fake for tests
+/// ([`FakeRuntime`](crate::FakeRuntime)).
+///
+/// Names are podman's names (or IDs). A missing object is
+/// [`Error::NotFound`](crate::Error::NotFound) from every operation except the
+/// `*_exists` ones, which answer `false`.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync {
+    /// The versions of podman and of its API.
+    async fn version(&self) -> Result<Version>;
+
+    /// Podman's version, whether it is rootless, the cgroup version and the network
+    /// backend.
+    async fn host_info(&self) -> Result<HostInfo>;
+
+    /// Creates a network; [`Error::AlreadyExists`](crate::Error::AlreadyExists)
+    /// (and nothing changed) when the name is taken. The spec is
+    /// [validated](NetworkSpec::validate) first.
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<NetworkInfo>;
+
+    /// A network.
+    async fn inspect_network(&self, name: &str) -> Result<NetworkInfo>;
+
+    /// Whether a network exists.
+    async fn network_exists(&self, name: &str) -> Result<bool>;
+
+    /// All networks.
+    async fn list_networks(&self) -> Result<Vec<NetworkInfo>>;
+
+    /// Removes a network; [`Error::InUse`](crate::Error::InUse) (and nothing
+    /// changed) while containers are on it.
+    async fn remove_network(&self, name: &str) -> Result<()>;
+
+    /// The existing networks whose subnets overlap `subnet`.
+    async fn overlapping_networks(&self, subnet: &Cidr) -> Result<Vec<SubnetOverlap>> {
+        let networks = self.list_networks().await?;
+        Ok(find_overlaps(subnet, &networks))
+    }
+
+    /// A container: state, health, start time, restart count, networks and
+    /// addresses.
+    async fn inspect_container(&self, name: &str) -> Result<ContainerInfo>;
+
+    /// Whether a container exists.
+    async fn container_exists(&self, name: &str) -> Result<bool>;
+
+    /// Runs the container's health check now and returns the result;
+    /// [`Error::NoHealthCheck`](crate::Error::NoHealthCheck) when it has none.
+    async fn run_health_check(&self, name: &str) -> Result<Health>;
+
+    /// Runs a command in a running container and waits for it to end.
+    async fn exec(&self, name: &str, spec: &ExecSpec) -> Result<ExecOutput>;
+
+    /// Memory and CPU use of a running container, sampled once.
+    async fn container_stats(&self, name: &str) -> Result<ContainerStats>;
+
+    /// The last `lines` lines of a container's log (standard output and error,
+    /// in order).
+    async fn container_logs(&self, name: &str, lines: usize) -> Result<Vec<LogLine>>;
+
+    /// Removes a container (stopping it first when `force`).
+    async fn remove_container(&self, name: &str, force: bool) -> Result<()>;
+
+    /// Whether an image is in local storage.
+    async fn image_exists(&self, reference: &str) -> Result<bool>;
+
+    /// An image in local storage.
+    async fn inspect_image(&self, reference: &str) -> Result<ImageInfo>;
+
+    /// All secrets (metadata only).
+    async fn list_secrets(&self) -> Result<Vec<SecretInfo>>;
+
+    /// A secret's metadata.
+    async fn inspect_secret(&self, name: &str) -> Result<SecretInfo>;
+
+    /// Whether a secret exists.
+    async fn secret_exists(&self, name: &str) -> Result<bool>;
+
+    /// Removes a secret.
+    async fn remove_secret(&self, name: &str) -> Result<()>;
+
+    /// Creates a secret holding exactly `value`'s bytes (no quoting, no added
+    /// newline). The value never appears in a process argument, a file or a log.
+    async fn create_secret(
+        &self,
+        name: &str,
+        value: &SecretValue,
+        options: &SecretOptions,
+    ) -> Result<SecretInfo>;
+
+    /// A secret's value.
+    async fn read_secret(&self, name: &str) -> Result<SecretValue>;
+
+    /// Container events as they happen (and, with
+    /// [`EventFilter::since`], past ones first).
+    async fn events(&self, filter: &EventFilter) -> Result<EventStream>;
+}
