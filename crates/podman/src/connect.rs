@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::Read as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -191,10 +192,10 @@ impl PrivateService {
             command: command.to_owned(),
             reason,
         };
-        // tempfile creates the directory with mode 0700: only this user reaches
-        // the socket.
+        // Mode 0700: only this user reaches the socket.
         let dir = tempfile::Builder::new()
             .prefix("homelab-podman-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir_in(&parent)
             .map_err(|e| {
                 failed(
@@ -202,9 +203,18 @@ impl PrivateService {
                     format!("cannot create a directory in {}: {e}", parent.display()),
                 )
             })?;
-        let socket = dir.path().join("podman.sock");
+        // Podman opens up the mode of its socket's directory, so the socket sits
+        // one level down and the private directory above keeps others out.
+        let socket_dir = dir.path().join("service");
+        let socket = socket_dir.join("podman.sock");
         let uri = format!("unix://{}", socket.display());
         let command = format!("{program} system service --time=0 {uri}");
+        std::fs::create_dir(&socket_dir).map_err(|e| {
+            failed(
+                &command,
+                format!("cannot create {}: {e}", socket_dir.display()),
+            )
+        })?;
         let mut child = Command::new(&options.podman_program)
             .args(["system", "service", "--time=0", &uri])
             .stdin(Stdio::null())

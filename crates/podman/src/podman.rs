@@ -255,8 +255,8 @@ impl Runtime for Podman {
         }
         let v: wire::VersionJson = decode(op, None, &response.body)?;
         Ok(Version {
+            api_version: v.libpod_api_version().unwrap_or_else(|| v.version.clone()),
             version: v.version,
-            api_version: v.api_version,
         })
     }
 

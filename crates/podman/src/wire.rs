@@ -27,12 +27,34 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
+/// The answer to `/version`: its top-level `ApiVersion` is the Docker-compatible
+/// API's; libpod's is in the "Podman Engine" component.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct VersionJson {
     pub(crate) version: String,
-    #[serde(rename = "APIVersion", alias = "ApiVersion")]
-    pub(crate) api_version: String,
+    #[serde(default)]
+    components: Vec<ComponentJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ComponentJson {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    details: BTreeMap<String, serde_json::Value>,
+}
+
+impl VersionJson {
+    pub(crate) fn libpod_api_version(&self) -> Option<String> {
+        self.components
+            .iter()
+            .find(|c| c.name == "Podman Engine")
+            .and_then(|c| c.details.get("APIVersion"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -554,6 +576,14 @@ mod tests {
             n.containers["c69c"].addresses[0].to_string(),
             "10.213.250.2/24"
         );
+    }
+
+    #[test]
+    fn the_libpod_api_version_is_the_engines() {
+        let json = r#"{"Platform":{"Name":"linux/amd64/debian-13"},"Components":[{"Name":"Podman Engine","Version":"5.4.2","Details":{"APIVersion":"5.4.2","MinAPIVersion":"4.0.0"}},{"Name":"Conmon","Version":"2.1.12","Details":{"Package":"conmon"}}],"Version":"5.4.2","ApiVersion":"1.41","MinAPIVersion":"1.24"}"#;
+        let v: VersionJson = serde_json::from_str(json).unwrap();
+        assert_eq!(v.version, "5.4.2");
+        assert_eq!(v.libpod_api_version().as_deref(), Some("5.4.2"));
     }
 
     #[test]

@@ -1,0 +1,678 @@
+//! The runtime against the test host's real podman, rootful, over root's user
+//! socket (and over private services this library starts).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt as _;
+use homelab_podman::{
+    Cidr, ConnectOptions, Error, EventFilter, EventKind, EventType, ExecSpec, Fallback,
+    HealthStatus, LogStream, NetworkSpec, ObjectKind, Podman, Runtime,
+};
+use immich_db_testhost::{Cleanup, Host, require_host, unique_name};
+
+async fn connect(host: &Host) -> Podman {
+    let socket = host.runtime_dir.join("podman/podman.sock");
+    Podman::connect_with(
+        &ConnectOptions::new()
+            .socket(socket)
+            .fallback(Fallback::Fail),
+    )
+    .await
+    .expect("root's user socket answers")
+}
+
+fn cli_json(host: &Host, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&host.podman_ok(args)).expect("podman prints JSON")
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // A reaped process has no /proc entry; a zombie would say "Z".
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn default_connection_finds_roots_user_socket_and_reports_the_host() {
+    let host = require_host!();
+    // /run/podman/podman.sock does not exist on the test host: the default
+    // order falls through to $XDG_RUNTIME_DIR/podman/podman.sock.
+    let podman = Podman::connect_with(&ConnectOptions::new().fallback(Fallback::Fail))
+        .await
+        .unwrap();
+    assert!(podman.private_service().is_none());
+    assert!(
+        podman.socket().starts_with(&host.runtime_dir),
+        "{:?}",
+        podman.socket()
+    );
+
+    let info = podman.host_info().await.unwrap();
+    let cli = cli_json(host, &["info", "--format", "json"]);
+    assert_eq!(
+        info.version.version,
+        cli["version"]["Version"].as_str().unwrap()
+    );
+    assert!(info.version.at_least(5, 0), "{info:?}");
+    assert!(!info.rootless);
+    assert_eq!(
+        info.cgroup_version.to_string(),
+        cli["host"]["cgroupVersion"].as_str().unwrap()
+    );
+    assert_eq!(
+        info.network_backend,
+        cli["host"]["networkBackend"].as_str().unwrap()
+    );
+    assert_eq!(info.oci_runtime, "runc");
+    let version = podman.version().await.unwrap();
+    assert_eq!(version, info.version);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_fallback_fail_a_dead_socket_names_the_command_to_run() {
+    let _host = require_host!();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("podman.sock");
+    let e = Podman::connect_with(
+        &ConnectOptions::new()
+            .socket(&socket)
+            .fallback(Fallback::Fail),
+    )
+    .await
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::NoService { .. }), "{e:?}");
+    assert!(
+        text.contains("systemctl --user start podman.socket"),
+        "{text}"
+    );
+    assert!(text.contains(&socket.display().to_string()), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_socket_a_private_service_serves_and_stops_on_drop() {
+    let host = require_host!();
+    let dir = tempfile::tempdir().unwrap();
+    let podman = Podman::connect_with(&ConnectOptions::new().socket(dir.path().join("none.sock")))
+        .await
+        .unwrap();
+    let service = podman.private_service().expect("a private service");
+    let pid = service.pid();
+    let socket = service.socket().to_owned();
+    assert!(pid_alive(pid));
+    assert_eq!(podman.socket(), socket);
+    assert!(
+        service
+            .command()
+            .contains("system service --time=0 unix://")
+    );
+    // Its directory is private to this user.
+    let private_dir = socket.parent().unwrap().parent().unwrap().to_owned();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&private_dir).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+
+    // It is the same podman: it sees the same networks.
+    let ours = podman.list_networks().await.unwrap();
+    let cli = host.podman_ok(["network", "ls", "--format", "{{.Name}}"]);
+    let mut ours: Vec<_> = ours.into_iter().map(|n| n.name).collect();
+    let mut theirs: Vec<_> = cli.lines().map(str::to_owned).collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs);
+
+    // A clone shares it; the last drop stops it and removes its socket.
+    let clone = podman.clone();
+    drop(podman);
+    assert!(pid_alive(pid));
+    clone.version().await.unwrap();
+    drop(clone);
+    assert!(
+        !pid_alive(pid),
+        "the private service {pid} outlived its connection"
+    );
+    assert!(!socket.exists());
+    assert!(!private_dir.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_create_inspect_overlap_remove() {
+    let host = require_host!();
+    let podman = connect(host).await;
+    let name = unique_name("net");
+    let mut cleanup = Cleanup::new(host);
+    cleanup.network(&name);
+    let (subnet, gateway) = host.free_subnet();
+    let subnet: Cidr = subnet.parse().unwrap();
+    let gateway: IpAddr = gateway.parse().unwrap();
+
+    // Invalid specs are refused before podman sees them: nothing is created.
+    let bad = NetworkSpec::new(&name)
+        .subnet(subnet)
+        .gateway("10.0.0.1".parse().unwrap());
+    assert!(matches!(
+        podman.create_network(&bad).await,
+        Err(Error::InvalidNetwork {
+            field: "gateway",
+            ..
+        })
+    ));
+    assert!(!podman.network_exists(&name).await.unwrap());
+
+    // The gateway (this machine's end of the bridge) as the network's DNS server:
+    // no address outside this machine.
+    let spec = NetworkSpec::new(&name)
+        .subnet(subnet)
+        .gateway(gateway)
+        .label("purpose", "homelab-podman test")
+        .dns(gateway)
+        .internal(true);
+    let created = podman.create_network(&spec).await.unwrap();
+    let inspected = podman.inspect_network(&name).await.unwrap();
+    assert_eq!(created, inspected);
+    assert_eq!(inspected.subnets.len(), 1);
+    assert_eq!(inspected.subnets[0].subnet, subnet);
+    assert_eq!(inspected.subnets[0].gateway, Some(gateway));
+    assert_eq!(inspected.dns_servers, [gateway]);
+    assert!(inspected.internal);
+    assert!(inspected.dns_enabled);
+    assert_eq!(inspected.labels["purpose"], "homelab-podman test");
+
+    // podman's own view agrees.
+    let cli = cli_json(host, &["network", "inspect", &name]);
+    let cli = &cli[0];
+    assert_eq!(cli["id"].as_str().unwrap(), inspected.id);
+    assert_eq!(
+        cli["subnets"][0]["subnet"].as_str().unwrap(),
+        subnet.to_string()
+    );
+    assert_eq!(
+        cli["subnets"][0]["gateway"].as_str().unwrap(),
+        gateway.to_string()
+    );
+    assert_eq!(
+        cli["network_dns_servers"][0].as_str().unwrap(),
+        gateway.to_string()
+    );
+    assert_eq!(cli["internal"], true);
+
+    assert!(podman.network_exists(&name).await.unwrap());
+    assert!(
+        podman
+            .list_networks()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.name == name)
+    );
+
+    // Overlaps: the same subnet, a wider one, a narrower one; not a neighbour.
+    let wide: Cidr = format!("{}/16", subnet.addr())
+        .parse::<Cidr>()
+        .unwrap()
+        .normalized();
+    let narrow: Cidr = format!("{gateway}/30")
+        .parse::<Cidr>()
+        .unwrap()
+        .normalized();
+    for probe in [subnet, wide, narrow] {
+        let found = podman.overlapping_networks(&probe).await.unwrap();
+        assert!(
+            found
+                .iter()
+                .any(|o| o.network == name && o.subnet == subnet),
+            "{probe}: {found:?}"
+        );
+    }
+    let neighbour: Cidr = "10.214.0.0/24".parse().unwrap();
+    let found = podman.overlapping_networks(&neighbour).await.unwrap();
+    assert!(!found.iter().any(|o| o.network == name), "{found:?}");
+
+    // A second create is refused and changes nothing.
+    let again = podman.create_network(&spec.clone().internal(false)).await;
+    assert!(
+        matches!(
+            &again,
+            Err(Error::AlreadyExists {
+                kind: ObjectKind::Network,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    assert!(podman.inspect_network(&name).await.unwrap().internal);
+
+    podman.remove_network(&name).await.unwrap();
+    assert!(!podman.network_exists(&name).await.unwrap());
+    assert!(!host.podman(["network", "exists", &name]).status.success());
+    assert!(
+        podman
+            .remove_network(&name)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        podman
+            .inspect_network(&name)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+/// Runs a Valkey container with a health check on a network of its own.
+fn run_valkey(host: &Host, cleanup: &mut Cleanup, name: &str, network: &str) {
+    let (subnet, gateway) = host.free_subnet();
+    cleanup.network(network);
+    host.podman_ok([
+        "network",
+        "create",
+        "--subnet",
+        &subnet,
+        "--gateway",
+        &gateway,
+        network,
+    ]);
+    cleanup.container(name);
+    host.podman_ok([
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        network,
+        "--health-cmd",
+        "valkey-cli ping",
+        "--health-interval",
+        "1h",
+        &host.valkey_image,
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn container_inspect_health_exec_stats_logs() {
+    let host = require_host!();
+    let podman = connect(host).await;
+    let name = unique_name("ctr");
+    let network = unique_name("ctrnet");
+    let mut cleanup = Cleanup::new(host);
+    let before = SystemTime::now() - Duration::from_secs(2);
+    run_valkey(host, &mut cleanup, &name, &network);
+
+    assert!(podman.container_exists(&name).await.unwrap());
+    let info = podman.inspect_container(&name).await.unwrap();
+    let cli = cli_json(host, &["container", "inspect", &name]);
+    let cli = &cli[0];
+    assert_eq!(info.id, cli["Id"].as_str().unwrap());
+    assert_eq!(info.name, name);
+    assert!(info.state.running);
+    assert_eq!(
+        info.state.pid,
+        Some(u32::try_from(cli["State"]["Pid"].as_u64().unwrap()).unwrap())
+    );
+    assert_eq!(info.restart_count, 0);
+    let started = info.state.started_at.unwrap();
+    assert!(
+        started >= before && started <= SystemTime::now(),
+        "{started:?}"
+    );
+    assert!(info.uptime(SystemTime::now()).is_some());
+    let attachment = &info.networks[&network];
+    let ip = attachment.ip.unwrap();
+    assert_eq!(
+        ip.to_string(),
+        cli["NetworkSettings"]["Networks"][&network]["IPAddress"]
+            .as_str()
+            .unwrap()
+    );
+    let net = podman.inspect_network(&network).await.unwrap();
+    assert!(net.subnets[0].subnet.contains(ip));
+    assert_eq!(attachment.gateway, net.subnets[0].gateway);
+    // The network lists the container with the same address.
+    assert_eq!(net.containers[&info.id].name, name);
+    assert_eq!(net.containers[&info.id].addresses[0].addr(), ip);
+    // Removing a network in use is refused and changes nothing.
+    let in_use = podman.remove_network(&network).await;
+    assert!(matches!(&in_use, Err(Error::InUse { .. })), "{in_use:?}");
+    assert!(podman.network_exists(&network).await.unwrap());
+
+    // The health check, run now (its interval is an hour).
+    let health = podman.run_health_check(&name).await.unwrap();
+    assert_eq!(health.status, HealthStatus::Healthy);
+    assert_eq!(health.failing_streak, 0);
+    let info = podman.inspect_container(&name).await.unwrap();
+    let h = info.health.unwrap();
+    assert_eq!(h.status, HealthStatus::Healthy);
+    assert!(
+        h.log
+            .iter()
+            .any(|l| l.exit_code == 0 && l.output.contains("PONG")),
+        "{h:?}"
+    );
+
+    // Commands: output, exit codes, standard input, environment.
+    let out = podman
+        .exec(&name, &ExecSpec::new(["valkey-cli", "ping"]))
+        .await
+        .unwrap();
+    assert_eq!((out.exit_code, out.stdout_text().trim()), (0, "PONG"));
+    let out = podman
+        .exec(
+            &name,
+            &ExecSpec::new(["sh", "-c", "echo out; echo err >&2; exit 3"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 3);
+    assert_eq!(out.stdout, b"out\n");
+    assert_eq!(out.stderr, b"err\n");
+    let input: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    let out = podman
+        .exec(
+            &name,
+            &ExecSpec::new(["sh", "-c", "cat; echo done >&2"]).stdin(input.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 0, "{}", out.stderr_text());
+    assert_eq!(out.stdout.len(), input.len());
+    assert!(out.stdout == input, "stdin came back changed");
+    assert_eq!(out.stderr, b"done\n");
+    let out = podman
+        .exec(
+            &name,
+            &ExecSpec::new(["sh", "-c", "printf '%s' \"$GREETING\"; pwd"])
+                .env("GREETING", "hello world")
+                .workdir("/tmp"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "hello world/tmp\n");
+    let out = podman
+        .exec(&name, &ExecSpec::new(["no-such-program"]))
+        .await
+        .unwrap();
+    assert_ne!(out.exit_code, 0);
+    // Valkey answers only with the password once one is set.
+    let out = podman
+        .exec(
+            &name,
+            &ExecSpec::new(["valkey-cli", "CONFIG", "SET", "requirepass", "pw1"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text().trim(), "OK");
+    let out = podman
+        .exec(&name, &ExecSpec::new(["valkey-cli", "ping"]))
+        .await
+        .unwrap();
+    assert!(out.stdout_text().contains("NOAUTH"), "{out:?}");
+    let out = podman
+        .exec(
+            &name,
+            &ExecSpec::new([
+                "sh",
+                "-c",
+                "valkey-cli --no-auth-warning -a \"$(cat)\" ping",
+            ])
+            .stdin("pw1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text().trim(), "PONG");
+
+    // Statistics.
+    let stats = podman.container_stats(&name).await.unwrap();
+    assert!(stats.memory_current > 0, "{stats:?}");
+    assert!(stats.memory_limit >= stats.memory_current, "{stats:?}");
+    assert!(stats.pids >= 1, "{stats:?}");
+    assert!(stats.cpu_time > Duration::ZERO, "{stats:?}");
+    // Rootful on this host: the cgroup is visible, so the peak is known.
+    let peak = stats
+        .memory_peak
+        .expect("peak memory from the container's cgroup");
+    assert!(peak >= stats.memory_current / 2 && peak > 0, "{stats:?}");
+
+    // Logs: the tail, in order.
+    let lines = podman.container_logs(&name, 1000).await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.text.contains("Ready to accept connections")),
+        "{lines:?}"
+    );
+    let cli = host.podman_ok(["logs", &name]);
+    let cli_stderr = String::from_utf8_lossy(&host.podman(["logs", &name]).stderr).into_owned();
+    let all: Vec<&str> = cli.lines().chain(cli_stderr.lines()).collect();
+    assert_eq!(lines.len(), all.len(), "{lines:?} vs {all:?}");
+    let last = podman.container_logs(&name, 2).await.unwrap();
+    assert_eq!(last.len(), 2);
+    assert_eq!(last, lines[lines.len() - 2..]);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.stream == LogStream::Stdout || l.stream == LogStream::Stderr)
+    );
+
+    // A stopped container: statistics fail clearly; commands are refused.
+    host.podman_ok(["stop", "--time", "1", &name]);
+    let e = podman.container_stats(&name).await.unwrap_err();
+    assert!(matches!(e, Error::StatsUnavailable { .. }), "{e:?}");
+    assert!(podman.exec(&name, &ExecSpec::new(["true"])).await.is_err());
+
+    podman.remove_container(&name, true).await.unwrap();
+    assert!(!podman.container_exists(&name).await.unwrap());
+    assert!(
+        podman
+            .inspect_container(&name)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        podman
+            .container_logs(&name, 5)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_without_health_check_says_so() {
+    let host = require_host!();
+    let podman = connect(host).await;
+    let name = unique_name("nohc");
+    let mut cleanup = Cleanup::new(host);
+    cleanup.container(&name);
+    host.podman_ok(["run", "-d", "--name", &name, &host.valkey_image]);
+    let info = podman.inspect_container(&name).await.unwrap();
+    assert_eq!(info.health, None);
+    let e = podman.run_health_check(&name).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::NoHealthCheck { container } if *container == name),
+        "{e:?}"
+    );
+    let e = podman
+        .run_health_check("idbt-no-such-container")
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+}
+
+async fn next(events: &mut homelab_podman::EventStream) -> homelab_podman::ContainerEvent {
+    tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("an event within 30 s")
+        .expect("the stream goes on")
+        .expect("an event, not an error")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_report_health_death_and_restart() {
+    let host = require_host!();
+    let podman = connect(host).await;
+    let name = unique_name("ev");
+    let network = unique_name("evnet");
+    let mut cleanup = Cleanup::new(host);
+    run_valkey(host, &mut cleanup, &name, &network);
+
+    let filter = EventFilter::container(&name).types([
+        EventType::HealthStatus,
+        EventType::Died,
+        EventType::Restart,
+    ]);
+    let mut events = podman.events(&filter).await.unwrap();
+    // Events of other containers never pass the filter.
+    let other = unique_name("evother");
+    cleanup.container(&other);
+    host.podman_ok(["run", "-d", "--name", &other, &host.valkey_image]);
+
+    podman.run_health_check(&name).await.unwrap();
+    let e = next(&mut events).await;
+    assert_eq!(e.container_name, name);
+    assert_eq!(e.kind, EventKind::HealthStatus(HealthStatus::Healthy));
+
+    host.podman_ok(["restart", "--time", "1", &name]);
+    loop {
+        let e = next(&mut events).await;
+        assert_eq!(e.container_name, name);
+        if e.kind == EventKind::Restarted {
+            break;
+        }
+    }
+
+    // The restart's own stop may report a clean exit (0) late; the kill's death
+    // carries SIGKILL's 137.
+    host.podman_ok(["kill", &name]);
+    loop {
+        let e = next(&mut events).await;
+        assert_eq!(e.container_name, name);
+        if e.kind
+            == (EventKind::Died {
+                exit_code: Some(137),
+            })
+        {
+            break;
+        }
+    }
+
+    // Replaying from a time in the past gives the same events again.
+    let replay = podman
+        .events(&EventFilter::container(&name).since(SystemTime::now() - Duration::from_secs(120)))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), replay.take(1).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(
+        matches!(first[0].as_ref().unwrap().kind, EventKind::HealthStatus(_)),
+        "{first:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_exist_and_inspect() {
+    let host = require_host!();
+    let podman = connect(host).await;
+    for image in [&host.postgres_image, &host.valkey_image] {
+        assert!(podman.image_exists(image).await.unwrap());
+        let info = podman.inspect_image(image).await.unwrap();
+        let cli = cli_json(host, &["image", "inspect", image]);
+        assert_eq!(info.id, cli[0]["Id"].as_str().unwrap());
+        assert!(info.tags.contains(image), "{info:?}");
+        assert!(info.size > 0);
+        assert!(info.created.is_some());
+        assert!(
+            info.labels.contains_key("immich-db-test.recipe"),
+            "{:?}",
+            info.labels
+        );
+    }
+    let missing = "localhost/idbt-no-such-image:latest";
+    assert!(!podman.image_exists(missing).await.unwrap());
+    let e = podman.inspect_image(missing).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NotFound {
+                kind: ObjectKind::Image,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman_api_models_do_not_decode_podman5_answers_but_ours_do() {
+    let host = require_host!();
+    let podman = connect(host).await;
+    let name = unique_name("decode");
+    let mut cleanup = Cleanup::new(host);
+    cleanup.container(&name);
+    host.podman_ok(["run", "-d", "--name", &name, &host.valkey_image]);
+    let socket: PathBuf = podman.socket().to_owned();
+
+    // podman-api's container model, at podman 5's own API version: the image's
+    // entrypoint is a list and the stop signal a name there, and it fails.
+    let api5 = podman_api::Podman::unix_versioned(
+        &socket,
+        podman_api::ApiVersion::new(5, Some(0), Some(0)),
+    );
+    let e = api5.containers().get(&name).inspect().await.unwrap_err();
+    assert!(matches!(e, podman_api::Error::SerdeJsonError(_)), "{e:?}");
+    // At its own API version (4.3.1) it decodes, through podman's compatibility
+    // shapes.
+    let api4 = podman_api::Podman::unix(&socket);
+    api4.containers().get(&name).inspect().await.unwrap();
+    // This crate's model reads podman 5's answer.
+    let info = podman.inspect_container(&name).await.unwrap();
+    assert!(info.state.running);
+
+    // podman-api's network model drops podman 5's fields (DNS servers,
+    // containers); this crate keeps them.
+    let net = unique_name("decodenet");
+    let (subnet, gateway) = host.free_subnet();
+    cleanup.network(&net);
+    host.podman_ok([
+        "network",
+        "create",
+        "--subnet",
+        &subnet,
+        "--gateway",
+        &gateway,
+        "--dns",
+        &gateway,
+        &net,
+    ]);
+    let theirs = serde_json::to_value(api5.networks().get(&net).inspect().await.unwrap()).unwrap();
+    assert!(theirs.get("network_dns_servers").is_none(), "{theirs}");
+    let ours = podman.inspect_network(&net).await.unwrap();
+    assert_eq!(ours.dns_servers, [gateway.parse::<IpAddr>().unwrap()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn labels_reach_secrets() {
+    let host = require_host!();
+    let podman = connect(host).await;
+    let name = unique_name("lbl");
+    let mut cleanup = Cleanup::new(host);
+    cleanup.secret(&name);
+    let options = homelab_podman::SecretOptions {
+        replace: false,
+        labels: BTreeMap::from([("app".to_owned(), "immich".to_owned())]),
+    };
+    let info = podman
+        .create_secret(&name, &homelab_secrets::SecretValue::new("x"), &options)
+        .await
+        .unwrap();
+    assert_eq!(info.labels["app"], "immich");
+    assert_eq!(info.driver, "file");
+    let cli = cli_json(host, &["secret", "inspect", &name]);
+    assert_eq!(cli[0]["Spec"]["Labels"]["app"], "immich");
+}
