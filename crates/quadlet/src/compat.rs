@@ -1,0 +1,145 @@
+//! Writing a unit for an older podman: keys its generator does not know are turned
+//! into the equivalent `PodmanArgs=` where one exists; anything else is an error.
+
+use std::path::Path;
+
+use crate::Error;
+use crate::naming::{self, UnitKind};
+use crate::syntax::{Entry, UnitFile};
+use crate::version::{self, Feature, PodmanVersion, QUADLET_SECTION};
+use crate::words;
+
+fn too_new(
+    file: &Path,
+    section: &str,
+    key: &str,
+    since: PodmanVersion,
+    target: PodmanVersion,
+) -> Error {
+    Error::TooNew {
+        file: file.to_path_buf(),
+        section: section.to_owned(),
+        key: key.to_owned(),
+        since,
+        target,
+    }
+}
+
+/// Rewrites `file` (a `kind` unit) so that podman `target`'s generator accepts it
+/// with the same meaning.
+///
+/// ```
+/// use homelab_quadlet::{adapt, PodmanVersion, UnitFile, UnitKind};
+/// use std::path::Path;
+///
+/// let mut file = UnitFile::parse("[Container]\nImage=x\nShmSize=128m\n")?;
+/// adapt(&mut file, Path::new("db.container"), UnitKind::Container, PodmanVersion::V4_6)?;
+/// assert_eq!(file.canonical(), "[Container]\nImage=x\nPodmanArgs=--shm-size 128m\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::TooNew`] for the kind of file, a key or a value that `target` cannot
+/// express.
+pub fn adapt(
+    file: &mut UnitFile,
+    path: &Path,
+    kind: UnitKind,
+    target: PodmanVersion,
+) -> Result<(), Error> {
+    let section = kind.section();
+    if target < kind.since() {
+        return Err(too_new(
+            path,
+            section,
+            &format!("[{section}]"),
+            kind.since(),
+            target,
+        ));
+    }
+    // Keys of the [Quadlet] section have no podman option.
+    for entry in file.entries(QUADLET_SECTION) {
+        if let Some(info) = version::quadlet_key_info(entry.key())
+            && info.since > target
+        {
+            return Err(too_new(
+                path,
+                QUADLET_SECTION,
+                entry.key(),
+                info.since,
+                target,
+            ));
+        }
+    }
+    // Values whose meaning arrived later than their key.
+    for entry in file.entries(section) {
+        let feature = match entry.key() {
+            "Notify" if entry.unquoted().eq_ignore_ascii_case("healthy") => {
+                Some(Feature::NotifyHealthy)
+            }
+            "Network"
+                if entry
+                    .value()
+                    .split(':')
+                    .next()
+                    .is_some_and(|n| n.ends_with(".container")) =>
+            {
+                Some(Feature::NetworkOfContainerUnit)
+            }
+            "Environment"
+                if kind == UnitKind::Container
+                    && words::split(entry.value())
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|w| !w.contains('=')) =>
+            {
+                Some(Feature::EnvironmentFromHost)
+            }
+            _ => None,
+        };
+        if let Some(feature) = feature
+            && feature.since() > target
+        {
+            return Err(too_new(path, section, entry.key(), feature.since(), target));
+        }
+    }
+    for (section_name, entry) in file.all_entries() {
+        if section_name == "Unit"
+            && naming::DEPENDENCY_KEYS.contains(&entry.key())
+            && words::split_list(entry.value())
+                .iter()
+                .any(|n| naming::is_quadlet_file_name(n))
+            && Feature::UnitFileDependencies.since() > target
+        {
+            return Err(too_new(
+                path,
+                "Unit",
+                entry.key(),
+                Feature::UnitFileDependencies.since(),
+                target,
+            ));
+        }
+    }
+    // Keys: to PodmanArgs= where possible.
+    let mut failure = None;
+    file.rewrite_section(section, |entry: &Entry| {
+        let info = version::key_info(kind, entry.key())?;
+        if info.since <= target || failure.is_some() {
+            return None;
+        }
+        match info.flag {
+            Some(flag) if !entry.value().is_empty() => {
+                let args = words::join([flag, entry.unquoted()]);
+                Some(vec![("PodmanArgs".to_owned(), args)])
+            }
+            _ => {
+                failure = Some(too_new(path, section, entry.key(), info.since, target));
+                None
+            }
+        }
+    });
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}

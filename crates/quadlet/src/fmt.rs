@@ -1,0 +1,92 @@
+//! Canonical formatting of unit files (`quadlet fmt`).
+
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::Error;
+use crate::syntax::{ParseError, UnitFile};
+
+/// The canonical text of a file, and whether it differs from the original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Formatted {
+    /// The canonical text.
+    pub text: String,
+    /// Whether it differs from the input.
+    pub changed: bool,
+}
+
+/// Formats unit file text: same meaning to podman's generator, canonical whitespace
+/// (see [`UnitFile::canonical`]). Formatting formatted text changes nothing.
+///
+/// ```
+/// use homelab_quadlet::format;
+///
+/// let out = format("[Container]\n  Image = docker.io/library/alpine\n\n\n[Install]\nWantedBy=default.target")?;
+/// assert_eq!(out.text, "[Container]\nImage=docker.io/library/alpine\n\n[Install]\nWantedBy=default.target\n");
+/// assert!(out.changed);
+/// assert!(!format(&out.text)?.changed);
+/// # Ok::<(), homelab_quadlet::ParseError>(())
+/// ```
+///
+/// # Errors
+/// [`ParseError`] when the text is not unit syntax; nothing is formatted then.
+pub fn format(text: &str) -> Result<Formatted, ParseError> {
+    let canonical = UnitFile::parse(text)?.canonical();
+    Ok(Formatted {
+        changed: canonical != text,
+        text: canonical,
+    })
+}
+
+fn read(path: &Path) -> Result<String, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Formats the file at `path` (without changing it).
+///
+/// # Errors
+/// [`Error::Read`], [`Error::NotUtf8`], or [`Error::Parse`] with the path, line and
+/// column.
+pub fn format_file(path: &Path) -> Result<Formatted, Error> {
+    let text = read(path)?;
+    format(&text).map_err(|source| Error::Parse {
+        file: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Rewrites the file at `path` in its canonical form when it is not already;
+/// returns whether it changed. The new text replaces the old atomically (written
+/// beside it, then renamed over it) and keeps the file's permissions; a file with a
+/// syntax error is left untouched.
+///
+/// # Errors
+/// As [`format_file`], and [`Error::Write`] when the new text cannot be written.
+pub fn format_in_place(path: &Path) -> Result<bool, Error> {
+    let formatted = format_file(path)?;
+    if !formatted.changed {
+        return Ok(false);
+    }
+    let write_error = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let permissions = std::fs::metadata(path).map_err(write_error)?.permissions();
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
+    temp.write_all(formatted.text.as_bytes())
+        .map_err(write_error)?;
+    temp.as_file().sync_all().map_err(write_error)?;
+    std::fs::set_permissions(temp.path(), permissions).map_err(write_error)?;
+    temp.persist(path).map_err(|e| write_error(e.error))?;
+    Ok(true)
+}

@@ -1,0 +1,1320 @@
+//! Checks a set of units together, for the mistakes that make units fail to
+//! generate, start in the wrong order, or leak secrets.
+//!
+//! Every finding has a stable [`Code`]:
+//!
+//! | code | severity | what |
+//! |------|----------|------|
+//! | `parse-error` | error | the file is not unit syntax (the generator skips it) |
+//! | `invalid-value` | error | a value the key does not accept |
+//! | `unknown-key` | error | a key the generator does not know: it rejects the whole unit |
+//! | `too-new` | error | a key, value or file kind newer than the target podman |
+//! | `missing-section` | error | no main section (`[Container]` in a `.container` file) |
+//! | `missing-image` | error | a container without `Image=` or `Rootfs=` |
+//! | `unknown-unit` | error | a reference (`Network=x.network`, `Volume=x.volume:...`, `After=x.container`) to a file not in the set |
+//! | `unknown-dependency` | error | `Requires=`/`After=`/`Wants=`... on a Quadlet-style service no unit generates |
+//! | `secret-in-environment` | error | a password or token in plain `Environment=` |
+//! | `shared-private-relabel` | error | `Volume=...:Z` on a host path another unit also mounts |
+//! | `duplicate-service` | error | two files generate the same service |
+//! | `missing-network-dependency` | warning | `Network=` by podman name without a dependency on the network's service |
+//! | `missing-install` | warning | no `[Install]`: the unit does not start at boot |
+//! | `user-unit-multi-user-target` | warning | `WantedBy=multi-user.target` in a user unit |
+//! | `unknown-section` | warning | a section neither systemd nor the generator reads |
+//! | `open-continuation` | warning | a final `\` continuation the generator drops |
+//! | `network-by-name` | info | `Network=` by podman name where the `.network` file would add the dependencies |
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::Error;
+use crate::naming::{self, DependencyKind, UnitKind};
+use crate::set::{SourceUnit, UnitSet};
+use crate::syntax::Entry;
+use crate::values::{
+    AutoUpdate, Duration, HealthInterval, HealthOnFailure, IpNet, IpRange, KeyValue, Notify,
+    PullPolicy, Relabel, RestartPolicy, Secret, TimeSpan, ValueError, VolumeMount, parse_bool,
+};
+use crate::version::{self, Feature, PodmanVersion, QUADLET_SECTION};
+use crate::words;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing is wrong.
+    Info,
+    /// Probably a mistake.
+    Warning,
+    /// The unit will not generate, start or behave as written.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// The stable code of a finding (see the table in the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Code {
+    /// The file is not unit syntax.
+    ParseError,
+    /// A value the key does not accept.
+    InvalidValue,
+    /// A key the generator does not know.
+    UnknownKey,
+    /// A key, value or file kind newer than the target podman.
+    TooNew,
+    /// The main section is missing.
+    MissingSection,
+    /// A container without an image.
+    MissingImage,
+    /// A reference to a Quadlet file not in the set.
+    UnknownUnit,
+    /// A dependency on a Quadlet-style service no unit generates.
+    UnknownDependency,
+    /// A secret in a plain environment variable.
+    SecretInEnvironment,
+    /// A private `SELinux` relabel of a shared host path.
+    SharedPrivateRelabel,
+    /// Two files generating the same service.
+    DuplicateService,
+    /// `Network=` by name without a dependency on the network's service.
+    MissingNetworkDependency,
+    /// No `[Install]` section.
+    MissingInstall,
+    /// `WantedBy=multi-user.target` in a user unit.
+    UserUnitMultiUserTarget,
+    /// A section nothing reads.
+    UnknownSection,
+    /// A final continuation the generator drops.
+    OpenContinuation,
+    /// `Network=` by name where the file would add the dependencies.
+    NetworkByName,
+}
+
+impl Code {
+    /// The code as written in output: `unknown-unit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ParseError => "parse-error",
+            Self::InvalidValue => "invalid-value",
+            Self::UnknownKey => "unknown-key",
+            Self::TooNew => "too-new",
+            Self::MissingSection => "missing-section",
+            Self::MissingImage => "missing-image",
+            Self::UnknownUnit => "unknown-unit",
+            Self::UnknownDependency => "unknown-dependency",
+            Self::SecretInEnvironment => "secret-in-environment",
+            Self::SharedPrivateRelabel => "shared-private-relabel",
+            Self::DuplicateService => "duplicate-service",
+            Self::MissingNetworkDependency => "missing-network-dependency",
+            Self::MissingInstall => "missing-install",
+            Self::UserUnitMultiUserTarget => "user-unit-multi-user-target",
+            Self::UnknownSection => "unknown-section",
+            Self::OpenContinuation => "open-continuation",
+            Self::NetworkByName => "network-by-name",
+        }
+    }
+
+    /// The severity findings of this code have.
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::MissingNetworkDependency
+            | Self::MissingInstall
+            | Self::UserUnitMultiUserTarget
+            | Self::UnknownSection
+            | Self::OpenContinuation => Severity::Warning,
+            Self::NetworkByName => Severity::Info,
+            _ => Severity::Error,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem (or remark) about one place of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when the finding is about a line.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// How bad it is.
+    pub severity: Severity,
+    /// The stable code.
+    pub code: Code,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub fix: Option<String>,
+}
+
+impl fmt::Display for Finding {
+    /// `file:line:column: severity[code]: message`, then `  fix: ...` on its own line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}[{}]: {}", self.severity, self.code, self.message)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n  fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which systemd manager runs the units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// A user's manager (`systemctl --user`): boot target `default.target`.
+    #[default]
+    User,
+    /// The system manager: boot target `multi-user.target`.
+    System,
+}
+
+impl Scope {
+    fn boot_target(self) -> &'static str {
+        match self {
+            Self::User => "default.target",
+            Self::System => "multi-user.target",
+        }
+    }
+}
+
+/// What to check against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LintOptions {
+    /// The podman release the units are for.
+    pub target: PodmanVersion,
+    /// The manager that runs them.
+    pub scope: Scope,
+}
+
+impl LintOptions {
+    /// Options for user units on podman `target`.
+    pub fn new(target: PodmanVersion) -> Self {
+        Self {
+            target,
+            scope: Scope::User,
+        }
+    }
+
+    /// Runs every check on `set`; findings are sorted by file, line and column.
+    pub fn run(&self, set: &UnitSet) -> Vec<Finding> {
+        let mut lint = Lint {
+            options: *self,
+            set,
+            findings: Vec::new(),
+        };
+        lint.run();
+        let mut findings = lint.findings;
+        findings.sort_by(|a, b| {
+            (&a.file, a.line, a.column, a.code.as_str()).cmp(&(
+                &b.file,
+                b.line,
+                b.column,
+                b.code.as_str(),
+            ))
+        });
+        findings.dedup();
+        findings
+    }
+}
+
+/// Checks `set` as user units for podman `target` (see [`LintOptions`] for system
+/// units).
+///
+/// ```
+/// use homelab_quadlet::{lint, Code, PodmanVersion, UnitSet};
+///
+/// let mut set = UnitSet::new();
+/// set.insert("db.container", "[Container]\nImage=docker.io/library/postgres:17\n\
+///     Environment=POSTGRES_PASSWORD=hunter2\n\n[Install]\nWantedBy=default.target\n")?;
+/// let findings = lint(&set, PodmanVersion::new(5, 4, 2));
+/// assert_eq!(findings[0].code, Code::SecretInEnvironment);
+/// assert!(!findings[0].to_string().contains("hunter2"));
+/// # Ok::<(), homelab_quadlet::Error>(())
+/// ```
+pub fn lint(set: &UnitSet, target: PodmanVersion) -> Vec<Finding> {
+    LintOptions::new(target).run(set)
+}
+
+struct Lint<'a> {
+    options: LintOptions,
+    set: &'a UnitSet,
+    findings: Vec<Finding>,
+}
+
+/// Network modes of `Network=` that are not network names.
+const NETWORK_MODES: &[&str] = &[
+    "host",
+    "none",
+    "private",
+    "bridge",
+    "slirp4netns",
+    "pasta",
+    "default",
+];
+
+impl<'a> Lint<'a> {
+    fn add(
+        &mut self,
+        unit: &Path,
+        line: Option<usize>,
+        column: Option<usize>,
+        code: Code,
+        message: String,
+        fix: Option<String>,
+    ) {
+        self.findings.push(Finding {
+            file: unit.to_path_buf(),
+            line,
+            column,
+            severity: code.severity(),
+            code,
+            message,
+            fix,
+        });
+    }
+
+    fn at(
+        &mut self,
+        unit: &SourceUnit,
+        entry: &Entry,
+        code: Code,
+        message: String,
+        fix: Option<String>,
+    ) {
+        self.add(
+            &unit.path,
+            Some(entry.line()),
+            Some(entry.column()),
+            code,
+            message,
+            fix,
+        );
+    }
+
+    fn run(&mut self) {
+        for failure in self.set.failures() {
+            match failure {
+                Error::Parse { file, source } => self.add(
+                    file,
+                    Some(source.line),
+                    Some(source.column),
+                    Code::ParseError,
+                    format!("{source}; the generator skips this file"),
+                    None,
+                ),
+                other => self.add(
+                    Path::new(""),
+                    None,
+                    None,
+                    Code::ParseError,
+                    other.to_string(),
+                    None,
+                ),
+            }
+        }
+        let set = self.set;
+        for unit in set.units() {
+            self.check_kind_and_sections(unit);
+            self.check_keys(unit);
+            self.check_values(unit);
+            self.check_references(unit);
+            self.check_dependencies(unit);
+            self.check_install(unit);
+            self.check_secrets(unit);
+            if let Some(line) = unit.file.open_continuation() {
+                self.add(
+                    &unit.path,
+                    Some(line),
+                    None,
+                    Code::OpenContinuation,
+                    "this line ends with `\\` but only comments follow: the generator drops the entry".into(),
+                    Some("remove the trailing backslash".into()),
+                );
+            }
+        }
+        self.check_duplicates();
+        self.check_shared_relabel();
+    }
+
+    fn check_kind_and_sections(&mut self, unit: &SourceUnit) {
+        let kind = unit.kind;
+        let target = self.options.target;
+        if kind.since() > target {
+            self.add(
+                &unit.path,
+                None,
+                None,
+                Code::TooNew,
+                format!(
+                    "podman reads .{kind} files from {} on; the target is {target}",
+                    kind.since()
+                ),
+                Some(format!("target podman {} or later", kind.since())),
+            );
+        }
+        let section = kind.section();
+        if !unit.file.has_section(section) {
+            self.add(
+                &unit.path,
+                None,
+                None,
+                Code::MissingSection,
+                format!("no [{section}] section: the generator cannot convert this .{kind} file"),
+                Some(format!("add a [{section}] section")),
+            );
+        } else if kind == UnitKind::Container
+            && unit.file.get(section, "Image").is_none_or(str::is_empty)
+            && unit.file.get(section, "Rootfs").is_none_or(str::is_empty)
+        {
+            self.add(
+                &unit.path,
+                unit.file.section_line(section),
+                None,
+                Code::MissingImage,
+                "the container has no `Image=` (or `Rootfs=`): the generator rejects it".into(),
+                Some("add Image=REGISTRY/NAME:TAG (a fully qualified name)".into()),
+            );
+        }
+        let known = ["Unit", "Service", "Install", QUADLET_SECTION, section];
+        for name in unit.file.sections() {
+            if known.contains(&name) || name.starts_with("X-") {
+                continue;
+            }
+            let fix = if let Some(other) = UnitKind::ALL.iter().find(|k| k.section() == name) {
+                Some(format!("[{name}] belongs in a .{} file", other.extension()))
+            } else {
+                closest(name, &known, 3).map(|s| format!("did you mean [{s}]?"))
+            };
+            self.add(
+                &unit.path,
+                unit.file.section_line(name),
+                None,
+                Code::UnknownSection,
+                format!(
+                    "section [{name}] is read by neither the generator nor systemd (prefix it with X- to keep private data)"
+                ),
+                fix,
+            );
+        }
+    }
+
+    fn check_keys(&mut self, unit: &SourceUnit) {
+        let kind = unit.kind;
+        let target = self.options.target;
+        let section = kind.section();
+        let table = version::keys(kind);
+        for (name, lookup, names) in [
+            (
+                section,
+                None,
+                table.iter().map(|i| i.key).collect::<Vec<_>>(),
+            ),
+            (
+                QUADLET_SECTION,
+                Some(()),
+                version::quadlet_section_keys()
+                    .iter()
+                    .map(|i| i.key)
+                    .collect(),
+            ),
+        ] {
+            for entry in unit.file.entries(name) {
+                let info = if lookup.is_none() {
+                    version::key_info(kind, entry.key())
+                } else {
+                    version::quadlet_key_info(entry.key())
+                };
+                match info {
+                    None => {
+                        let fix = closest(entry.key(), &names, 3)
+                            .map(|k| format!("did you mean `{k}=`?"))
+                            .or_else(|| {
+                                Some(format!(
+                                    "remove it, or pass the podman option through `PodmanArgs=`; keys of [{name}]: see podman-systemd.unit(5)"
+                                ))
+                            });
+                        self.at(
+                            unit,
+                            entry,
+                            Code::UnknownKey,
+                            format!(
+                                "the generator does not know `{}=` in [{name}] and rejects the whole unit",
+                                entry.key()
+                            ),
+                            fix,
+                        );
+                    }
+                    Some(info) if info.since > target => {
+                        let fix = match info.flag {
+                            Some(flag) if name == section => format!(
+                                "write `PodmanArgs={}` instead, or target podman {}",
+                                words::join([flag, entry.unquoted()]),
+                                info.since
+                            ),
+                            _ => format!("remove it, or target podman {} or later", info.since),
+                        };
+                        self.at(
+                            unit,
+                            entry,
+                            Code::TooNew,
+                            format!(
+                                "`{}=` arrived in podman {}; the generator of podman {target} rejects the whole unit",
+                                entry.key(),
+                                info.since
+                            ),
+                            Some(fix),
+                        );
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        // Values whose meaning is newer than their key.
+        for entry in unit.file.entries(section) {
+            let feature = match entry.key() {
+                "Notify" if entry.unquoted().eq_ignore_ascii_case("healthy") => {
+                    Some((Feature::NotifyHealthy, "`Notify=healthy`"))
+                }
+                "Network"
+                    if entry
+                        .value()
+                        .split(':')
+                        .next()
+                        .is_some_and(|n| n.ends_with(".container")) =>
+                {
+                    Some((
+                        Feature::NetworkOfContainerUnit,
+                        "`Network=` naming a .container file",
+                    ))
+                }
+                "Environment"
+                    if kind == UnitKind::Container
+                        && words::split(entry.value())
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|w| !w.contains('=')) =>
+                {
+                    Some((
+                        Feature::EnvironmentFromHost,
+                        "`Environment=` with a name and no value",
+                    ))
+                }
+                _ => None,
+            };
+            if let Some((feature, what)) = feature
+                && feature.since() > target
+            {
+                self.at(
+                    unit,
+                    entry,
+                    Code::TooNew,
+                    format!(
+                        "{what} needs podman {}; the target is {target}",
+                        feature.since()
+                    ),
+                    Some(format!(
+                        "target podman {} or later, or write it another way",
+                        feature.since()
+                    )),
+                );
+            }
+        }
+    }
+
+    fn check_values(&mut self, unit: &SourceUnit) {
+        let section = unit.kind.section();
+        for (name, entry) in unit.file.all_entries() {
+            if entry.value().is_empty() {
+                continue;
+            }
+            let result = if name == section {
+                check_value(unit.kind, entry)
+            } else if name == "Service" {
+                match entry.key() {
+                    "TimeoutStartSec" | "TimeoutStopSec" | "RestartSec" => {
+                        entry.unquoted().parse::<TimeSpan>().map(drop)
+                    }
+                    "Restart" => entry.unquoted().parse::<RestartPolicy>().map(drop),
+                    _ => Ok(()),
+                }
+            } else if name == QUADLET_SECTION && entry.key() == "DefaultDependencies" {
+                parse_bool(entry.unquoted()).map(drop)
+            } else {
+                Ok(())
+            };
+            if let Err(error) = result {
+                self.at(
+                    unit,
+                    entry,
+                    Code::InvalidValue,
+                    format!("`{}=` in [{name}]: {error}", entry.key()),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn check_references(&mut self, unit: &SourceUnit) {
+        let set = self.set;
+        let target = self.options.target;
+        for reference in naming::references(unit.file_name(), &unit.file) {
+            if set.get(&reference.file_name).is_some() {
+                continue;
+            }
+            let fix = self.suggest_unit(reference.key, &reference.file_name);
+            let entry = unit
+                .file
+                .entries(unit.kind.section())
+                .find(|e| e.line() == reference.line && e.key() == reference.key);
+            let message = format!(
+                "`{}=` names {}, which is not in this set: the generator fails to convert {}",
+                reference.key,
+                reference.file_name,
+                unit.file_name()
+            );
+            match entry {
+                Some(entry) => self.at(unit, entry, Code::UnknownUnit, message, fix),
+                None => self.add(
+                    &unit.path,
+                    Some(reference.line),
+                    None,
+                    Code::UnknownUnit,
+                    message,
+                    fix,
+                ),
+            }
+        }
+        // Network= by podman name.
+        if !matches!(
+            unit.kind,
+            UnitKind::Container | UnitKind::Pod | UnitKind::Kube
+        ) {
+            return;
+        }
+        let deps = unit_dependencies(unit);
+        for entry in unit.file.get_all_entries(unit.kind.section(), "Network") {
+            let name = entry.value().split(':').next().unwrap_or_default();
+            if name.contains('.') && UnitKind::of_file_name(name).is_some()
+                || NETWORK_MODES.contains(&name)
+            {
+                continue;
+            }
+            let Some(network) = set
+                .units()
+                .iter()
+                .find(|u| u.kind == UnitKind::Network && u.names.resource.as_deref() == Some(name))
+            else {
+                continue;
+            };
+            let service = &network.names.service;
+            let ordered = deps.iter().any(|(k, s)| k == "After" && s == service);
+            let required = deps
+                .iter()
+                .any(|(k, s)| (k == "Requires" || k == "BindsTo") && s == service);
+            if ordered && required {
+                self.at(
+                    unit,
+                    entry,
+                    Code::NetworkByName,
+                    format!(
+                        "`Network={name}` names the podman network of {}, which adds no dependency by itself (the Requires= and After= here cover it)",
+                        network.file_name()
+                    ),
+                    Some(format!(
+                        "`Network={}` would add Requires= and After= on {service} automatically",
+                        network.file_name()
+                    )),
+                );
+            } else {
+                self.at(
+                    unit,
+                    entry,
+                    Code::MissingNetworkDependency,
+                    format!(
+                        "`Network={name}` names the podman network of {}, but nothing orders this unit after {service}: it may start before the network exists",
+                        network.file_name()
+                    ),
+                    Some(format!(
+                        "write `Network={}` (adds Requires= and After= on {service}), or add `Requires={service}` and `After={service}` to [Unit]",
+                        network.file_name()
+                    )),
+                );
+            }
+        }
+        let _ = target;
+    }
+
+    /// A fix for a reference (through `key`) to a missing file.
+    fn suggest_unit(&self, key: &str, file_name: &str) -> Option<String> {
+        let kind = UnitKind::of_file_name(file_name)?;
+        let base = naming::base_name(file_name);
+        let same_kind: Vec<&SourceUnit> =
+            self.set.units().iter().filter(|u| u.kind == kind).collect();
+        let name_it = |file: &str| {
+            if key == "Network" {
+                format!("`Network={file}`")
+            } else {
+                format!("{file} instead")
+            }
+        };
+        // The podman name used as a file name: `systemd-photos.network`.
+        if let Some(u) = same_kind
+            .iter()
+            .find(|u| u.names.resource.as_deref() == Some(base))
+        {
+            let by_name = if key == "Network" {
+                format!(
+                    ", or the network's podman name `Network={base}` (which adds no dependency: then also add Requires= and After= on {})",
+                    u.names.service
+                )
+            } else {
+                String::new()
+            };
+            return Some(format!(
+                "write {} ({} is the file that creates `{base}`){by_name}",
+                name_it(u.file_name()),
+                u.file_name()
+            ));
+        }
+        if let Some(u) = base.strip_prefix("systemd-").and_then(|stripped| {
+            same_kind
+                .iter()
+                .find(|u| naming::base_name(u.file_name()) == stripped)
+        }) {
+            return Some(format!("write {}", name_it(u.file_name())));
+        }
+        let names: Vec<&str> = same_kind.iter().map(|u| u.file_name()).collect();
+        if let Some(close) = closest(file_name, &names, 3) {
+            return Some(format!("did you mean {}?", name_it(close)));
+        }
+        Some(format!(
+            "add {file_name} to the directory, or refer to an existing .{kind} file"
+        ))
+    }
+
+    fn check_dependencies(&mut self, unit: &SourceUnit) {
+        let set = self.set;
+        let target = self.options.target;
+        for entry in unit.file.entries("Unit") {
+            if !naming::DEPENDENCY_KEYS.contains(&entry.key()) {
+                continue;
+            }
+            for name in words::split_list(entry.value()) {
+                if naming::is_quadlet_file_name(&name) {
+                    let service = set.get(&name).map(|u| u.names.service.clone());
+                    if Feature::UnitFileDependencies.since() > target {
+                        let service = service.unwrap_or_else(|| {
+                            UnitKind::of_file_name(&name)
+                                .map(|k| naming::default_service_name(&name, k))
+                                .unwrap_or_default()
+                        });
+                        self.at(
+                            unit,
+                            entry,
+                            Code::TooNew,
+                            format!(
+                                "`{}={name}` names a Quadlet file; podman translates those to services from {} on (the target is {target}), so systemd looks for a unit called {name}",
+                                entry.key(),
+                                Feature::UnitFileDependencies.since()
+                            ),
+                            Some(format!("write `{}={service}`", entry.key())),
+                        );
+                    } else if service.is_none() {
+                        let fix = self.suggest_unit(entry.key(), &name);
+                        self.at(
+                            unit,
+                            entry,
+                            Code::UnknownUnit,
+                            format!(
+                                "`{}={name}` names a Quadlet file that is not in this set: the generator fails to convert {}",
+                                entry.key(),
+                                unit.file_name()
+                            ),
+                            fix,
+                        );
+                    }
+                    continue;
+                }
+                if !name.ends_with(".service") || set.by_service(&name).is_some() {
+                    continue;
+                }
+                if let Some((culprit, why)) = self.mistaken_service(&name) {
+                    self.at(
+                        unit,
+                        entry,
+                        Code::UnknownDependency,
+                        format!("`{}={name}`: no unit generates {name}; {why}", entry.key()),
+                        Some(format!("write `{}={}`", entry.key(), culprit.names.service)),
+                    );
+                } else if let Some(suffix) = ["-network", "-volume", "-pod", "-image", "-build"]
+                    .iter()
+                    .find(|s| name.ends_with(&format!("{s}.service")))
+                {
+                    let services: Vec<&str> = set
+                        .units()
+                        .iter()
+                        .map(|u| u.names.service.as_str())
+                        .collect();
+                    let fix = closest(&name, &services, 6).map_or_else(
+                        || {
+                            format!(
+                                "add the .{} file that generates it, or remove the dependency",
+                                suffix.trim_start_matches('-')
+                            )
+                        },
+                        |s| format!("write `{}={s}`", entry.key()),
+                    );
+                    self.at(
+                        unit,
+                        entry,
+                        Code::UnknownDependency,
+                        format!(
+                            "`{}={name}`: no unit in this set generates {name}",
+                            entry.key()
+                        ),
+                        Some(fix),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A unit whose service the name was probably meant to be: the name built from
+    /// its podman name, file name or container name.
+    fn mistaken_service(&self, name: &str) -> Option<(&'a SourceUnit, String)> {
+        let stem = name.strip_suffix(".service")?;
+        for u in self.set.units() {
+            let suffix = u.kind.service_suffix();
+            let file_base = naming::base_name(u.file_name());
+            if let Some(resource) = &u.names.resource
+                && (stem == format!("{resource}{suffix}") || stem == resource.as_str())
+            {
+                return Some((
+                    u,
+                    format!(
+                        "{} generates {} (services are named after the file, `{file_base}`, not the podman name `{resource}`)",
+                        u.file_name(),
+                        u.names.service
+                    ),
+                ));
+            }
+            if stem == u.file_name() {
+                return Some((
+                    u,
+                    format!("{} generates {}", u.file_name(), u.names.service),
+                ));
+            }
+        }
+        None
+    }
+
+    fn check_install(&mut self, unit: &SourceUnit) {
+        let scope = self.options.scope;
+        let install: Vec<&Entry> = unit
+            .file
+            .entries("Install")
+            .filter(|e| !e.value().is_empty())
+            .collect();
+        if scope == Scope::User {
+            for entry in unit.file.entries("Install") {
+                if matches!(entry.key(), "WantedBy" | "RequiredBy" | "UpheldBy")
+                    && words::split_list(entry.value())
+                        .iter()
+                        .any(|t| t == "multi-user.target")
+                {
+                    self.at(
+                        unit,
+                        entry,
+                        Code::UserUnitMultiUserTarget,
+                        "multi-user.target does not exist in a user's systemd manager: the unit will not start at boot".into(),
+                        Some(format!("write `{}=default.target`", entry.key())),
+                    );
+                }
+            }
+        }
+        if !install.is_empty()
+            || !matches!(
+                unit.kind,
+                UnitKind::Container | UnitKind::Pod | UnitKind::Kube
+            )
+        {
+            return;
+        }
+        // Started by another unit of the set?
+        let service = &unit.names.service;
+        let pulled_in = self.set.units().iter().any(|other| {
+            unit_dependencies(other).iter().any(|(k, s)| {
+                matches!(k.as_str(), "Requires" | "Wants" | "BindsTo" | "Upholds") && s == service
+            })
+        }) || (unit.kind == UnitKind::Container
+            && unit
+                .file
+                .get("Container", "Pod")
+                .is_some_and(|p| self.set.get(p).is_some()));
+        if pulled_in {
+            return;
+        }
+        let target = scope.boot_target();
+        self.add(
+            &unit.path,
+            None,
+            None,
+            Code::MissingInstall,
+            format!(
+                "no [Install] section: {service} will not start at boot, and `systemctl enable` does not work on generated units"
+            ),
+            Some(format!("add\n[Install]\nWantedBy={target}")),
+        );
+    }
+
+    fn check_secrets(&mut self, unit: &SourceUnit) {
+        let section = unit.kind.section();
+        for (name, entry) in unit.file.all_entries() {
+            let candidates: Vec<KeyValue> = match (name, entry.key()) {
+                (s, "Environment") if s == section || s == "Service" => words::split(entry.value())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|w| w.parse().ok())
+                    .collect(),
+                (s, "PodmanArgs") if s == section => env_args(entry.value()),
+                _ => continue,
+            };
+            for kv in candidates {
+                if kv.value.as_deref().is_none_or(str::is_empty) || !is_secret_name(&kv.key) {
+                    continue;
+                }
+                let variable = &kv.key;
+                let secret_name = variable.to_ascii_lowercase().replace('_', "-");
+                let fix = if name == section && unit.kind == UnitKind::Container {
+                    format!(
+                        "store it as a podman secret (`podman secret create {secret_name} -`, reading it from standard input) and write `Secret={secret_name},type=env,target={variable}`"
+                    )
+                } else {
+                    format!(
+                        "store it as a podman secret (`podman secret create {secret_name} -`) and give it to the container with `Secret={secret_name},type=env,target={variable}`"
+                    )
+                };
+                self.at(
+                    unit,
+                    entry,
+                    Code::SecretInEnvironment,
+                    format!(
+                        "`{}=` in [{name}] sets {variable} in plain text: anyone who can read the unit file, the journal or `podman inspect` can read it",
+                        entry.key()
+                    ),
+                    Some(fix),
+                );
+            }
+        }
+    }
+
+    fn check_duplicates(&mut self) {
+        let mut services: HashMap<&str, Vec<&SourceUnit>> = HashMap::new();
+        for unit in self.set.units() {
+            services
+                .entry(unit.names.service.as_str())
+                .or_default()
+                .push(unit);
+        }
+        let mut duplicates: Vec<(&str, Vec<&SourceUnit>)> = services
+            .into_iter()
+            .filter(|(_, units)| units.len() > 1)
+            .collect();
+        duplicates.sort_by_key(|(s, _)| *s);
+        for (service, units) in duplicates {
+            for unit in &units {
+                let others: Vec<&str> = units
+                    .iter()
+                    .filter(|u| u.path != unit.path)
+                    .map(|u| u.file_name())
+                    .collect();
+                self.add(
+                    &unit.path,
+                    None,
+                    None,
+                    Code::DuplicateService,
+                    format!(
+                        "{} and {} both generate {service}",
+                        unit.file_name(),
+                        others.join(", ")
+                    ),
+                    Some("rename one of the files or change its `ServiceName=`".into()),
+                );
+            }
+        }
+    }
+
+    fn check_shared_relabel(&mut self) {
+        struct Mount<'u> {
+            unit: &'u SourceUnit,
+            entry: &'u Entry,
+            path: String,
+            relabel: Option<Relabel>,
+        }
+        let mut mounts: Vec<Mount<'_>> = Vec::new();
+        for unit in self.set.units() {
+            if !matches!(unit.kind, UnitKind::Container | UnitKind::Pod) {
+                continue;
+            }
+            for entry in unit.file.get_all_entries(unit.kind.section(), "Volume") {
+                let Ok(volume) = entry.value().parse::<VolumeMount>() else {
+                    continue;
+                };
+                if !volume.is_host_path() {
+                    continue;
+                }
+                let Some(source) = volume.source.as_deref() else {
+                    continue;
+                };
+                let path = normalize(source, &unit.path);
+                mounts.push(Mount {
+                    unit,
+                    entry,
+                    path,
+                    relabel: volume.relabel(),
+                });
+            }
+        }
+        let mut reported = HashSet::new();
+        for m in &mounts {
+            if m.relabel != Some(Relabel::Private) {
+                continue;
+            }
+            let others: Vec<&Mount<'_>> = mounts
+                .iter()
+                .filter(|o| {
+                    o.unit.path != m.unit.path
+                        && (is_within(&o.path, &m.path) || is_within(&m.path, &o.path))
+                })
+                .collect();
+            if others.is_empty() || !reported.insert((m.unit.path.clone(), m.entry.line())) {
+                continue;
+            }
+            let names: Vec<String> = others
+                .iter()
+                .map(|o| format!("{} (line {})", o.unit.file_name(), o.entry.line()))
+                .collect();
+            self.findings.push(Finding {
+                file: m.unit.path.clone(),
+                line: Some(m.entry.line()),
+                column: Some(m.entry.column()),
+                severity: Code::SharedPrivateRelabel.severity(),
+                code: Code::SharedPrivateRelabel,
+                message: format!(
+                    "`:Z` relabels {} for this container alone, but {} also mounts it: SELinux then denies the other container access",
+                    m.path,
+                    names.join(", ")
+                ),
+                fix: Some(
+                    "use `:z` (a label shared by containers) in every unit that mounts it, or give each container its own directory".into(),
+                ),
+            });
+        }
+    }
+}
+
+/// Checks the value of a main-section key against what the key accepts.
+fn check_value(kind: UnitKind, entry: &Entry) -> Result<(), ValueError> {
+    let text = entry.unquoted();
+    let each_word = |f: &dyn Fn(&str) -> Result<(), ValueError>| -> Result<(), ValueError> {
+        let split = words::split(entry.value()).map_err(|e| ValueError {
+            what: "quoted words",
+            value: String::new(),
+            reason: e.to_string(),
+        })?;
+        split.iter().try_for_each(|w| f(w))
+    };
+    let number = |t: &str| {
+        t.parse::<u64>().map(drop).map_err(|_| ValueError {
+            what: "number",
+            value: t.to_owned(),
+            reason: "expected a whole number, 0 or more".into(),
+        })
+    };
+    let address = |t: &str| {
+        t.parse::<IpAddr>().map(drop).map_err(|_| ValueError {
+            what: "IP address",
+            value: t.to_owned(),
+            reason: "expected an address such as 10.89.5.1".into(),
+        })
+    };
+    match (kind, entry.key()) {
+        (UnitKind::Container | UnitKind::Build, "Secret") => {
+            each_word(&|w| w.parse::<Secret>().map(drop))
+        }
+        (UnitKind::Container | UnitKind::Pod, "Volume") => {
+            entry.value().parse::<VolumeMount>().map(drop)
+        }
+        (UnitKind::Network, "Subnet") => entry.value().parse::<IpNet>().map(drop),
+        (UnitKind::Network, "IPRange") => entry.value().parse::<IpRange>().map(drop),
+        (UnitKind::Network, "Gateway" | "DNS") => address(entry.value()),
+        (UnitKind::Container, "Notify") => text.parse::<Notify>().map(drop),
+        (UnitKind::Container, "AutoUpdate") => text.parse::<AutoUpdate>().map(drop),
+        (UnitKind::Container, "Pull") => text.parse::<PullPolicy>().map(drop),
+        (UnitKind::Container, "HealthOnFailure") => text.parse::<HealthOnFailure>().map(drop),
+        (UnitKind::Container, "HealthInterval" | "HealthStartupInterval") => {
+            text.parse::<HealthInterval>().map(drop)
+        }
+        (UnitKind::Container, "HealthTimeout" | "HealthStartPeriod" | "HealthStartupTimeout") => {
+            text.parse::<Duration>().map(drop)
+        }
+        (
+            UnitKind::Container,
+            "HealthRetries"
+            | "HealthStartupRetries"
+            | "HealthStartupSuccess"
+            | "StopTimeout"
+            | "HealthMaxLogCount"
+            | "HealthMaxLogSize",
+        ) => number(text),
+        (UnitKind::Container | UnitKind::Pod, "IP" | "IP6") => address(text),
+        (
+            _,
+            "Internal"
+            | "IPv6"
+            | "DisableDNS"
+            | "ReadOnly"
+            | "ReadOnlyTmpfs"
+            | "NoNewPrivileges"
+            | "RunInit"
+            | "EnvironmentHost"
+            | "SecurityLabelDisable"
+            | "SecurityLabelNested"
+            | "Copy"
+            | "StartWithPod"
+            | "NetworkDeleteOnStop"
+            | "VolatileTmp",
+        ) => parse_bool(text).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// `KEY=VALUE` pairs passed with `-e`/`--env` in a `PodmanArgs=` line.
+fn env_args(value: &str) -> Vec<KeyValue> {
+    let args = words::split(value).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let pair = if arg == "-e" || arg == "--env" {
+            iter.next().map(String::as_str)
+        } else {
+            arg.strip_prefix("--env=")
+                .or_else(|| arg.strip_prefix("-e="))
+        };
+        if let Some(kv) = pair.and_then(|p| p.parse().ok()) {
+            out.push(kv);
+        }
+    }
+    out
+}
+
+/// Whether an environment variable name says it holds a secret.
+fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    let tokens: Vec<&str> = upper
+        .split(['_', '-', '.'])
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.last().is_some_and(|t| {
+        matches!(
+            *t,
+            "FILE" | "PATH" | "DIR" | "LENGTH" | "ALGORITHM" | "METHOD" | "TYPE"
+        )
+    }) {
+        return false;
+    }
+    let single = [
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "PASSPHRASE",
+        "SECRET",
+        "TOKEN",
+        "APIKEY",
+        "CREDENTIAL",
+        "CREDENTIALS",
+    ];
+    tokens.iter().any(|t| single.contains(t))
+        || tokens.windows(2).any(|w| {
+            w[1] == "KEY"
+                && matches!(
+                    w[0],
+                    "API" | "PRIVATE" | "ACCESS" | "SECRET" | "AUTH" | "ENCRYPTION"
+                )
+        })
+}
+
+/// `[Unit]` dependencies of a unit (key, unit name), with those its references
+/// imply.
+fn unit_dependencies(unit: &SourceUnit) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in unit.file.entries("Unit") {
+        if naming::DEPENDENCY_KEYS.contains(&entry.key()) {
+            for name in words::split_list(entry.value()) {
+                out.push((entry.key().to_owned(), name));
+            }
+        }
+    }
+    for reference in naming::references(unit.file_name(), &unit.file) {
+        let service = UnitKind::of_file_name(&reference.file_name)
+            .map(|k| naming::default_service_name(&reference.file_name, k))
+            .unwrap_or_default();
+        for kind in reference.implies {
+            let key = match kind {
+                DependencyKind::Requires => "Requires",
+                DependencyKind::After => "After",
+                DependencyKind::BindsTo => "BindsTo",
+                DependencyKind::Wants => "Wants",
+                DependencyKind::Before => "Before",
+            };
+            out.push((key.to_owned(), service.clone()));
+        }
+    }
+    out
+}
+
+/// A host path without `.` and empty components or a trailing slash; relative paths
+/// are taken from the unit's directory.
+fn normalize(source: &str, unit_path: &Path) -> String {
+    let joined = if source.starts_with('/') {
+        PathBuf::from(source)
+    } else {
+        unit_path
+            .parent()
+            .unwrap_or_else(|| Path::new(""))
+            .join(source)
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for component in joined.components() {
+        match component {
+            std::path::Component::Normal(c) => parts.push(c.to_string_lossy().into_owned()),
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Whether `inner` is `outer` or below it.
+fn is_within(inner: &str, outer: &str) -> bool {
+    inner == outer
+        || outer == "/"
+        || inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The closest name to `word` by edit distance (case-insensitive), if close enough.
+fn closest<'n>(word: &str, names: &[&'n str], max: usize) -> Option<&'n str> {
+    let lower = word.to_ascii_lowercase();
+    names
+        .iter()
+        .map(|n| (distance(&lower, &n.to_ascii_lowercase()), *n))
+        .filter(|(d, _)| *d <= max && *d < word.len())
+        .min_by_key(|(d, n)| (*d, *n))
+        .map(|(_, n)| n)
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names() {
+        for name in [
+            "POSTGRES_PASSWORD",
+            "REDIS_PASSWORD",
+            "DB_PASS",
+            "JWT_SECRET",
+            "API_KEY",
+            "GITHUB_TOKEN",
+            "aws_secret_key",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in [
+            "POSTGRES_PASSWORD_FILE",
+            "POSTGRES_USER",
+            "POSTGRES_DB",
+            "PWD",
+            "TOKEN_PATH",
+            "PASSWORD_LENGTH",
+            "KEYBOARD",
+        ] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            closest("Enviroment", &["Environment", "Exec"], 3),
+            Some("Environment")
+        );
+        assert_eq!(closest("Xyzzy", &["Environment", "Exec"], 3), None);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(normalize("/a//b/./c/", Path::new("x.container")), "/a/b/c");
+        assert_eq!(
+            normalize("./data", Path::new("/etc/containers/systemd/x.container")),
+            "/etc/containers/systemd/data"
+        );
+        assert!(is_within("/a/b", "/a"));
+        assert!(!is_within("/ab", "/a"));
+    }
+
+    #[test]
+    fn podman_args_env() {
+        let pairs = env_args("--env A=1 -e B=2 --env=C=3 --other D=4");
+        let keys: Vec<&str> = pairs.iter().map(|k| k.key.as_str()).collect();
+        assert_eq!(keys, ["A", "B", "C"]);
+    }
+}

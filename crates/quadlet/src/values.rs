@@ -1,0 +1,984 @@
+//! Typed values of Quadlet keys, each with a [`FromStr`] that accepts what the
+//! generator accepts and a [`Display`](fmt::Display) that writes it back so that
+//! parsing it again gives the same value.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+/// Why a value is not valid for its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: {reason}")]
+pub struct ValueError {
+    /// What kind of value was expected ("duration", "secret", ...).
+    pub what: &'static str,
+    /// The rejected text.
+    pub value: String,
+    /// What is wrong, and how to write it instead.
+    pub reason: String,
+}
+
+impl ValueError {
+    fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            what,
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Serialises a type as its `Display` text and deserialises it with `FromStr`.
+macro_rules! serde_as_string {
+    ($($ty:ty),* $(,)?) => {$(
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+/// Reads a boolean the way the generator does (`1`, `yes`, `true`, `on` and their
+/// opposites, any case).
+pub fn parse_bool(text: &str) -> Result<bool, ValueError> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Ok(true),
+        "0" | "no" | "false" | "off" => Ok(false),
+        _ => Err(ValueError::new(
+            "boolean",
+            text,
+            "write `true` or `false` (or yes/no, on/off, 1/0)",
+        )),
+    }
+}
+
+/// A duration in podman's (Go's) syntax: `10s`, `1m30s`, `500ms`, `1.5h`.
+///
+/// ```
+/// use homelab_quadlet::values::Duration;
+///
+/// let d: Duration = "1m30s".parse()?;
+/// assert_eq!(d.as_std(), std::time::Duration::from_secs(90));
+/// assert_eq!(Duration::from_secs(10).to_string(), "10s");
+/// # Ok::<(), homelab_quadlet::values::ValueError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration(StdDuration);
+
+impl Duration {
+    /// Whole seconds.
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(StdDuration::from_secs(secs))
+    }
+
+    /// Milliseconds.
+    pub const fn from_millis(millis: u64) -> Self {
+        Self(StdDuration::from_millis(millis))
+    }
+
+    /// The standard library duration.
+    pub const fn as_std(self) -> StdDuration {
+        self.0
+    }
+}
+
+impl From<StdDuration> for Duration {
+    fn from(d: StdDuration) -> Self {
+        Self(d)
+    }
+}
+
+const GO_UNITS: &[(&str, u128)] = &[
+    ("ns", 1),
+    ("us", 1_000),
+    ("µs", 1_000),
+    ("μs", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+    ("m", 60_000_000_000),
+    ("h", 3_600_000_000_000),
+];
+
+/// Reads `<number><unit>` pairs; returns nanoseconds.
+fn parse_units(text: &str, units: &[(&str, u128)], what: &'static str) -> Result<u128, ValueError> {
+    let bad = |reason: &str| ValueError::new(what, text, reason);
+    let mut rest = text.trim_start();
+    let mut total: u128 = 0;
+    if rest.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number = &rest[..number_len];
+        if number.is_empty() || number.matches('.').count() > 1 || number == "." {
+            return Err(bad("expected a number"));
+        }
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = rest[unit_len..].trim_start();
+        let Some(&(_, scale)) = units.iter().find(|(u, _)| *u == unit) else {
+            return Err(bad(&format!(
+                "unknown unit {unit:?} (use {})",
+                units
+                    .iter()
+                    .map(|(u, _)| *u)
+                    .filter(|u| !u.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad("number too large"))?
+        };
+        let mut value = whole.checked_mul(scale).ok_or_else(|| bad("too large"))?;
+        let mut divisor = 1u128;
+        for digit in fraction.chars().take(18) {
+            divisor *= 10;
+            value += u128::from(digit.to_digit(10).unwrap_or(0)) * scale / divisor;
+        }
+        total = total.checked_add(value).ok_or_else(|| bad("too large"))?;
+    }
+    Ok(total)
+}
+
+fn nanos_to_std(nanos: u128, what: &'static str, text: &str) -> Result<StdDuration, ValueError> {
+    let secs = u64::try_from(nanos / 1_000_000_000)
+        .map_err(|_| ValueError::new(what, text, "too large"))?;
+    // The remainder is below 10^9, so it fits.
+    let sub = u32::try_from(nanos % 1_000_000_000).unwrap_or(0);
+    Ok(StdDuration::new(secs, sub))
+}
+
+impl FromStr for Duration {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "0" {
+            return Ok(Self::default());
+        }
+        if s.contains(char::is_whitespace) {
+            return Err(ValueError::new(
+                "duration",
+                s,
+                "spaces are not allowed (write `1m30s`)",
+            ));
+        }
+        let nanos = parse_units(s, GO_UNITS, "duration")?;
+        nanos_to_std(nanos, "duration", s).map(Self)
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut nanos = self.0.as_nanos();
+        if nanos == 0 {
+            return f.write_str("0s");
+        }
+        for (unit, scale) in [
+            ("h", 3_600_000_000_000u128),
+            ("m", 60_000_000_000),
+            ("s", 1_000_000_000),
+            ("ms", 1_000_000),
+            ("us", 1_000),
+            ("ns", 1),
+        ] {
+            if nanos >= scale {
+                write!(f, "{}{unit}", nanos / scale)?;
+                nanos %= scale;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How often a health check runs: a [`Duration`], or `disable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HealthInterval {
+    /// Run the check at this interval.
+    Every(Duration),
+    /// Never run it on a timer (`disable`).
+    Disabled,
+}
+
+impl FromStr for HealthInterval {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "disable" {
+            Ok(Self::Disabled)
+        } else {
+            s.parse().map(Self::Every)
+        }
+    }
+}
+
+impl fmt::Display for HealthInterval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Every(d) => d.fmt(f),
+            Self::Disabled => f.write_str("disable"),
+        }
+    }
+}
+
+impl From<Duration> for HealthInterval {
+    fn from(d: Duration) -> Self {
+        Self::Every(d)
+    }
+}
+
+/// A systemd time span (`TimeoutStartSec=`, `RestartSec=`): `900`, `5min`,
+/// `1h 30min`, `infinity`. A bare number is seconds.
+///
+/// ```
+/// use homelab_quadlet::values::TimeSpan;
+///
+/// assert_eq!("5min".parse::<TimeSpan>()?, TimeSpan::from_secs(300));
+/// assert_eq!(TimeSpan::from_secs(900).to_string(), "900");
+/// # Ok::<(), homelab_quadlet::values::ValueError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimeSpan {
+    /// A finite span.
+    Finite(StdDuration),
+    /// No limit (`infinity`).
+    Infinity,
+}
+
+impl TimeSpan {
+    /// Whole seconds.
+    pub const fn from_secs(secs: u64) -> Self {
+        Self::Finite(StdDuration::from_secs(secs))
+    }
+}
+
+const SYSTEMD_UNITS: &[(&str, u128)] = &[
+    ("", 1_000_000_000),
+    ("usec", 1_000),
+    ("us", 1_000),
+    ("µs", 1_000),
+    ("msec", 1_000_000),
+    ("ms", 1_000_000),
+    ("seconds", 1_000_000_000),
+    ("second", 1_000_000_000),
+    ("sec", 1_000_000_000),
+    ("s", 1_000_000_000),
+    ("minutes", 60_000_000_000),
+    ("minute", 60_000_000_000),
+    ("min", 60_000_000_000),
+    ("m", 60_000_000_000),
+    ("hours", 3_600_000_000_000),
+    ("hour", 3_600_000_000_000),
+    ("hr", 3_600_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("days", 86_400_000_000_000),
+    ("day", 86_400_000_000_000),
+    ("d", 86_400_000_000_000),
+    ("weeks", 604_800_000_000_000),
+    ("week", 604_800_000_000_000),
+    ("w", 604_800_000_000_000),
+];
+
+impl FromStr for TimeSpan {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "infinity" {
+            return Ok(Self::Infinity);
+        }
+        let nanos = parse_units(s, SYSTEMD_UNITS, "time span")?;
+        nanos_to_std(nanos, "time span", s).map(Self::Finite)
+    }
+}
+
+impl fmt::Display for TimeSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Infinity => f.write_str("infinity"),
+            Self::Finite(d) if d.subsec_nanos() == 0 => write!(f, "{}", d.as_secs()),
+            Self::Finite(d) if d.subsec_nanos() % 1_000 == 0 => write!(f, "{}us", d.as_micros()),
+            // systemd has no unit below microseconds; round up to one.
+            Self::Finite(d) => write!(f, "{}us", d.as_micros() + 1),
+        }
+    }
+}
+
+/// An IP network in CIDR notation: `10.89.5.0/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpNet {
+    /// The address.
+    pub addr: IpAddr,
+    /// The prefix length (up to 32 for `IPv4`, 128 for `IPv6`).
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| ValueError::new("CIDR network", s, reason);
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| bad("expected ADDRESS/PREFIX, such as 10.89.5.0/24"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| bad("the address is not an IP address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .map_err(|_| bad("the prefix length is not a number"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(bad(&format!("the prefix length is at most {max}")));
+        }
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// The addresses a network hands out: a CIDR network or a `START-END` span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpRange {
+    /// `10.89.5.128/25`.
+    Cidr(IpNet),
+    /// `10.89.5.10-10.89.5.20`.
+    Span {
+        /// First address.
+        start: IpAddr,
+        /// Last address.
+        end: IpAddr,
+    },
+}
+
+impl FromStr for IpRange {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some((start, end)) = s.split_once('-') {
+            let parse = |a: &str| {
+                a.parse::<IpAddr>().map_err(|_| {
+                    ValueError::new(
+                        "IP range",
+                        s,
+                        "expected START-END addresses or a CIDR network",
+                    )
+                })
+            };
+            Ok(Self::Span {
+                start: parse(start)?,
+                end: parse(end)?,
+            })
+        } else {
+            s.parse().map(Self::Cidr)
+        }
+    }
+}
+
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cidr(net) => net.fmt(f),
+            Self::Span { start, end } => write!(f, "{start}-{end}"),
+        }
+    }
+}
+
+/// How a secret reaches the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretType {
+    /// As an environment variable (`type=env`).
+    Env,
+    /// As a file under `/run/secrets` (`type=mount`, podman's default).
+    Mount,
+}
+
+/// A `Secret=` value: `name[,type=env|mount][,target=X][,uid=N][,gid=N][,mode=0NNN]`.
+///
+/// ```
+/// use homelab_quadlet::values::{Secret, SecretType};
+///
+/// let s: Secret = "postgres-password,type=env,target=POSTGRES_PASSWORD".parse()?;
+/// assert_eq!(s.name, "postgres-password");
+/// assert_eq!(s.secret_type, Some(SecretType::Env));
+/// assert_eq!(Secret::env("redis-password", "REDIS_PASSWORD").to_string(),
+///            "redis-password,type=env,target=REDIS_PASSWORD");
+/// # Ok::<(), homelab_quadlet::values::ValueError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Secret {
+    /// The podman secret's name.
+    pub name: String,
+    /// `type=`.
+    pub secret_type: Option<SecretType>,
+    /// `target=`: the variable name (env) or file path (mount).
+    pub target: Option<String>,
+    /// `uid=` of the mounted file.
+    pub uid: Option<u32>,
+    /// `gid=` of the mounted file.
+    pub gid: Option<u32>,
+    /// `mode=` of the mounted file (octal).
+    pub mode: Option<u32>,
+}
+
+impl Secret {
+    /// A secret given to the container as environment variable `variable`.
+    pub fn env(name: impl Into<String>, variable: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            secret_type: Some(SecretType::Env),
+            target: Some(variable.into()),
+            ..Self::default()
+        }
+    }
+
+    /// A secret mounted as a file at `target` (relative paths are under
+    /// `/run/secrets`).
+    pub fn mount(name: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            secret_type: Some(SecretType::Mount),
+            target: Some(target.into()),
+            ..Self::default()
+        }
+    }
+}
+
+impl FromStr for Secret {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: String| ValueError::new("secret", s, reason);
+        let mut parts = s.split(',');
+        let name = parts.next().unwrap_or_default();
+        if name.is_empty() || name.contains('=') || name.contains(char::is_whitespace) {
+            return Err(bad(
+                "it must start with the secret's name, such as `db-password,type=env,target=DB_PASSWORD`".into(),
+            ));
+        }
+        let mut secret = Self {
+            name: name.to_owned(),
+            ..Self::default()
+        };
+        for part in parts {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| bad(format!("option {part:?} is not KEY=VALUE")))?;
+            let number = |v: &str, radix: u32| {
+                u32::from_str_radix(v, radix)
+                    .map_err(|_| bad(format!("`{key}=` needs a number, not {v:?}")))
+            };
+            match key {
+                "type" => {
+                    secret.secret_type = Some(match value {
+                        "env" => SecretType::Env,
+                        "mount" => SecretType::Mount,
+                        _ => return Err(bad(format!("type is `env` or `mount`, not {value:?}"))),
+                    });
+                }
+                "target" if !value.is_empty() => secret.target = Some(value.to_owned()),
+                "uid" => secret.uid = Some(number(value, 10)?),
+                "gid" => secret.gid = Some(number(value, 10)?),
+                "mode" => secret.mode = Some(number(value, 8)?),
+                _ => {
+                    return Err(bad(format!(
+                        "unknown option {key:?} (known: type, target, uid, gid, mode)"
+                    )));
+                }
+            }
+        }
+        Ok(secret)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            name,
+            secret_type,
+            target,
+            uid,
+            gid,
+            mode,
+        } = self;
+        f.write_str(name)?;
+        match secret_type {
+            Some(SecretType::Env) => f.write_str(",type=env")?,
+            Some(SecretType::Mount) => f.write_str(",type=mount")?,
+            None => {}
+        }
+        if let Some(target) = target {
+            write!(f, ",target={target}")?;
+        }
+        if let Some(uid) = uid {
+            write!(f, ",uid={uid}")?;
+        }
+        if let Some(gid) = gid {
+            write!(f, ",gid={gid}")?;
+        }
+        if let Some(mode) = mode {
+            write!(f, ",mode={mode:04o}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `SELinux` relabelling asked for by a volume's options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Relabel {
+    /// `z`: a label every container may share.
+    Shared,
+    /// `Z`: a label private to this container (others lose access).
+    Private,
+}
+
+/// A `Volume=` value: `[SOURCE:]TARGET[:OPTIONS]`, where SOURCE is a host path, a
+/// podman volume name or a `.volume` file.
+///
+/// ```
+/// use homelab_quadlet::values::{Relabel, VolumeMount};
+///
+/// let v: VolumeMount = "/srv/pg:/var/lib/postgresql/data:Z".parse()?;
+/// assert!(v.is_host_path());
+/// assert_eq!(v.relabel(), Some(Relabel::Private));
+/// assert_eq!(v.to_string(), "/srv/pg:/var/lib/postgresql/data:Z");
+/// # Ok::<(), homelab_quadlet::values::ValueError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct VolumeMount {
+    /// Host path, volume name or `.volume` file (`None` for an anonymous volume).
+    pub source: Option<String>,
+    /// Path in the container.
+    pub target: String,
+    /// Options such as `Z`, `z`, `ro`, `U` (joined with commas).
+    pub options: Vec<String>,
+}
+
+impl VolumeMount {
+    /// `source:target` with no options.
+    pub fn bind(source: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            source: Some(source.into()),
+            target: target.into(),
+            options: Vec::new(),
+        }
+    }
+
+    /// Adds an option (`Z`, `ro`, ...).
+    #[must_use]
+    pub fn with_option(mut self, option: impl Into<String>) -> Self {
+        self.options.push(option.into());
+        self
+    }
+
+    /// Whether the source is a host path (absolute, or relative to the unit file).
+    pub fn is_host_path(&self) -> bool {
+        self.source
+            .as_deref()
+            .is_some_and(|s| s.starts_with('/') || s.starts_with('.'))
+    }
+
+    /// The `.volume` file the source names, if it names one.
+    pub fn volume_unit(&self) -> Option<&str> {
+        self.source.as_deref().filter(|s| s.ends_with(".volume"))
+    }
+
+    /// The `SELinux` relabelling asked for (`Z` wins over `z`).
+    pub fn relabel(&self) -> Option<Relabel> {
+        if self.options.iter().any(|o| o == "Z") {
+            Some(Relabel::Private)
+        } else if self.options.iter().any(|o| o == "z") {
+            Some(Relabel::Shared)
+        } else {
+            None
+        }
+    }
+}
+
+impl FromStr for VolumeMount {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| ValueError::new("volume", s, reason);
+        let mut parts = s.splitn(3, ':');
+        let first = parts.next().unwrap_or_default();
+        let (source, target) = match parts.next() {
+            Some(target) => (Some(first), target),
+            None => (None, first),
+        };
+        let options = parts
+            .next()
+            .map_or_else(Vec::new, |o| o.split(',').map(str::to_owned).collect());
+        if target.is_empty() {
+            return Err(bad(
+                "the path in the container is empty (write SOURCE:TARGET[:OPTIONS])",
+            ));
+        }
+        if source == Some("") {
+            return Err(bad("the source is empty (write SOURCE:TARGET[:OPTIONS])"));
+        }
+        Ok(Self {
+            source: source.map(str::to_owned),
+            target: target.to_owned(),
+            options,
+        })
+    }
+}
+
+impl fmt::Display for VolumeMount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(source) = &self.source {
+            write!(f, "{source}:")?;
+        }
+        f.write_str(&self.target)?;
+        if !self.options.is_empty() {
+            write!(f, ":{}", self.options.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// `KEY=VALUE` (`Environment=`, `Label=`, `Annotation=`, `Options=`), or a bare `KEY`
+/// (for `Environment=`, the value then comes from the host; podman 5.6).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct KeyValue {
+    /// The name.
+    pub key: String,
+    /// The value (`None` for a bare key).
+    pub value: Option<String>,
+}
+
+impl KeyValue {
+    /// `key=value`.
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: Some(value.into()),
+        }
+    }
+}
+
+impl FromStr for KeyValue {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (key, value) = match s.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_owned())),
+            None => (s, None),
+        };
+        if key.is_empty() {
+            return Err(ValueError::new("KEY=VALUE pair", s, "the key is empty"));
+        }
+        Ok(Self {
+            key: key.to_owned(),
+            value,
+        })
+    }
+}
+
+impl fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{}={v}", self.key),
+            None => f.write_str(&self.key),
+        }
+    }
+}
+
+/// Defines a keyword enum with `FromStr`, `Display` and serde as its text.
+macro_rules! keyword_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),*
+        }
+
+        impl $name {
+            /// The keyword as written in unit files.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),*
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ValueError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)*
+                    _ => Err(ValueError::new($what, s, concat!("expected one of:" $(, " ", $text)*))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        serde_as_string!($name);
+    };
+}
+
+keyword_enum!(
+    /// `AutoUpdate=`: what `podman auto-update` compares.
+    AutoUpdate, "auto-update policy" {
+        /// Pull from the registry when the image there is newer.
+        Registry => "registry",
+        /// Restart when the local image changed.
+        Local => "local",
+    }
+);
+
+keyword_enum!(
+    /// `Pull=`: when to pull the image.
+    PullPolicy, "pull policy" {
+        /// Always pull.
+        Always => "always",
+        /// Pull when missing (podman's default).
+        Missing => "missing",
+        /// Never pull.
+        Never => "never",
+        /// Pull when the registry has a newer image.
+        Newer => "newer",
+    }
+);
+
+keyword_enum!(
+    /// `Restart=` of `[Service]`.
+    RestartPolicy, "restart policy" {
+        /// Never restart.
+        No => "no",
+        /// Restart after a clean exit.
+        OnSuccess => "on-success",
+        /// Restart after a failure.
+        OnFailure => "on-failure",
+        /// Restart after a signal, timeout or watchdog.
+        OnAbnormal => "on-abnormal",
+        /// Restart after a watchdog timeout.
+        OnWatchdog => "on-watchdog",
+        /// Restart after an unclean signal.
+        OnAbort => "on-abort",
+        /// Always restart.
+        Always => "always",
+    }
+);
+
+keyword_enum!(
+    /// `HealthOnFailure=`: what podman does when the container turns unhealthy.
+    HealthOnFailure, "health failure action" {
+        /// Nothing.
+        None => "none",
+        /// Kill the container.
+        Kill => "kill",
+        /// Restart the container.
+        Restart => "restart",
+        /// Stop the container.
+        Stop => "stop",
+    }
+);
+
+/// `Notify=`: when systemd considers the container started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Notify {
+    /// When conmon has started it (`false`, the default).
+    #[default]
+    Conmon,
+    /// When the container itself notifies systemd (`true`).
+    Container,
+    /// When its health check first passes (`healthy`; podman 5.0).
+    Healthy,
+}
+
+impl FromStr for Notify {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("healthy") {
+            return Ok(Self::Healthy);
+        }
+        match parse_bool(s) {
+            Ok(true) => Ok(Self::Container),
+            Ok(false) => Ok(Self::Conmon),
+            Err(_) => Err(ValueError::new(
+                "notify mode",
+                s,
+                "expected `true`, `false` or `healthy`",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Notify {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Conmon => "false",
+            Self::Container => "true",
+            Self::Healthy => "healthy",
+        })
+    }
+}
+
+serde_as_string!(
+    Duration,
+    HealthInterval,
+    TimeSpan,
+    IpNet,
+    IpRange,
+    Secret,
+    VolumeMount,
+    KeyValue,
+    Notify
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: FromStr + fmt::Display + PartialEq + fmt::Debug>(text: &str)
+    where
+        T::Err: fmt::Debug,
+    {
+        let value: T = text.parse().unwrap();
+        let again: T = value.to_string().parse().unwrap();
+        assert_eq!(value, again, "{text}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!("10s".parse::<Duration>().unwrap(), Duration::from_secs(10));
+        assert_eq!("1m30s".parse::<Duration>().unwrap().to_string(), "1m30s");
+        assert_eq!(
+            "1.5h".parse::<Duration>().unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!("500ms".parse::<Duration>().unwrap().to_string(), "500ms");
+        assert_eq!("0".parse::<Duration>().unwrap().to_string(), "0s");
+        for bad in ["", "10", "5 s", "1x", "s", "-1s", "1..5s"] {
+            assert!(bad.parse::<Duration>().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            "disable".parse::<HealthInterval>().unwrap(),
+            HealthInterval::Disabled
+        );
+        round_trip::<Duration>("1h2m3s4ms5us6ns");
+    }
+
+    #[test]
+    fn time_spans() {
+        assert_eq!("900".parse::<TimeSpan>().unwrap(), TimeSpan::from_secs(900));
+        assert_eq!(
+            "1h 30min".parse::<TimeSpan>().unwrap(),
+            TimeSpan::from_secs(5400)
+        );
+        assert_eq!("infinity".parse::<TimeSpan>().unwrap(), TimeSpan::Infinity);
+        assert_eq!("500ms".parse::<TimeSpan>().unwrap().to_string(), "500000us");
+        round_trip::<TimeSpan>("2min 500ms");
+        assert!("forever".parse::<TimeSpan>().is_err());
+    }
+
+    #[test]
+    fn networks() {
+        let net: IpNet = "10.89.5.0/24".parse().unwrap();
+        assert!(net.contains("10.89.5.1".parse().unwrap()));
+        assert!(!net.contains("10.89.6.1".parse().unwrap()));
+        assert!("10.89.5.0/33".parse::<IpNet>().is_err());
+        assert!("10.89.5.0".parse::<IpNet>().is_err());
+        round_trip::<IpNet>("fd00::/64");
+        round_trip::<IpRange>("10.89.5.10-10.89.5.20");
+        round_trip::<IpRange>("10.89.5.128/25");
+    }
+
+    #[test]
+    fn secrets() {
+        let s: Secret = "pw,type=mount,target=pw.txt,uid=999,gid=999,mode=0400"
+            .parse()
+            .unwrap();
+        assert_eq!(s.mode, Some(0o400));
+        assert_eq!(
+            s.to_string(),
+            "pw,type=mount,target=pw.txt,uid=999,gid=999,mode=0400"
+        );
+        for bad in [
+            "",
+            ",type=env",
+            "a,type=file",
+            "a,colour=red",
+            "a,uid=x",
+            "a b",
+        ] {
+            assert!(bad.parse::<Secret>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn volumes() {
+        let v: VolumeMount = "/data".parse().unwrap();
+        assert_eq!((v.source, v.target.as_str()), (None, "/data"));
+        let v: VolumeMount = "db.volume:/var/lib/x:ro,z".parse().unwrap();
+        assert_eq!(v.volume_unit(), Some("db.volume"));
+        assert_eq!(v.relabel(), Some(Relabel::Shared));
+        assert!(":/x".parse::<VolumeMount>().is_err());
+        assert!("/x:".parse::<VolumeMount>().is_err());
+        round_trip::<VolumeMount>("a:b:c:d");
+    }
+
+    #[test]
+    fn keywords() {
+        assert_eq!("healthy".parse::<Notify>().unwrap(), Notify::Healthy);
+        assert_eq!("yes".parse::<Notify>().unwrap(), Notify::Container);
+        assert!("maybe".parse::<Notify>().is_err());
+        assert_eq!(
+            "registry".parse::<AutoUpdate>().unwrap(),
+            AutoUpdate::Registry
+        );
+        let err = "sometimes".parse::<PullPolicy>().unwrap_err();
+        assert!(err.reason.contains("always"), "{err}");
+        assert_eq!(RestartPolicy::OnFailure.to_string(), "on-failure");
+        assert!(parse_bool("On").unwrap());
+    }
+}

@@ -1,0 +1,501 @@
+//! Podman versions, and which Quadlet keys each one's generator knows.
+//!
+//! The generator rejects a whole unit when one of its keys is unknown to it, so a
+//! unit written for a newer podman fails to start on an older one. The table here
+//! says, for every key of every Quadlet section, the first podman release whose
+//! generator accepts it. It was checked key by key against the podman 5.4.2
+//! generator (every key listed at 5.4 or earlier is accepted by it, every later one
+//! is rejected); the releases before 5.4 come from podman's release notes and
+//! manual pages.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::naming::UnitKind;
+
+/// A podman release, `major.minor.patch`.
+///
+/// ```
+/// use homelab_quadlet::PodmanVersion;
+///
+/// let v: PodmanVersion = "5.4.2".parse()?;
+/// assert!(v >= PodmanVersion::V5_0);
+/// assert!(v < PodmanVersion::V5_5);
+/// assert_eq!("v5.5.0-rc1".parse::<PodmanVersion>()?, PodmanVersion::V5_5);
+/// # Ok::<(), homelab_quadlet::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodmanVersion {
+    /// Major version.
+    pub major: u16,
+    /// Minor version.
+    pub minor: u16,
+    /// Patch version.
+    pub patch: u16,
+}
+
+impl PodmanVersion {
+    /// A version from its parts.
+    pub const fn new(major: u16, minor: u16, patch: u16) -> Self {
+        Self {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// Podman 4.4, the first with Quadlet.
+    pub const V4_4: Self = Self::new(4, 4, 0);
+    /// Podman 4.5.
+    pub const V4_5: Self = Self::new(4, 5, 0);
+    /// Podman 4.6.
+    pub const V4_6: Self = Self::new(4, 6, 0);
+    /// Podman 4.7.
+    pub const V4_7: Self = Self::new(4, 7, 0);
+    /// Podman 4.8.
+    pub const V4_8: Self = Self::new(4, 8, 0);
+    /// Podman 5.0.
+    pub const V5_0: Self = Self::new(5, 0, 0);
+    /// Podman 5.1.
+    pub const V5_1: Self = Self::new(5, 1, 0);
+    /// Podman 5.2.
+    pub const V5_2: Self = Self::new(5, 2, 0);
+    /// Podman 5.3.
+    pub const V5_3: Self = Self::new(5, 3, 0);
+    /// Podman 5.4.
+    pub const V5_4: Self = Self::new(5, 4, 0);
+    /// Podman 5.5.
+    pub const V5_5: Self = Self::new(5, 5, 0);
+    /// Podman 5.6.
+    pub const V5_6: Self = Self::new(5, 6, 0);
+    /// Podman 5.7.
+    pub const V5_7: Self = Self::new(5, 7, 0);
+    /// Podman 5.8.
+    pub const V5_8: Self = Self::new(5, 8, 0);
+    /// The newest release the key table describes.
+    pub const LATEST_KNOWN: Self = Self::V5_8;
+}
+
+impl fmt::Display for PodmanVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl FromStr for PodmanVersion {
+    type Err = crate::Error;
+
+    /// Reads `5.4.2`, `5.4`, `v5.4.2`, and ignores a suffix such as `-rc1` or `-dev`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || crate::Error::InvalidVersion { text: s.to_owned() };
+        let trimmed = s.trim();
+        let trimmed = trimmed.strip_prefix('v').unwrap_or(trimmed);
+        let core = trimmed.split(['-', '+', '~']).next().unwrap_or_default();
+        let mut parts = core.split('.');
+        let mut number = |required: bool| -> Result<u16, crate::Error> {
+            match parts.next() {
+                Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                    p.parse().map_err(|_| invalid())
+                }
+                None if !required => Ok(0),
+                _ => Err(invalid()),
+            }
+        };
+        let major = number(true)?;
+        let minor = number(true)?;
+        let patch = number(false)?;
+        if parts.next().is_some() {
+            return Err(invalid());
+        }
+        Ok(Self::new(major, minor, patch))
+    }
+}
+
+impl serde::Serialize for PodmanVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PodmanVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the table knows of one key of one Quadlet section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key, as spelled in unit files.
+    pub key: &'static str,
+    /// The first podman release whose generator accepts it.
+    pub since: PodmanVersion,
+    /// The `podman` option with the same effect, for writing the key as
+    /// `PodmanArgs=` for an older podman (`None` when there is no such option).
+    pub flag: Option<&'static str>,
+}
+
+const fn k(key: &'static str, since: PodmanVersion) -> KeyInfo {
+    KeyInfo {
+        key,
+        since,
+        flag: None,
+    }
+}
+
+const fn f(key: &'static str, since: PodmanVersion, flag: &'static str) -> KeyInfo {
+    KeyInfo {
+        key,
+        since,
+        flag: Some(flag),
+    }
+}
+
+use PodmanVersion as V;
+
+const CONTAINER_KEYS: &[KeyInfo] = &[
+    k("AddCapability", V::V4_4),
+    k("AddDevice", V::V4_4),
+    f("AddHost", V::V5_3, "--add-host"),
+    k("Annotation", V::V4_4),
+    k("AppArmor", V::V5_8),
+    k("AutoUpdate", V::V4_6),
+    f("CgroupsMode", V::V5_3, "--cgroups"),
+    k("ContainerName", V::V4_4),
+    k("ContainersConfModule", V::V4_7),
+    f("DNS", V::V4_7, "--dns"),
+    f("DNSOption", V::V4_7, "--dns-option"),
+    f("DNSSearch", V::V4_7, "--dns-search"),
+    k("DropCapability", V::V4_4),
+    f("Entrypoint", V::V5_0, "--entrypoint"),
+    k("Environment", V::V4_4),
+    k("EnvironmentFile", V::V4_4),
+    k("EnvironmentHost", V::V4_4),
+    k("Exec", V::V4_4),
+    k("ExposeHostPort", V::V4_4),
+    f("GIDMap", V::V4_8, "--gidmap"),
+    k("GlobalArgs", V::V4_7),
+    k("Group", V::V4_4),
+    f("GroupAdd", V::V5_1, "--group-add"),
+    k("HealthCmd", V::V4_5),
+    k("HealthInterval", V::V4_5),
+    f("HealthLogDestination", V::V5_4, "--health-log-destination"),
+    f("HealthMaxLogCount", V::V5_4, "--health-max-log-count"),
+    f("HealthMaxLogSize", V::V5_4, "--health-max-log-size"),
+    k("HealthOnFailure", V::V4_5),
+    k("HealthRetries", V::V4_5),
+    k("HealthStartPeriod", V::V4_5),
+    k("HealthStartupCmd", V::V4_5),
+    k("HealthStartupInterval", V::V4_5),
+    k("HealthStartupRetries", V::V4_5),
+    k("HealthStartupSuccess", V::V4_5),
+    k("HealthStartupTimeout", V::V4_5),
+    k("HealthTimeout", V::V4_5),
+    f("HostName", V::V4_6, "--hostname"),
+    k("HttpProxy", V::V5_7),
+    k("IP", V::V4_5),
+    k("IP6", V::V4_5),
+    k("Image", V::V4_4),
+    k("Label", V::V4_4),
+    k("LogDriver", V::V4_5),
+    f("LogOpt", V::V5_2, "--log-opt"),
+    k("Mask", V::V4_6),
+    f("Memory", V::V5_5, "--memory"),
+    k("Mount", V::V4_5),
+    k("Network", V::V4_4),
+    f("NetworkAlias", V::V5_2, "--network-alias"),
+    k("NoNewPrivileges", V::V4_4),
+    k("Notify", V::V4_4),
+    f("PidsLimit", V::V4_7, "--pids-limit"),
+    k("Pod", V::V5_0),
+    k("PodmanArgs", V::V4_4),
+    k("PublishPort", V::V4_4),
+    f("Pull", V::V4_6, "--pull"),
+    k("ReadOnly", V::V4_4),
+    k("ReadOnlyTmpfs", V::V4_8),
+    k("ReloadCmd", V::V5_5),
+    k("ReloadSignal", V::V5_5),
+    k("RemapGid", V::V4_4),
+    k("RemapUid", V::V4_4),
+    k("RemapUidSize", V::V4_4),
+    k("RemapUsers", V::V4_4),
+    f("Retry", V::V5_5, "--retry"),
+    f("RetryDelay", V::V5_5, "--retry-delay"),
+    k("Rootfs", V::V4_5),
+    k("RunInit", V::V4_4),
+    k("SeccompProfile", V::V4_4),
+    k("Secret", V::V4_5),
+    k("SecurityLabelDisable", V::V4_4),
+    k("SecurityLabelFileType", V::V4_4),
+    k("SecurityLabelLevel", V::V4_4),
+    k("SecurityLabelNested", V::V4_6),
+    k("SecurityLabelType", V::V4_4),
+    k("ServiceName", V::V5_3),
+    f("ShmSize", V::V4_7, "--shm-size"),
+    k("StartWithPod", V::V5_3),
+    f("StopSignal", V::V5_2, "--stop-signal"),
+    f("StopTimeout", V::V5_0, "--stop-timeout"),
+    f("SubGIDMap", V::V4_8, "--subgidname"),
+    f("SubUIDMap", V::V4_8, "--subuidname"),
+    f("Sysctl", V::V4_6, "--sysctl"),
+    k("Timezone", V::V4_4),
+    f("Tmpfs", V::V4_5, "--tmpfs"),
+    f("UIDMap", V::V4_8, "--uidmap"),
+    f("Ulimit", V::V4_7, "--ulimit"),
+    k("Unmask", V::V4_6),
+    k("User", V::V4_4),
+    f("UserNS", V::V4_5, "--userns"),
+    k("VolatileTmp", V::V4_4),
+    k("Volume", V::V4_4),
+    f("WorkingDir", V::V4_6, "--workdir"),
+];
+
+const NETWORK_KEYS: &[KeyInfo] = &[
+    k("ContainersConfModule", V::V4_7),
+    f("DNS", V::V4_7, "--dns"),
+    k("DisableDNS", V::V4_4),
+    k("Driver", V::V4_4),
+    k("Gateway", V::V4_4),
+    k("GlobalArgs", V::V4_7),
+    k("IPAMDriver", V::V4_4),
+    k("IPRange", V::V4_4),
+    k("IPv6", V::V4_4),
+    f("InterfaceName", V::V5_6, "--interface-name"),
+    k("Internal", V::V4_4),
+    k("Label", V::V4_4),
+    k("NetworkDeleteOnStop", V::V5_5),
+    k("NetworkName", V::V4_8),
+    k("Options", V::V4_4),
+    k("PodmanArgs", V::V4_6),
+    k("ServiceName", V::V5_3),
+    k("Subnet", V::V4_4),
+];
+
+const VOLUME_KEYS: &[KeyInfo] = &[
+    k("ContainersConfModule", V::V4_7),
+    k("Copy", V::V4_4),
+    k("Device", V::V4_4),
+    k("Driver", V::V4_8),
+    k("GlobalArgs", V::V4_7),
+    k("Group", V::V4_4),
+    k("Image", V::V4_8),
+    k("Label", V::V4_4),
+    k("Options", V::V4_4),
+    k("PodmanArgs", V::V4_6),
+    k("ServiceName", V::V5_3),
+    k("Type", V::V4_4),
+    k("User", V::V4_4),
+    k("VolumeName", V::V4_8),
+];
+
+const POD_KEYS: &[KeyInfo] = &[
+    f("AddHost", V::V5_3, "--add-host"),
+    k("ContainersConfModule", V::V5_0),
+    f("DNS", V::V5_3, "--dns"),
+    f("DNSOption", V::V5_3, "--dns-option"),
+    f("DNSSearch", V::V5_3, "--dns-search"),
+    f("ExitPolicy", V::V5_6, "--exit-policy"),
+    f("GIDMap", V::V5_3, "--gidmap"),
+    k("GlobalArgs", V::V5_0),
+    f("HostName", V::V5_3, "--hostname"),
+    f("IP", V::V5_3, "--ip"),
+    f("IP6", V::V5_3, "--ip6"),
+    f("Label", V::V5_6, "--label"),
+    k("Network", V::V5_0),
+    f("NetworkAlias", V::V5_2, "--network-alias"),
+    k("PodName", V::V5_0),
+    k("PodmanArgs", V::V5_0),
+    k("PublishPort", V::V5_0),
+    k("RemapGid", V::V5_0),
+    k("RemapUid", V::V5_0),
+    k("RemapUidSize", V::V5_0),
+    k("RemapUsers", V::V5_0),
+    k("ServiceName", V::V5_3),
+    f("ShmSize", V::V5_3, "--shm-size"),
+    k("StopTimeout", V::V5_7),
+    f("SubGIDMap", V::V5_3, "--subgidname"),
+    f("SubUIDMap", V::V5_3, "--subuidname"),
+    f("UIDMap", V::V5_3, "--uidmap"),
+    f("UserNS", V::V5_3, "--userns"),
+    k("Volume", V::V5_0),
+];
+
+const KUBE_KEYS: &[KeyInfo] = &[
+    k("AutoUpdate", V::V4_6),
+    k("ConfigMap", V::V4_5),
+    k("ContainersConfModule", V::V4_7),
+    k("ExitCodePropagation", V::V4_7),
+    k("GlobalArgs", V::V4_7),
+    k("KubeDownForce", V::V5_0),
+    k("LogDriver", V::V4_5),
+    k("LogOpt", V::V5_2),
+    k("Network", V::V4_4),
+    k("PodmanArgs", V::V4_5),
+    k("PublishPort", V::V4_4),
+    k("RemapGid", V::V4_4),
+    k("RemapUid", V::V4_4),
+    k("RemapUidSize", V::V4_4),
+    k("RemapUsers", V::V4_4),
+    k("ServiceName", V::V5_3),
+    k("SetWorkingDirectory", V::V4_8),
+    k("UserNS", V::V4_5),
+    k("Yaml", V::V4_4),
+];
+
+const IMAGE_KEYS: &[KeyInfo] = &[
+    k("AllTags", V::V4_8),
+    k("Arch", V::V4_8),
+    k("AuthFile", V::V4_8),
+    k("CertDir", V::V4_8),
+    k("ContainersConfModule", V::V4_8),
+    k("Creds", V::V4_8),
+    k("DecryptionKey", V::V4_8),
+    k("GlobalArgs", V::V4_8),
+    k("Image", V::V4_8),
+    k("ImageTag", V::V5_0),
+    k("OS", V::V4_8),
+    k("PodmanArgs", V::V4_8),
+    k("Policy", V::V5_6),
+    k("Retry", V::V5_5),
+    k("RetryDelay", V::V5_5),
+    k("ServiceName", V::V5_3),
+    k("TLSVerify", V::V4_8),
+    k("Variant", V::V4_8),
+];
+
+const BUILD_KEYS: &[KeyInfo] = &[
+    k("Annotation", V::V5_2),
+    k("Arch", V::V5_2),
+    k("AuthFile", V::V5_2),
+    k("ContainersConfModule", V::V5_2),
+    k("DNS", V::V5_2),
+    k("DNSOption", V::V5_2),
+    k("DNSSearch", V::V5_2),
+    k("Environment", V::V5_2),
+    k("File", V::V5_2),
+    k("ForceRM", V::V5_2),
+    k("GlobalArgs", V::V5_2),
+    k("GroupAdd", V::V5_2),
+    k("ImageTag", V::V5_2),
+    k("Label", V::V5_2),
+    k("Network", V::V5_2),
+    k("PodmanArgs", V::V5_2),
+    k("Pull", V::V5_2),
+    k("Retry", V::V5_5),
+    k("RetryDelay", V::V5_5),
+    k("Secret", V::V5_2),
+    k("ServiceName", V::V5_3),
+    k("SetWorkingDirectory", V::V5_2),
+    k("TLSVerify", V::V5_2),
+    k("Target", V::V5_2),
+    k("Variant", V::V5_2),
+    k("Volume", V::V5_2),
+];
+
+const QUADLET_KEYS: &[KeyInfo] = &[k("DefaultDependencies", V::V5_3)];
+
+/// The name of the section every Quadlet file may have for generator options.
+pub const QUADLET_SECTION: &str = "Quadlet";
+
+/// Every key the generator knows in the main section of a unit kind (for example
+/// `[Container]` of a `.container` file), in alphabetical order.
+pub fn keys(kind: UnitKind) -> &'static [KeyInfo] {
+    match kind {
+        UnitKind::Container => CONTAINER_KEYS,
+        UnitKind::Network => NETWORK_KEYS,
+        UnitKind::Volume => VOLUME_KEYS,
+        UnitKind::Pod => POD_KEYS,
+        UnitKind::Kube => KUBE_KEYS,
+        UnitKind::Image => IMAGE_KEYS,
+        UnitKind::Build => BUILD_KEYS,
+    }
+}
+
+/// Every key of the `[Quadlet]` section.
+pub fn quadlet_section_keys() -> &'static [KeyInfo] {
+    QUADLET_KEYS
+}
+
+/// What the table knows of `key` in the main section of `kind`, or `None` when no
+/// podman generator knows it.
+///
+/// ```
+/// use homelab_quadlet::{key_info, PodmanVersion, UnitKind};
+///
+/// assert_eq!(key_info(UnitKind::Container, "HealthCmd").unwrap().since, PodmanVersion::V4_5);
+/// assert_eq!(key_info(UnitKind::Container, "ServiceName").unwrap().since, PodmanVersion::V5_3);
+/// assert!(key_info(UnitKind::Network, "Image").is_none());
+/// ```
+pub fn key_info(kind: UnitKind, key: &str) -> Option<KeyInfo> {
+    keys(kind).iter().find(|i| i.key == key).copied()
+}
+
+/// What the table knows of a key of the `[Quadlet]` section.
+pub fn quadlet_key_info(key: &str) -> Option<KeyInfo> {
+    QUADLET_KEYS.iter().find(|i| i.key == key).copied()
+}
+
+/// Features that are not keys but values or unit kinds, with the release that
+/// brought them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Feature {
+    /// `Notify=healthy`: the unit is ready when the health check passes.
+    NotifyHealthy,
+    /// `Network=NAME.container`: join another Quadlet container's network.
+    NetworkOfContainerUnit,
+    /// Quadlet file names (`foo.network`, `db.container`) in `[Unit]` dependencies,
+    /// translated to their service names.
+    UnitFileDependencies,
+    /// `Environment=NAME` without a value, taken from the host.
+    EnvironmentFromHost,
+}
+
+impl Feature {
+    /// The first release with the feature.
+    pub fn since(self) -> PodmanVersion {
+        match self {
+            Self::NotifyHealthy => V::V5_0,
+            Self::NetworkOfContainerUnit => V::V5_3,
+            Self::UnitFileDependencies => V::V5_5,
+            Self::EnvironmentFromHost => V::V5_6,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!("5.4.2".parse::<PodmanVersion>().unwrap(), V::new(5, 4, 2));
+        assert_eq!("5.4".parse::<PodmanVersion>().unwrap(), V::V5_4);
+        assert_eq!(
+            " v4.9.3-dev ".parse::<PodmanVersion>().unwrap(),
+            V::new(4, 9, 3)
+        );
+        for bad in ["", "5", "5.x", "5.4.2.1", "five", "5..1", "-5.4"] {
+            assert!(bad.parse::<PodmanVersion>().is_err(), "{bad:?}");
+        }
+        assert_eq!(V::new(5, 4, 2).to_string(), "5.4.2");
+        assert!(V::new(5, 4, 2) > V::V5_4 && V::new(5, 4, 2) < V::V5_5);
+    }
+
+    #[test]
+    fn tables_are_sorted_and_unique() {
+        for kind in UnitKind::ALL {
+            let table = keys(kind);
+            for pair in table.windows(2) {
+                assert!(
+                    pair[0].key < pair[1].key,
+                    "{kind:?}: {} / {}",
+                    pair[0].key,
+                    pair[1].key
+                );
+            }
+            assert!(table.iter().all(|i| i.since >= kind.since()), "{kind:?}");
+        }
+    }
+}
