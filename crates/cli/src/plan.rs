@@ -243,7 +243,7 @@ pub(crate) fn unit_plans(deployment: &Deployment) -> Result<Vec<UnitPlan>> {
         .collect()
 }
 
-fn describe(change: &DirChange) -> String {
+pub(crate) fn describe(change: &DirChange) -> String {
     match change {
         DirChange::CreatedParent { path } => format!("create parent {}", path.display()),
         DirChange::Created => "create".into(),

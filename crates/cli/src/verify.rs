@@ -83,14 +83,10 @@ fn as_env(value: &SecretValue) -> Option<String> {
     String::from_utf8(value.expose().to_vec()).ok()
 }
 
-/// Runs every check; never fails itself (a check that cannot run fails).
-pub(crate) async fn verify(ctx: &Context) -> Verification {
+/// The network: subnet, gateway and both containers on it.
+async fn network_checks(ctx: &Context) -> Checks {
     let d = &ctx.deployment;
     let mut c = Checks::default();
-    let pg = &d.config.postgres;
-    let vk = &d.config.valkey;
-
-    // Network.
     let network = d.podman_network();
     match ctx.runtime.inspect_network(&network).await {
         Ok(info) => {
@@ -120,7 +116,10 @@ pub(crate) async fn verify(ctx: &Context) -> Verification {
                 },
             );
             let members: Vec<&str> = info.containers.values().map(|m| m.name.as_str()).collect();
-            for name in [&pg.container_name, &vk.container_name] {
+            for name in [
+                &d.config.postgres.container_name,
+                &d.config.valkey.container_name,
+            ] {
                 let on = members.contains(&name.as_str());
                 c.error(
                     format!("network member {name}"),
@@ -135,9 +134,27 @@ pub(crate) async fn verify(ctx: &Context) -> Verification {
         }
         Err(e) => c.error("network", false, format!("{network}: {e}")),
     }
+    c
+}
 
-    // Units and health.
-    for unit in desired::units(d).iter().skip(1) {
+/// The container's health check, run now.
+async fn health_check(ctx: &Context, name: &str) -> Checks {
+    let mut c = Checks::default();
+    match ctx.runtime.run_health_check(name).await {
+        Ok(h) => c.error(
+            format!("health {name}"),
+            h.status == HealthStatus::Healthy,
+            format!("health check of {name}: {}", h.status),
+        ),
+        Err(e) => c.error(format!("health {name}"), false, format!("{name}: {e}")),
+    }
+    c
+}
+
+/// The units are active.
+fn unit_checks(ctx: &Context) -> Checks {
+    let mut c = Checks::default();
+    for unit in desired::units(&ctx.deployment).iter().skip(1) {
         match ctx
             .systemd
             .show(&unit.service, &["ActiveState", "SubState"])
@@ -153,19 +170,14 @@ pub(crate) async fn verify(ctx: &Context) -> Verification {
             Err(e) => c.error(format!("unit {}", unit.service), false, e.to_string()),
         }
     }
-    for name in [&pg.container_name, &vk.container_name] {
-        match ctx.runtime.run_health_check(name).await {
-            Ok(h) => c.error(
-                format!("health {name}"),
-                h.status == HealthStatus::Healthy,
-                format!("health check of {name}: {}", h.status),
-            ),
-            Err(e) => c.error(format!("health {name}"), false, format!("{name}: {e}")),
-        }
-    }
+    c
+}
 
-    // Storage.
-    for dir in desired::dirs(d) {
+/// NOCOW with no copy-on-write files inside for the databases; copy-on-write for
+/// the rest.
+fn storage_checks(ctx: &Context) -> Checks {
+    let mut c = Checks::default();
+    for dir in desired::dirs(&ctx.deployment) {
         let name = format!("storage {}", dir.key);
         let path = dir.path.display().to_string();
         match dir.cow {
@@ -203,108 +215,108 @@ pub(crate) async fn verify(ctx: &Context) -> Verification {
             },
         }
     }
+    c
+}
 
-    // Secrets.
-    let mut pg_password = None;
-    let mut vk_password = None;
-    let policies = [
-        (pg.password_secret.as_str(), Policy::postgres_password()),
-        (vk.password_secret.as_str(), Policy::valkey_password()),
-        (d.config.immich.jwt_secret.as_str(), Policy::signing_key()),
-    ];
-    for (name, policy) in policies {
-        if name == vk.password_secret && !vk.require_password {
-            continue;
-        }
-        match ctx.secrets.read(name).await {
-            Ok(value) => {
-                let findings = homelab_secrets::check(&value, &policy);
-                if findings.is_empty() {
-                    c.error(
-                        format!("secret {name}"),
-                        true,
-                        format!("{name} exists and fits {}", policy.consumer),
-                    );
-                } else {
-                    let list: Vec<String> = findings.iter().map(ToString::to_string).collect();
-                    c.add(
-                        format!("secret {name}"),
-                        false,
-                        Severity::Warning,
-                        format!(
-                            "{name}: {}; fix: immich-db secrets rotate {name}",
-                            list.join("; ")
-                        ),
-                    );
-                }
-                if name == pg.password_secret {
-                    pg_password = Some(value);
-                } else if name == vk.password_secret {
-                    vk_password = Some(value);
-                }
-            }
-            Err(e) => c.error(format!("secret {name}"), false, e.to_string()),
-        }
-    }
-
-    // PostgreSQL: a login over TCP with the stored password.
-    match pg_password.as_ref().and_then(as_env) {
-        Some(password) => {
-            let login = ExecSpec::new([
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                pg.user.as_str(),
-                "-d",
-                pg.database.as_str(),
-                "-w",
-                "-Atc",
-                "SELECT version(); SELECT string_agg(name, ',') FROM pg_available_extensions WHERE name IN ('vector', 'vchord', 'vectors')",
-            ])
-            .env("PGPASSWORD", password);
-            match ctx.runtime.exec(&pg.container_name, &login).await {
-                Ok(out) if out.success() => {
-                    let text = out.stdout_text();
-                    let mut lines = text.lines();
-                    let version = lines.next().unwrap_or_default().to_owned();
-                    let extensions = lines.next().unwrap_or_default().trim().to_owned();
-                    c.error(
-                        "postgres login",
-                        true,
-                        format!(
-                            "{}@{} over TCP with the stored password: {version}",
-                            pg.user, pg.database
-                        ),
-                    );
-                    c.add(
-                        "postgres vector extension",
-                        !extensions.is_empty(),
-                        Severity::Warning,
-                        if extensions.is_empty() {
-                            "no vector extension (vector, vchord or vectors) is available: Immich's search needs one".to_owned()
-                        } else {
-                            format!("available: {extensions}")
-                        },
-                    );
-                }
-                Ok(out) => c.error(
-                    "postgres login",
+/// A secret exists and fits its consumer's policy; returns its value.
+async fn secret_check(ctx: &Context, name: &str, policy: Policy) -> (Checks, Option<SecretValue>) {
+    let mut c = Checks::default();
+    match ctx.secrets.read(name).await {
+        Ok(value) => {
+            let findings = homelab_secrets::check(&value, &policy);
+            if findings.is_empty() {
+                c.error(
+                    format!("secret {name}"),
+                    true,
+                    format!("{name} exists and fits {}", policy.consumer),
+                );
+            } else {
+                let list: Vec<String> = findings.iter().map(ToString::to_string).collect();
+                c.add(
+                    format!("secret {name}"),
                     false,
+                    Severity::Warning,
                     format!(
-                        "login as {} to {} over TCP failed: {}",
-                        pg.user,
-                        pg.database,
-                        out.stderr_text().trim()
+                        "{name}: {}; fix: immich-db secrets rotate {name}",
+                        list.join("; ")
                     ),
-                ),
-                Err(e) => c.error("postgres login", false, e.to_string()),
+                );
             }
+            (c, Some(value))
         }
-        None => c.error("postgres login", false, "no usable password in the secret"),
+        Err(e) => {
+            c.error(format!("secret {name}"), false, e.to_string());
+            (c, None)
+        }
     }
+}
 
-    // Valkey: PONG with the password, refused without.
+/// PostgreSQL: a login over TCP with the stored password, `SELECT version()`, and
+/// a vector extension.
+async fn postgres_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks {
+    let pg = &ctx.deployment.config.postgres;
+    let mut c = Checks::default();
+    let Some(password) = password.and_then(as_env) else {
+        c.error("postgres login", false, "no usable password in the secret");
+        return c;
+    };
+    let login = ExecSpec::new([
+        "psql",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        pg.user.as_str(),
+        "-d",
+        pg.database.as_str(),
+        "-w",
+        "-Atc",
+        "SELECT version(); SELECT coalesce(string_agg(name, ','), '') FROM pg_available_extensions WHERE name IN ('vector', 'vchord', 'vectors')",
+    ])
+    .env("PGPASSWORD", password);
+    match ctx.runtime.exec(&pg.container_name, &login).await {
+        Ok(out) if out.success() => {
+            let text = out.stdout_text();
+            let mut lines = text.lines();
+            let version = lines.next().unwrap_or_default().to_owned();
+            let extensions = lines.next().unwrap_or_default().trim().to_owned();
+            c.error(
+                "postgres login",
+                true,
+                format!(
+                    "{}@{} over TCP with the stored password: {version}",
+                    pg.user, pg.database
+                ),
+            );
+            c.add(
+                "postgres vector extension",
+                !extensions.is_empty(),
+                Severity::Warning,
+                if extensions.is_empty() {
+                    "no vector extension (vector, vchord or vectors) is available: Immich's search needs one".to_owned()
+                } else {
+                    format!("available: {extensions}")
+                },
+            );
+        }
+        Ok(out) => c.error(
+            "postgres login",
+            false,
+            format!(
+                "login as {} to {} over TCP failed: {}",
+                pg.user,
+                pg.database,
+                out.stderr_text().trim()
+            ),
+        ),
+        Err(e) => c.error("postgres login", false, e.to_string()),
+    }
+    c
+}
+
+/// Valkey: PONG with the password; refused without it.
+async fn valkey_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks {
+    let vk = &ctx.deployment.config.valkey;
+    let mut c = Checks::default();
     let ping = |password: Option<String>| {
         let spec = match password {
             Some(p) => ExecSpec::new(["valkey-cli", "ping"]).env("REDISCLI_AUTH", p),
@@ -315,13 +327,20 @@ pub(crate) async fn verify(ctx: &Context) -> Verification {
         async move { runtime.exec(&container, &spec).await }
     };
     let with_password = if vk.require_password {
-        vk_password.as_ref().and_then(as_env)
+        password.and_then(as_env)
     } else {
         None
     };
-    match ping(with_password).await {
+    let (with, without) = tokio::join!(ping(with_password), async {
+        if vk.require_password {
+            Some(ping(None).await)
+        } else {
+            None
+        }
+    });
+    match with {
         Ok(out) if out.stdout_text().trim() == "PONG" => {
-            c.error("valkey ping", true, "PING answers PONG")
+            c.error("valkey ping", true, "PING answers PONG");
         }
         Ok(out) => c.error(
             "valkey ping",
@@ -333,31 +352,72 @@ pub(crate) async fn verify(ctx: &Context) -> Verification {
         ),
         Err(e) => c.error("valkey ping", false, e.to_string()),
     }
-    if vk.require_password {
-        match ping(None).await {
-            Ok(out)
-                if out.stdout_text().contains("NOAUTH") || out.stderr_text().contains("NOAUTH") =>
-            {
-                c.error(
-                    "valkey password",
-                    true,
-                    "PING without the password is refused (NOAUTH)",
-                );
-            }
-            Ok(out) => c.error(
+    match without {
+        Some(Ok(out))
+            if out.stdout_text().contains("NOAUTH") || out.stderr_text().contains("NOAUTH") =>
+        {
+            c.error(
                 "valkey password",
-                false,
-                format!(
-                    "PING without the password answered {:?}",
-                    out.stdout_text().trim()
-                ),
-            ),
-            Err(e) => c.error("valkey password", false, e.to_string()),
+                true,
+                "PING without the password is refused (NOAUTH)",
+            );
         }
+        Some(Ok(out)) => c.error(
+            "valkey password",
+            false,
+            format!(
+                "PING without the password answered {:?}",
+                out.stdout_text().trim()
+            ),
+        ),
+        Some(Err(e)) => c.error("valkey password", false, e.to_string()),
+        None => {}
     }
+    c
+}
 
-    let ok =
-        c.0.iter()
-            .all(|ch| ch.ok || ch.severity == Severity::Warning);
-    Verification { ok, checks: c.0 }
+/// Runs every check, independent ones at the same time; never fails itself (a
+/// check that cannot run fails).
+pub(crate) async fn verify(ctx: &Context) -> Verification {
+    let d = &ctx.deployment;
+    let pg = &d.config.postgres;
+    let vk = &d.config.valkey;
+    let no_secret = || async { (Checks::default(), None) };
+    let (
+        network,
+        pg_health,
+        vk_health,
+        (pg_secret, pg_password),
+        (vk_secret, vk_password),
+        (jwt, _),
+    ) = tokio::join!(
+        network_checks(ctx),
+        health_check(ctx, &pg.container_name),
+        health_check(ctx, &vk.container_name),
+        secret_check(ctx, &pg.password_secret, Policy::postgres_password()),
+        async {
+            if vk.require_password {
+                secret_check(ctx, &vk.password_secret, Policy::valkey_password()).await
+            } else {
+                no_secret().await
+            }
+        },
+        secret_check(ctx, &d.config.immich.jwt_secret, Policy::signing_key()),
+    );
+    let units = unit_checks(ctx);
+    let storage = storage_checks(ctx);
+    let (postgres, valkey) = tokio::join!(
+        postgres_checks(ctx, pg_password.as_ref()),
+        valkey_checks(ctx, vk_password.as_ref()),
+    );
+    let checks: Vec<Check> = [
+        network, units, pg_health, vk_health, storage, pg_secret, vk_secret, jwt, postgres, valkey,
+    ]
+    .into_iter()
+    .flat_map(|c| c.0)
+    .collect();
+    let ok = checks
+        .iter()
+        .all(|ch| ch.ok || ch.severity == Severity::Warning);
+    Verification { ok, checks }
 }

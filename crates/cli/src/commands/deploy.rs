@@ -153,12 +153,13 @@ async fn apply(ctx: &Context, plan: &Plan, done: &mut Done) -> Result<verify::Ve
                 .at(format!("[storage] {}", dir.dir.key))
         })?;
         if !report.is_unchanged() {
+            let changes: Vec<String> = report.changes.iter().map(plan::describe).collect();
             done.push(
                 ui,
                 format!(
                     "prepared {} ({})",
                     dir.dir.path.display(),
-                    dir.changes.join("; ")
+                    changes.join("; ")
                 ),
             );
         }

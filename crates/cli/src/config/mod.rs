@@ -277,7 +277,10 @@ pub(crate) fn parse(text: &str, origin: Origin) -> Result<Loaded> {
             }
             None => name,
         };
-        let message = e.message().trim().to_owned();
+        let mut message = e.message().trim().to_owned();
+        if let Some((section, key)) = e.span().and_then(|span| key_at(text, span.start)) {
+            message = format!("[{section}] {key}: {message}");
+        }
         let help = if message.starts_with("unknown field") {
             "remove the key or fix its spelling; `immich-db config init` writes every known key with a comment"
         } else {
@@ -328,6 +331,22 @@ fn key_offset(text: &str, section: &str, key: &str) -> Option<usize> {
     Some(found.span().start)
 }
 
+/// The `[section] key` whose value holds the byte offset.
+fn key_at(text: &str, offset: usize) -> Option<(String, String)> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    for (section, table) in document.get_ref() {
+        let Some(entries) = table.get_ref().as_table() else {
+            continue;
+        };
+        for (key, value) in entries {
+            if value.span().contains(&offset) || key.span().contains(&offset) {
+                return Some((section.get_ref().to_string(), key.get_ref().to_string()));
+            }
+        }
+    }
+    None
+}
+
 /// One-based line and column of a byte offset.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -376,8 +395,9 @@ mod tests {
     }
 
     #[test]
-    fn wrong_type_names_the_line() {
+    fn wrong_type_names_the_key_and_line() {
         let err = file("[valkey]\nrequire_password = \"yes\"\n").unwrap_err();
+        assert!(err.what.contains("[valkey] require_password"), "{err}");
         assert!(
             err.location.as_deref().unwrap().starts_with("test.toml:2:"),
             "{err}"

@@ -1,0 +1,261 @@
+//! Malformed configurations and missing host pieces: each gives exit 2 or 3, a
+//! message that names the key or the line, and leaves the host unchanged (no
+//! unit file, directory, secret or network).
+
+mod common;
+
+use common::{TestDeployment, text};
+use immich_db_testhost::require_host;
+
+struct Case {
+    what: &'static str,
+    text: String,
+    exit: i32,
+    /// Something the message must contain: the key or `file:line`.
+    mentions: String,
+}
+
+#[test]
+fn malformed_configurations_change_nothing() {
+    let host = require_host!();
+    let d = TestDeployment::new(host, "bad");
+    let missing_pool = d.pool.path().join("not-there");
+    let ext4 = host.ext4_dir("bad");
+    let cfg = |replace: &[(&str, &str, Option<&str>)]| d.config_text(replace, &[]);
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+    let mut cases = Vec::new();
+    let mut case = |what, text: String, exit, mentions: String| {
+        cases.push(Case {
+            what,
+            text,
+            exit,
+            mentions,
+        });
+    };
+
+    let t = format!("{}\n[network\n", cfg(&[]));
+    let line = t.lines().count();
+    case("syntax error", t, 2, format!("config.toml:{line}"));
+    let t = d.config_text(&[], &[("network", "subnett = \"10.0.0.0/24\"")]);
+    let line = line_of(&t, "subnett");
+    case("unknown key", t, 2, format!("config.toml:{line}"));
+    let t = d.config_text(&[], &[("postgres", "password = \"hunter2\"")]);
+    let line = line_of(&t, "password =");
+    case("unknown key password", t, 2, format!("config.toml:{line}"));
+    let t = format!("{}[unknown]\nkey = 1\n", cfg(&[]));
+    case("unknown section", t, 2, "unknown".into());
+    let t = cfg(&[("valkey", "require_password", None)]) + "";
+    let t = t.replace("[valkey]\n", "[valkey]\nrequire_password = \"yes\"\n");
+    case("wrong type", t, 2, "require_password".into());
+
+    for (what, section, key, value) in [
+        ("network name with a space", "network", "name", "\"my net\""),
+        ("network name with a slash", "network", "name", "\"a/b\""),
+        (
+            "subnet without prefix",
+            "network",
+            "subnet",
+            "\"10.213.0.0\"",
+        ),
+        (
+            "subnet not an address",
+            "network",
+            "subnet",
+            "\"10.213.300.0/24\"",
+        ),
+        (
+            "subnet prefix too long",
+            "network",
+            "subnet",
+            "\"10.213.0.0/33\"",
+        ),
+        (
+            "subnet with host bits",
+            "network",
+            "subnet",
+            "\"10.213.0.9/24\"",
+        ),
+        (
+            "gateway outside the subnet",
+            "network",
+            "gateway",
+            "\"192.0.2.1\"",
+        ),
+        (
+            "gateway not an address",
+            "network",
+            "gateway",
+            "\"gateway\"",
+        ),
+        ("relative pool", "storage", "pool", "\"pool\""),
+        ("pool with ..", "storage", "pool", "\"/mnt/../pool\""),
+        (
+            "directory escaping the pool",
+            "storage",
+            "valkey_dir",
+            "\"../valkey\"",
+        ),
+        (
+            "two services share a directory",
+            "storage",
+            "valkey_dir",
+            "\"db/postgres\"",
+        ),
+        (
+            "nested directories",
+            "storage",
+            "ml_cache_dir",
+            "\"library/ml\"",
+        ),
+        (
+            "invalid image reference",
+            "postgres",
+            "image",
+            "\"Postgres Image\"",
+        ),
+        (
+            "image with an empty tag",
+            "valkey",
+            "image",
+            "\"valkey/valkey:\"",
+        ),
+        (
+            "container name with a space",
+            "postgres",
+            "container_name",
+            "\"pg immich\"",
+        ),
+        (
+            "container name with a slash",
+            "valkey",
+            "container_name",
+            "\"a/b\"",
+        ),
+        (
+            "two services share a container name",
+            "valkey",
+            "container_name",
+            "PG",
+        ),
+        ("user with a dash", "postgres", "user", "\"im-mich\""),
+        ("invalid shm size", "postgres", "shm_size", "\"lots\""),
+        (
+            "secret name with a comma",
+            "postgres",
+            "password_secret",
+            "\"a,b\"",
+        ),
+        (
+            "two secrets share a name",
+            "immich",
+            "jwt_secret",
+            "PGSECRET",
+        ),
+        ("unknown scope", "systemd", "scope", "\"global\""),
+        (
+            "relative unit directory",
+            "systemd",
+            "unit_dir",
+            "\"units\"",
+        ),
+    ] {
+        let value = value
+            .replace("PGSECRET", &format!("{:?}", d.pg_secret))
+            .replace("PG", &format!("{:?}", d.pg));
+        let t = if d
+            .entries()
+            .iter()
+            .any(|(s, k, _)| *s == section && *k == key)
+        {
+            cfg(&[(section, key, Some(&value))])
+        } else {
+            d.config_text(&[], &[(section, &format!("{key} = {value}"))])
+        };
+        let header = line_of(&t, &format!("[{section}]"));
+        let line = header
+            + t.lines()
+                .skip(header)
+                .position(|l| l.starts_with(&format!("{key} = {value}")))
+                .unwrap()
+            + 1;
+        case(
+            what,
+            t,
+            2,
+            format!("config.toml:{line}:1 ([{section}] {key})"),
+        );
+    }
+
+    // Host preconditions (exit 3).
+    let p = format!("{:?}", missing_pool.display().to_string());
+    case(
+        "pool missing",
+        cfg(&[("storage", "pool", Some(&p))]),
+        3,
+        missing_pool.display().to_string(),
+    );
+    let p = format!("{:?}", ext4.path().display().to_string());
+    case(
+        "pool not on BTRFS",
+        cfg(&[("storage", "pool", Some(&p))]),
+        3,
+        "not BTRFS".into(),
+    );
+    case(
+        "image missing",
+        cfg(&[(
+            "valkey",
+            "image",
+            Some("\"localhost/idbt-no-such/valkey:1\""),
+        )]),
+        3,
+        "localhost/idbt-no-such/valkey:1".into(),
+    );
+
+    assert!(cases.len() >= 25, "{} cases", cases.len());
+    for c in &cases {
+        let config = d.write_config("config.toml", &c.text);
+        for command in ["deploy", "plan"] {
+            let out = d.command(&config, &[command]).output().unwrap();
+            let message = text(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(c.exit),
+                "{}: {command}: {message}\n{}",
+                c.what,
+                c.text
+            );
+            assert!(
+                message.contains(&c.mentions),
+                "{}: the message does not mention {:?}:\n{message}",
+                c.what,
+                c.mentions
+            );
+            assert!(
+                message.contains("help:"),
+                "{}: no help in:\n{message}",
+                c.what
+            );
+            let left = d.leftovers();
+            assert!(left.is_empty(), "{}: {command} left {left:?}", c.what);
+        }
+        // --json carries the same error.
+        let out = d.command(&config, &["--json", "deploy"]).output().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["ok"], false, "{}", c.what);
+    }
+    // The ext4 directory is untouched too.
+    assert_eq!(std::fs::read_dir(ext4.path()).unwrap().count(), 0);
+
+    // With the explicit flag, plan accepts a pool off BTRFS (and says so).
+    let p = format!("{:?}", ext4.path().display().to_string());
+    let config = d.write_config("config.toml", &cfg(&[("storage", "pool", Some(&p))]));
+    let out = d
+        .command(&config, &["plan", "--allow-non-btrfs"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("not BTRFS"), "{}", text(&out));
+    assert!(d.leftovers().is_empty());
+}

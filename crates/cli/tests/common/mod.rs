@@ -1,0 +1,371 @@
+//! A test deployment on the real test host: unique names, its own subnet, a pool
+//! directory on the BTRFS scratch pool, the local images, units in the transient
+//! Quadlet directory, and a cleanup that removes everything it may create.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use immich_db_testhost::{Cleanup, Host, unique_name, wait_for};
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_immich-db")
+}
+
+/// One deployment's names, directories and configuration file.
+pub struct TestDeployment {
+    // Dropped first: containers and units go before their directories.
+    pub cleanup: Cleanup,
+    pub host: &'static Host,
+    pub name: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub pg: String,
+    pub vk: String,
+    pub pg_secret: String,
+    pub vk_secret: String,
+    pub jwt_secret: String,
+    pub pool: tempfile::TempDir,
+    pub config_dir: tempfile::TempDir,
+}
+
+impl TestDeployment {
+    /// A deployment with fresh names; nothing is created on the host yet except
+    /// the (empty) pool directory.
+    pub fn new(host: &'static Host, prefix: &str) -> Self {
+        let name = unique_name(prefix);
+        let (subnet, gateway) = host.free_subnet();
+        let pool = host.btrfs_dir(prefix);
+        let config_dir = tempfile::tempdir().unwrap();
+        let mut cleanup = Cleanup::new(host);
+        let pg = format!("{name}-pg");
+        let vk = format!("{name}-vk");
+        let pg_secret = format!("{name}-pgpw");
+        let vk_secret = format!("{name}-vkpw");
+        let jwt_secret = format!("{name}-jwt");
+        let units = host.quadlet_dir();
+        cleanup
+            .secret(&pg_secret)
+            .secret(&vk_secret)
+            .secret(&jwt_secret)
+            .network(&format!("systemd-{name}"))
+            .file(units.join(format!("{name}.network")))
+            .file(units.join(format!("{pg}.container")))
+            .file(units.join(format!("{vk}.container")))
+            .unit(&format!("{name}-network.service"))
+            .container(&pg)
+            .container(&vk)
+            .unit(&format!("{pg}.service"))
+            .unit(&format!("{vk}.service"))
+            .file(host.runtime_dir.join(format!("immich-db.{name}.lock")));
+        Self {
+            cleanup,
+            host,
+            name,
+            subnet,
+            gateway,
+            pg,
+            vk,
+            pg_secret,
+            vk_secret,
+            jwt_secret,
+            pool,
+            config_dir,
+        }
+    }
+
+    /// The configuration as (section, key, TOML value) entries.
+    pub fn entries(&self) -> Vec<(&'static str, &'static str, String)> {
+        let q = |s: &str| format!("{s:?}");
+        vec![
+            ("network", "name", q(&self.name)),
+            ("network", "subnet", q(&self.subnet)),
+            ("network", "gateway", q(&self.gateway)),
+            (
+                "storage",
+                "pool",
+                q(&self.pool.path().display().to_string()),
+            ),
+            ("storage", "postgres_dir", q("db/postgres")),
+            ("storage", "valkey_dir", q("db/valkey")),
+            ("storage", "library_dir", q("library")),
+            ("storage", "ml_cache_dir", q("ml-cache")),
+            ("postgres", "image", q(&self.host.postgres_image)),
+            ("postgres", "container_name", q(&self.pg)),
+            ("postgres", "password_secret", q(&self.pg_secret)),
+            ("valkey", "image", q(&self.host.valkey_image)),
+            ("valkey", "container_name", q(&self.vk)),
+            ("valkey", "password_secret", q(&self.vk_secret)),
+            ("immich", "jwt_secret", q(&self.jwt_secret)),
+            (
+                "systemd",
+                "unit_dir",
+                q(&self.host.quadlet_dir().display().to_string()),
+            ),
+        ]
+    }
+
+    /// The configuration text with some entries replaced (`Some`) or removed
+    /// (`None`), and raw lines appended to sections.
+    pub fn config_text(
+        &self,
+        replace: &[(&str, &str, Option<&str>)],
+        extra: &[(&str, &str)],
+    ) -> String {
+        let mut text = String::new();
+        for section in [
+            "network", "storage", "postgres", "valkey", "immich", "systemd",
+        ] {
+            text.push_str(&format!("[{section}]\n"));
+            for (s, key, value) in self.entries() {
+                if s != section {
+                    continue;
+                }
+                match replace.iter().find(|(rs, rk, _)| *rs == s && *rk == key) {
+                    Some((_, _, Some(v))) => text.push_str(&format!("{key} = {v}\n")),
+                    Some((_, _, None)) => {}
+                    None => text.push_str(&format!("{key} = {value}\n")),
+                }
+            }
+            for (s, line) in extra {
+                if *s == section {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    }
+
+    /// Writes a configuration file and returns its path.
+    pub fn write_config(&self, file: &str, text: &str) -> PathBuf {
+        let path = self.config_dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The valid configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.write_config("config.toml", &self.config_text(&[], &[]))
+    }
+
+    pub fn postgres_dir(&self) -> PathBuf {
+        self.pool.path().join("db/postgres")
+    }
+    pub fn valkey_dir(&self) -> PathBuf {
+        self.pool.path().join("db/valkey")
+    }
+    pub fn library_dir(&self) -> PathBuf {
+        self.pool.path().join("library")
+    }
+    pub fn unit_files(&self) -> Vec<PathBuf> {
+        let units = self.host.quadlet_dir();
+        vec![
+            units.join(format!("{}.network", self.name)),
+            units.join(format!("{}.container", self.pg)),
+            units.join(format!("{}.container", self.vk)),
+        ]
+    }
+    pub fn secrets(&self) -> [&str; 3] {
+        [&self.pg_secret, &self.vk_secret, &self.jwt_secret]
+    }
+    pub fn podman_network(&self) -> String {
+        format!("systemd-{}", self.name)
+    }
+
+    /// A command running the binary with this deployment's configuration.
+    pub fn command(&self, config: &Path, args: &[&str]) -> Command {
+        let mut cmd = self.host.command(binary());
+        cmd.arg("--config").arg(config).args(args);
+        cmd.env_remove("IMMICH_DB_FAULT_AT");
+        cmd
+    }
+
+    /// Runs the binary with the valid configuration.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let config = self.config();
+        self.command(&config, args).output().unwrap()
+    }
+
+    /// Runs the binary and asserts it succeeded.
+    pub fn run_ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "immich-db {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// A secret's stored value.
+    pub fn secret_value(&self, name: &str) -> Option<String> {
+        let out = self.host.podman([
+            "secret",
+            "inspect",
+            "--showsecret",
+            "--format",
+            "{{.SecretData}}",
+            name,
+        ]);
+        out.status.success().then(|| {
+            String::from_utf8_lossy(&out.stdout)
+                .trim_end_matches('\n')
+                .to_owned()
+        })
+    }
+
+    /// The address of a container on the deployment's network.
+    pub fn container_ip(&self, container: &str) -> String {
+        let format = format!(
+            "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
+            self.podman_network()
+        );
+        self.host
+            .podman_ok(["inspect", "--format", &format, container])
+            .trim()
+            .to_owned()
+    }
+
+    /// `psql` from the host, over TCP to the container, with the password in
+    /// psql's environment.
+    pub fn psql(&self, password: &str, sql: &str) -> Output {
+        let ip = self.container_ip(&self.pg);
+        self.host
+            .command("psql")
+            .args(["-h", &ip, "-U", "immich", "-d", "immich", "-w", "-Atc", sql])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .unwrap()
+    }
+
+    /// `valkey-cli ping` from the host, with the password in its environment or
+    /// without one.
+    pub fn valkey_ping(&self, password: Option<&str>) -> String {
+        let ip = self.container_ip(&self.vk);
+        let mut cmd = self.host.command("valkey-cli");
+        cmd.args(["-h", &ip, "ping"]).env_remove("REDISCLI_AUTH");
+        if let Some(p) = password {
+            cmd.env("REDISCLI_AUTH", p);
+        }
+        let out = cmd.output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .trim()
+        .to_owned()
+    }
+
+    /// `systemctl --user is-active UNIT`.
+    pub fn is_active(&self, unit: &str) -> String {
+        let out = self.host.systemctl(["is-active", unit]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Container ID and start time.
+    pub fn container_identity(&self, container: &str) -> String {
+        self.host
+            .podman_ok([
+                "inspect",
+                "--format",
+                "{{.Id}} {{.State.StartedAt}}",
+                container,
+            ])
+            .trim()
+            .to_owned()
+    }
+
+    /// Waits until both services are active again.
+    pub fn wait_active(&self, timeout: Duration) {
+        for unit in [
+            format!("{}.service", self.pg),
+            format!("{}.service", self.vk),
+        ] {
+            wait_for(&format!("{unit} to be active"), timeout, || {
+                (self.is_active(&unit) == "active").then_some(())
+            });
+        }
+    }
+
+    /// Whether the host holds anything of this deployment: a unit file, a
+    /// directory in the pool, a secret, a network or a container.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for file in self.unit_files() {
+            if file.exists() {
+                found.push(file.display().to_string());
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(self.pool.path()) {
+            for entry in entries.flatten() {
+                found.push(entry.path().display().to_string());
+            }
+        }
+        for secret in self.secrets() {
+            if self
+                .host
+                .podman(["secret", "exists", secret])
+                .status
+                .success()
+            {
+                found.push(format!("secret {secret}"));
+            }
+        }
+        if self
+            .host
+            .podman(["network", "exists", &self.podman_network()])
+            .status
+            .success()
+        {
+            found.push(format!("network {}", self.podman_network()));
+        }
+        for c in [&self.pg, &self.vk] {
+            if self
+                .host
+                .podman(["container", "exists", c])
+                .status
+                .success()
+            {
+                found.push(format!("container {c}"));
+            }
+        }
+        found
+    }
+
+    /// Creates a secret with a known value (on podman's standard input).
+    pub fn create_secret(&self, name: &str, value: &str) {
+        let mut child = self
+            .host
+            .command("podman")
+            .args(["secret", "create", name, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(value.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+/// Both output streams as text.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -1,0 +1,298 @@
+//! Deploy from nothing on the real test host, check the result independently of
+//! the tool, deploy again (nothing changes), then faults and data safety.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestDeployment, text};
+use immich_db_testhost::{require_host, wait_for};
+
+fn lsattr_flags(host: &immich_db_testhost::Host, path: &std::path::Path) -> String {
+    let out = host.command("lsattr").arg("-d").arg(path).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
+    let host = require_host!();
+    let d = TestDeployment::new(host, "e2e");
+
+    let out = d.run_ok(&["--json", "deploy"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["changed"], true);
+    assert_eq!(report["verify"]["ok"], true, "{report:#}");
+
+    // verify, as JSON.
+    let out = d.run_ok(&["--json", "verify"]);
+    let verification: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verification["ok"], true, "{verification:#}");
+    let checks = verification["checks"].as_array().unwrap();
+    assert!(checks.len() >= 12, "{verification:#}");
+    for check in checks {
+        for key in ["name", "ok", "severity", "detail"] {
+            assert!(check.get(key).is_some(), "{check}");
+        }
+    }
+
+    // Independent checks. NOCOW on the database directories, not the library.
+    assert!(lsattr_flags(host, &d.postgres_dir()).contains('C'));
+    assert!(lsattr_flags(host, &d.valkey_dir()).contains('C'));
+    assert!(!lsattr_flags(host, &d.library_dir()).contains('C'));
+    assert!(lsattr_flags(host, &d.postgres_dir().join("PG_VERSION")).contains('C'));
+
+    // The network, with its subnet, gateway and both containers.
+    let inspect = host.podman_ok(["network", "inspect", &d.podman_network()]);
+    let network: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let subnets = &network[0]["subnets"];
+    assert_eq!(subnets[0]["subnet"], d.subnet.as_str(), "{inspect}");
+    assert_eq!(subnets[0]["gateway"], d.gateway.as_str(), "{inspect}");
+    let members: Vec<&str> = network[0]["containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        members.contains(&d.pg.as_str()) && members.contains(&d.vk.as_str()),
+        "{inspect}"
+    );
+
+    // The units.
+    for unit in [format!("{}.service", d.pg), format!("{}.service", d.vk)] {
+        assert_eq!(d.is_active(&unit), "active", "{unit}");
+    }
+    for file in d.unit_files() {
+        let content = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            content.contains("[Install]\nWantedBy=default.target"),
+            "{content}"
+        );
+    }
+
+    // PostgreSQL over TCP with the password from the secret, and not without it.
+    let pg_password = d.secret_value(&d.pg_secret).unwrap();
+    assert!(pg_password.len() >= 32);
+    assert!(
+        pg_password.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "alphanumeric"
+    );
+    let out = d.psql(&pg_password, "SELECT current_database()");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "immich");
+    let out = d.psql("wrong-password", "SELECT 1");
+    assert!(!out.status.success());
+
+    // Valkey with and without the password.
+    let vk_password = d.secret_value(&d.vk_secret).unwrap();
+    assert_eq!(d.valkey_ping(Some(&vk_password)), "PONG");
+    assert!(
+        d.valkey_ping(None).contains("NOAUTH"),
+        "{}",
+        d.valkey_ping(None)
+    );
+    assert!(d.secret_value(&d.jwt_secret).is_some());
+
+    // A second deploy changes nothing and restarts nothing.
+    let before = [d.container_identity(&d.pg), d.container_identity(&d.vk)];
+    let units_before: Vec<_> = d
+        .unit_files()
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().modified().unwrap())
+        .collect();
+    let out = d.run_ok(&["deploy"]);
+    assert!(text(&out).contains("No changes"), "{}", text(&out));
+    let out = d.run_ok(&["--json", "deploy"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["changed"], false, "{report:#}");
+    assert_eq!(
+        before,
+        [d.container_identity(&d.pg), d.container_identity(&d.vk)]
+    );
+    let units_after: Vec<_> = d
+        .unit_files()
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(units_before, units_after);
+    let out = d.run_ok(&["plan"]);
+    assert!(text(&out).contains("No changes"), "{}", text(&out));
+    assert_eq!(d.secret_value(&d.pg_secret).unwrap(), pg_password);
+
+    // status, as JSON.
+    let out = d.run_ok(&["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let services = status["services"].as_array().unwrap();
+    assert_eq!(services.len(), 2);
+    for s in services {
+        assert!(
+            s["unit_state"].as_str().unwrap().starts_with("active"),
+            "{status:#}"
+        );
+        assert_eq!(s["health"], "healthy", "{status:#}");
+        assert!(s["memory_bytes"].as_u64().unwrap() > 0, "{status:#}");
+    }
+    assert!(
+        status["directories"][0]["bytes"].as_u64().unwrap() > 1_000_000,
+        "{status:#}"
+    );
+    assert!(status["pool"]["size"].as_u64().unwrap() > 0);
+    let out = d.run_ok(&["status"]);
+    assert!(text(&out).contains(&format!("{}.service", d.pg)));
+
+    // A fault: the PostgreSQL container is killed; systemd starts it again.
+    let killed = d.container_identity(&d.pg);
+    host.podman_ok(["kill", &d.pg]);
+    wait_for("PostgreSQL to come back", Duration::from_secs(120), || {
+        let out = host.podman([
+            "inspect",
+            "--format",
+            "{{.Id}} {{.State.StartedAt}} {{.State.Health.Status}}",
+            &d.pg,
+        ]);
+        let now = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (out.status.success()
+            && !killed.starts_with(now.split(' ').next().unwrap_or(""))
+            && now.ends_with("healthy")
+            && !now.ends_with("unhealthy"))
+        .then_some(())
+    });
+    d.wait_active(Duration::from_secs(60));
+    let out = d.run_ok(&["--json", "verify"]);
+    let verification: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verification["ok"], true, "{verification:#}");
+    let restarts = host.systemctl_ok([
+        "show",
+        "-p",
+        "NRestarts",
+        "--value",
+        &format!("{}.service", d.pg),
+    ]);
+    assert!(restarts.trim().parse::<u32>().unwrap() >= 1, "{restarts}");
+}
+
+#[test]
+fn data_and_secrets_survive_destroy_and_a_new_deploy() {
+    let host = require_host!();
+    let d = TestDeployment::new(host, "keep");
+    d.run_ok(&["deploy"]);
+    let secrets: Vec<_> = d
+        .secrets()
+        .iter()
+        .map(|s| d.secret_value(s).unwrap())
+        .collect();
+    let pg_password = &secrets[0];
+    let out = d.psql(
+        pg_password,
+        "CREATE TABLE photos (id int PRIMARY KEY, name text); INSERT INTO photos VALUES (1, 'first'), (2, 'second')",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // destroy without purge: units, containers and network go; data and secrets stay.
+    let out = d.run_ok(&["destroy"]);
+    assert!(
+        text(&out).contains("kept the data directories"),
+        "{}",
+        text(&out)
+    );
+    for file in d.unit_files() {
+        assert!(!file.exists(), "{}", file.display());
+    }
+    assert!(!host.podman(["container", "exists", &d.pg]).status.success());
+    assert!(
+        !host
+            .podman(["network", "exists", &d.podman_network()])
+            .status
+            .success()
+    );
+    assert!(d.postgres_dir().join("PG_VERSION").exists());
+    for (name, value) in d.secrets().iter().zip(&secrets) {
+        assert_eq!(d.secret_value(name).as_ref(), Some(value), "{name}");
+    }
+
+    // A new deploy finds the data.
+    d.run_ok(&["deploy"]);
+    let out = d.psql(pg_password, "SELECT name FROM photos ORDER BY id");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "first\nsecond\n");
+    for (name, value) in d.secrets().iter().zip(&secrets) {
+        assert_eq!(d.secret_value(name).as_ref(), Some(value), "{name}");
+    }
+
+    // Purging needs a confirmation; without a terminal, --yes.
+    let out = d.run(&["destroy", "--purge-data"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(d.postgres_dir().join("PG_VERSION").exists());
+    d.run_ok(&["destroy", "--purge-data", "--purge-secrets", "--yes"]);
+    assert!(!d.postgres_dir().exists());
+    for name in d.secrets() {
+        assert!(d.secret_value(name).is_none(), "{name}");
+    }
+}
+
+#[test]
+fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
+    let host = require_host!();
+    let d = TestDeployment::new(host, "hyg");
+    // Every command line seen while deploy runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(entries) = std::fs::read_dir("/proc") {
+                    for entry in entries.flatten() {
+                        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+                            seen.insert(cmdline);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen
+        })
+    };
+    let deploy = d.run_ok(&["deploy"]);
+    let deploy_json = d.run_ok(&["--json", "verify"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let cmdlines = watcher.join().unwrap();
+    assert!(cmdlines.len() > 10);
+
+    let values: Vec<String> = d
+        .secrets()
+        .iter()
+        .map(|s| d.secret_value(s).unwrap())
+        .collect();
+    let mut written = Vec::new();
+    for file in d.unit_files() {
+        written.push((file.display().to_string(), std::fs::read(&file).unwrap()));
+    }
+    let lock = host.runtime_dir.join(format!("immich-db.{}.lock", d.name));
+    written.push((lock.display().to_string(), std::fs::read(&lock).unwrap()));
+    written.push(("deploy output".into(), text(&deploy).into_bytes()));
+    written.push(("verify output".into(), text(&deploy_json).into_bytes()));
+    for value in &values {
+        assert!(value.len() >= 32);
+        let needle = value.as_bytes();
+        for cmdline in &cmdlines {
+            assert!(
+                !cmdline.windows(needle.len()).any(|w| w == needle),
+                "a secret appeared in a command line: {}",
+                String::from_utf8_lossy(cmdline).replace(value, "[the secret]")
+            );
+        }
+        for (what, bytes) in &written {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "a secret appeared in {what}"
+            );
+        }
+    }
+}
