@@ -134,8 +134,8 @@ fn magic_of(st: &rustix::fs::StatFs) -> u32 {
 /// The filesystem `path` is on (`statfs(2)`).
 ///
 /// # Errors
-/// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::NotADirectory`] when
-/// a parent is not one, or [`Error::Io`].
+/// [`Error::NotFound`](crate::Error::NotFound), [`Error::PermissionDenied`](crate::Error::PermissionDenied), [`Error::NotADirectory`](crate::Error::NotADirectory) when
+/// a parent is not one, or [`Error::Io`](crate::Error::Io).
 pub fn filesystem(path: impl AsRef<Path>) -> Result<Filesystem> {
     let path = path.as_ref();
     Ok(Filesystem::from_magic(magic_of(&statfs(path)?)))

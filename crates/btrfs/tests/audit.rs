@@ -1,6 +1,9 @@
 //! The audit on the real BTRFS pool, checked against `lsattr -R` and against a
 //! plain walk of the same tree.
 
+// Test code: a failed unwrap is a failed test, helpers included.
+#![allow(clippy::unwrap_used)]
+
 #[allow(dead_code)]
 mod common;
 
@@ -212,6 +215,15 @@ fn leftovers_of_a_migration_are_listed_apart() {
     assert_eq!(cow, [lookalike.as_path(), root.join("dump.rdb").as_path()]);
 }
 
+/// Unmounts a test's mount when dropped, also when the test fails.
+struct Unmount<'a>(&'a Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0).status();
+    }
+}
+
 #[test]
 fn other_mounts_are_skipped() {
     let host = require_host!();
@@ -226,12 +238,6 @@ fn other_mounts_are_skipped() {
         .status()
         .unwrap();
     assert!(status.success());
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(self.0).status();
-        }
-    }
     let _unmount = Unmount(&mnt);
     fs::write(mnt.join("elsewhere"), b"x").unwrap();
 

@@ -1,5 +1,8 @@
 //! Ensuring directories on the real BTRFS pool, and that planning changes nothing.
 
+// Test code: a failed unwrap is a failed test, helpers included.
+#![allow(clippy::unwrap_used)]
+
 #[allow(dead_code)]
 mod common;
 

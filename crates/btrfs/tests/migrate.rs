@@ -1,6 +1,9 @@
 //! Migrating copy-on-write files to NOCOW on the real BTRFS pool, including a
 //! migration killed in the middle of its copy.
 
+// Test code: a failed unwrap is a failed test, helpers included.
+#![allow(clippy::unwrap_used)]
+
 #[allow(dead_code)]
 mod common;
 
@@ -21,8 +24,8 @@ use immich_db_testhost::require_host;
 /// migrates.
 const CHILD_ENV: &str = "HOMELAB_BTRFS_TEST_MIGRATE_CHILD";
 
-/// One MiB of reproducible bytes, different for every `block`: a fixed
-/// pseudo-random MiB with the block number in its first eight bytes.
+/// A mebibyte of reproducible bytes, different for every `block`: a fixed
+/// pseudo-random mebibyte with the block number in its first eight bytes.
 fn block(block: u64) -> Vec<u8> {
     static BASE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let base = BASE.get_or_init(|| {
@@ -41,7 +44,7 @@ fn block(block: u64) -> Vec<u8> {
     out
 }
 
-/// Writes `mib` MiB of [`block`]s.
+/// Writes `mib` mebibytes of [`block`]s.
 fn write_blocks(path: &Path, mib: u64) {
     let mut f = File::create(path).unwrap();
     for i in 0..mib {
@@ -50,7 +53,7 @@ fn write_blocks(path: &Path, mib: u64) {
     f.sync_all().unwrap();
 }
 
-/// Whether `path` holds exactly `mib` MiB of [`block`]s.
+/// Whether `path` holds exactly `mib` mebibytes of [`block`]s.
 fn has_blocks(path: &Path, mib: u64) -> bool {
     let mut f = File::open(path).unwrap();
     if f.metadata().unwrap().len() != mib << 20 {
@@ -238,6 +241,9 @@ fn a_running_service_is_refused_and_nothing_changes() {
     assert!(!lsattr_nocow(&paths[0]));
 }
 
+/// Whether an error is the one a case expects.
+type Expected = fn(&Error) -> bool;
+
 #[test]
 fn bad_input_anywhere_in_the_list_changes_nothing() {
     let host = require_host!();
@@ -262,7 +268,7 @@ fn bad_input_anywhere_in_the_list_changes_nothing() {
         .iter()
         .map(|p| fs::metadata(p).unwrap().ino())
         .collect();
-    let cases: Vec<(PathBuf, fn(&Error) -> bool)> = vec![
+    let cases: Vec<(PathBuf, Expected)> = vec![
         (missing.clone(), |e| matches!(e, Error::NotFound { .. })),
         (linked.clone(), |e| {
             matches!(e, Error::HardLinked { links: 2, .. })
@@ -324,9 +330,9 @@ fn migrate_child_process() {
 
 #[test]
 fn interrupted_migration_keeps_the_original_and_a_rerun_finishes() {
+    const MIB: u64 = 256;
     let host = require_host!();
     let pool = host.btrfs_dir("migrate-kill");
-    const MIB: u64 = 256;
     let file = pool.path().join("appendonly.aof");
     write_blocks(&file, MIB);
     set_nocow(pool.path()).unwrap();
@@ -391,12 +397,12 @@ fn interrupted_migration_keeps_the_original_and_a_rerun_finishes() {
     assert!(has_blocks(&file, MIB));
     // The audit recognises the leftover as one.
     let report = audit(pool.path()).unwrap();
-    assert_eq!(report.leftovers, [temp.clone()]);
+    assert_eq!(report.leftovers, std::slice::from_ref(&temp));
     assert_eq!(report.cow_files.len(), 1);
 
     // A second run removes the leftover and finishes the job.
     let report = migrate_to_nocow(&[&file], &ServiceState::Stopped).unwrap();
-    assert_eq!(report.leftovers_removed, [temp.clone()]);
+    assert_eq!(report.leftovers_removed, std::slice::from_ref(&temp));
     assert_eq!(report.migrated.len(), 1);
     assert!(!temp.exists());
     assert!(lsattr_nocow(&file));

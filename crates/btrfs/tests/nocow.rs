@@ -1,6 +1,9 @@
 //! NOCOW and inode attributes on the test host's real BTRFS pool, cross-checked
 //! with e2fsprogs, and the "not supported" answers of ext4 and tmpfs.
 
+// Test code: a failed unwrap is a failed test, helpers included.
+#![allow(clippy::unwrap_used)]
+
 #[allow(dead_code)]
 mod common;
 
