@@ -21,7 +21,7 @@ pub enum Error {
 
     /// The kernel refused an operation for lack of permission (`EACCES`/`EPERM`).
     #[error(
-        "permission denied while {action} {}: run as root or as the owner of that path",
+        "permission denied while {action} {}: run as root or as its owner, and check that neither it nor its directory is immutable (lsattr -d)",
         path.display()
     )]
     PermissionDenied {

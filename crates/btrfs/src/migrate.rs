@@ -440,9 +440,10 @@ fn rewrite(p: &Planned) -> Result<()> {
             path: path.to_path_buf(),
         });
     }
-    let space = rustix::fs::fstatvfs(&dir).map_err(|e| from_errno(&p.dir, "examining", e))?;
-    let available = space.f_bavail.saturating_mul(space.f_frsize);
-    let needed = before.blocks().saturating_mul(512).max(before.len());
+    // The copy needs what the original occupies (holes stay holes); BTRFS reports
+    // compressed files at their uncompressed size, which a NOCOW copy takes.
+    let needed = before.blocks().saturating_mul(512);
+    let available = available_bytes(dir.as_fd(), &p.dir)?;
     if needed > available {
         return Err(Error::NoSpace {
             path: path.to_path_buf(),
@@ -515,6 +516,11 @@ fn rewrite(p: &Planned) -> Result<()> {
     Ok(())
 }
 
+fn available_bytes(fd: BorrowedFd<'_>, path: &Path) -> Result<u64> {
+    let space = rustix::fs::fstatvfs(fd).map_err(|e| from_errno(path, "examining", e))?;
+    Ok(space.f_bavail.saturating_mul(space.f_frsize))
+}
+
 // `tv_nsec` is an i64 here but a C long on 32-bit targets.
 #[allow(clippy::useless_conversion)]
 fn timespec(secs: i64, nsecs: i64) -> Timespec {
@@ -573,7 +579,7 @@ fn copy_range(
                 return Err(Error::NoSpace {
                     path: src_path.to_path_buf(),
                     needed: end - off_in,
-                    available: 0,
+                    available: available_bytes(dst.as_fd(), dst_path).unwrap_or(0),
                 });
             }
             Err(e) => return Err(from_errno(dst_path, "copying into", e)),

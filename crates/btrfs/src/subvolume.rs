@@ -9,7 +9,7 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
 
-use crate::error::{Error, Result, from_errno};
+use crate::error::{Error, Result, from_errno, from_io};
 use crate::filesystem::{Filesystem, filesystem};
 use crate::sys;
 
@@ -179,7 +179,9 @@ pub fn delete_snapshot(path: impl AsRef<Path>) -> Result<()> {
             path: path.to_path_buf(),
         });
     }
-    let (parent, name) = split(path)?;
+    // The ioctl takes a name in a directory: the snapshot's own, not a link's.
+    let real = std::fs::canonicalize(path).map_err(|e| from_io(path, "resolving", e))?;
+    let (parent, name) = split(&real)?;
     let dir = open_dir(&parent, "deleting a snapshot in")?;
     sys::snap_destroy(rustix::fd::AsFd::as_fd(&dir), name.as_bytes())
         .map_err(|e| from_errno(path, "deleting the snapshot", e))
