@@ -193,7 +193,10 @@ pub fn audit_with_threads(root: impl AsRef<Path>, threads: usize) -> Result<Audi
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_default())
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     });
     let mut report = AuditReport {
@@ -284,10 +287,32 @@ const FACTS: StatxFlags = StatxFlags::SIZE
     .union(StatxFlags::INO)
     .union(StatxFlags::TYPE);
 
+/// Hands a visited directory's subdirectories to the queue and marks the visit
+/// finished, also if it panicked, so that the other threads never wait for it
+/// forever.
+struct Done<'a> {
+    walk: &'a Walk,
+    new_jobs: Vec<Job>,
+}
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        let mut q = self
+            .walk
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        q.busy -= 1;
+        q.jobs.append(&mut self.new_jobs);
+        drop(q);
+        // New work, or possibly the end of the walk: whoever waits must look.
+        self.walk.wake.notify_all();
+    }
+}
+
 impl Walk {
     fn work(&self) -> Found {
         let mut found = Found::default();
-        let mut new_jobs = Vec::new();
         loop {
             let job = {
                 let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -306,20 +331,11 @@ impl Walk {
                 self.wake.notify_all();
                 return found;
             };
-            self.visit(job, &mut found, &mut new_jobs);
-            let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            q.busy -= 1;
-            let added = new_jobs.len();
-            q.jobs.append(&mut new_jobs);
-            drop(q);
-            if added == 0 {
-                // Possibly the last one: whoever waits must re-check.
-                self.wake.notify_all();
-            } else {
-                for _ in 0..added {
-                    self.wake.notify_one();
-                }
-            }
+            let mut done = Done {
+                walk: self,
+                new_jobs: Vec::new(),
+            };
+            self.visit(job, &mut found, &mut done.new_jobs);
         }
     }
 
