@@ -76,6 +76,8 @@ pub(crate) enum ServiceAction {
     Keep,
     Start,
     Restart,
+    /// It is starting already (an earlier deploy started it): wait for it.
+    Wait,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -196,6 +198,7 @@ impl Plan {
                 ServiceAction::Keep => "keep",
                 ServiceAction::Start => "start",
                 ServiceAction::Restart => "restart",
+                ServiceAction::Wait => "wait for",
             };
             let _ = writeln!(out, "   {action} {} ({})", service.service, service.reason);
         }
@@ -302,6 +305,9 @@ pub(crate) fn decide_service(
     unit_mtime_us: Option<i64>,
 ) -> (ServiceAction, String) {
     let state = props.get("ActiveState").map_or("unknown", String::as_str);
+    if state == "activating" && !unit_changed && !network_recreated {
+        return (ServiceAction::Wait, "it is starting".into());
+    }
     let running = matches!(state, "active" | "activating" | "reloading");
     if !running {
         return (ServiceAction::Start, format!("it is {state}"));
@@ -451,6 +457,19 @@ mod tests {
         assert_eq!(
             decide_service(true, true, &props, None).0,
             ServiceAction::Start
+        );
+    }
+
+    #[test]
+    fn a_starting_service_is_waited_for() {
+        let props = parse_show("ActiveState=activating\n");
+        assert_eq!(
+            decide_service(false, false, &props, None).0,
+            ServiceAction::Wait
+        );
+        assert_eq!(
+            decide_service(true, false, &props, None).0,
+            ServiceAction::Restart
         );
     }
 

@@ -257,6 +257,7 @@ async fn apply(ctx: &Context, plan: &Plan, done: &mut Done) -> Result<verify::Ve
         };
         match action {
             ServiceAction::Keep => continue,
+            ServiceAction::Wait => {}
             ServiceAction::Start => {
                 ctx.systemd
                     .reset_failed(std::slice::from_ref(&service.service))
