@@ -289,7 +289,10 @@ pub(crate) fn classify(
     if lower.contains("no defined healthcheck") || lower.contains("has no defined health") {
         return Error::NoHealthCheck { container: owned() };
     }
-    if status == 409 || lower.contains("in use") || lower.contains("being used") {
+    if ["in use", "being used", "associated containers", "dependent"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
         return Error::InUse {
             kind,
             name: owned(),
@@ -379,6 +382,14 @@ mod tests {
             br#"{"cause":"no such secret","message":"no secret with name or id \"s\": no such secret","response":404}"#,
         );
         assert!(e.is_not_found());
+        let e = from_status(
+            "run a command in container",
+            ObjectKind::Container,
+            Some("c"),
+            409,
+            br#"{"cause":"container state improper","message":"can only create exec sessions on running containers: container state improper","response":409}"#,
+        );
+        assert!(matches!(e, Error::Rejected { status: 409, .. }), "{e:?}");
         let e = from_status("x", ObjectKind::Network, Some("n"), 500, b"boom");
         assert!(
             matches!(&e, Error::Rejected { status: 500, message, .. } if message == "boom"),

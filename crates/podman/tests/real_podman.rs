@@ -462,7 +462,14 @@ async fn container_inspect_health_exec_stats_logs() {
     host.podman_ok(["stop", "--time", "1", &name]);
     let e = podman.container_stats(&name).await.unwrap_err();
     assert!(matches!(e, Error::StatsUnavailable { .. }), "{e:?}");
-    assert!(podman.exec(&name, &ExecSpec::new(["true"])).await.is_err());
+    let e = podman
+        .exec(&name, &ExecSpec::new(["true"]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Rejected { message, .. } if message.contains("running")),
+        "{e:?}"
+    );
 
     podman.remove_container(&name, true).await.unwrap();
     assert!(!podman.container_exists(&name).await.unwrap());
