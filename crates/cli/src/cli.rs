@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "immich-db", version, max_term_width = 100)]
 #[command(after_help = "Example:\n  immich-db config init && immich-db plan && immich-db deploy")]
 pub(crate) struct Cli {
-    /// Configuration file [default: $IMMICH_DB_CONFIG, else
-    /// ~/.config/immich-db/config.toml, else the built-in defaults]
+    /// Configuration file [default: `$IMMICH_DB_CONFIG`, else
+    /// `~/.config/immich-db/config.toml`, else the built-in defaults]
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 

@@ -52,6 +52,7 @@ impl Context {
     }
 
     /// A failure of a Podman call, saying what was being done.
+    #[allow(clippy::unused_self)] // a method, so call sites read as ctx.podman_failure
     pub(crate) fn podman_failure(&self, doing: &str, error: &homelab_podman::Error) -> Failure {
         Failure::precondition(format!("Podman failed while {doing}: {error}"))
     }

@@ -97,11 +97,6 @@ impl Failure {
         self
     }
 
-    pub(crate) fn with_exit(mut self, exit: Exit) -> Self {
-        self.exit = exit;
-        self
-    }
-
     /// Turns this failure into a deploy that stopped part-way after `done`.
     pub(crate) fn part_way(mut self, done: Vec<String>) -> Self {
         self.exit = Exit::DeployFailed;

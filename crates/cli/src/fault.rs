@@ -2,6 +2,9 @@
 //! deploy kill itself with SIGKILL when it reaches that step boundary, as a power
 //! cut or `kill -9` would. Release builds have no hook.
 
+/// The step boundaries of a deploy, in order: `network`, `storage`, `secrets`,
+/// `units`, `reload`, `start`, `health`, `verify`.
+///
 /// The environment variable naming the step to die at.
 pub(crate) const FAULT_ENV: &str = "IMMICH_DB_FAULT_AT";
 

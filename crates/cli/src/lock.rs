@@ -14,7 +14,6 @@ use crate::error::{Failure, Result};
 #[derive(Debug)]
 pub(crate) struct DeployLock {
     _file: File,
-    pub(crate) path: PathBuf,
 }
 
 /// Where the lock of a deployment lives: the user's runtime directory, or
@@ -62,10 +61,7 @@ pub(crate) fn acquire(path: &Path) -> Result<DeployLock> {
     let _ = file.rewind();
     let _ = write!(file, "{}", std::process::id());
     let _ = file.flush();
-    Ok(DeployLock {
-        _file: file,
-        path: path.to_path_buf(),
-    })
+    Ok(DeployLock { _file: file })
 }
 
 #[cfg(test)]

@@ -260,7 +260,6 @@ pub(crate) fn describe(change: &DirChange) -> String {
         ),
         DirChange::NocowSet { .. } => "set NOCOW".into(),
         DirChange::NocowCleared => "keep copy-on-write (clear the inherited NOCOW)".into(),
-        _ => format!("{change:?}"),
     }
 }
 
@@ -319,13 +318,13 @@ pub(crate) fn decide_service(
         return (ServiceAction::Restart, "its unit file changes".into());
     }
     let since = systemd::timestamp_us(props, "ActiveEnterTimestamp");
-    if let (Some(written), Some(since)) = (unit_mtime_us, since) {
-        if written > since {
-            return (
-                ServiceAction::Restart,
-                "its unit file changed after it started".into(),
-            );
-        }
+    if let (Some(written), Some(since)) = (unit_mtime_us, since)
+        && written > since
+    {
+        return (
+            ServiceAction::Restart,
+            "its unit file changed after it started".into(),
+        );
     }
     (ServiceAction::Keep, format!("{state}, up to date"))
 }

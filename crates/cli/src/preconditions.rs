@@ -241,10 +241,10 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
     }
 
     // Directories: a file in the way, or a path that cannot be created.
-    if pool.is_dir() {
-        if let Err(e) = crate::plan::dir_plans(d, report.nocow_possible) {
-            report.error("storage", e.what, e.help.unwrap_or_default());
-        }
+    if pool.is_dir()
+        && let Err(e) = crate::plan::dir_plans(d, report.nocow_possible)
+    {
+        report.error("storage", e.what, e.help.unwrap_or_default());
     }
 
     // The unit directory must be writable.
@@ -352,14 +352,17 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
     }
 
     // Memory overcommit, as Valkey asks for background saves.
-    if let Ok(value) = std::fs::read_to_string("/proc/sys/vm/overcommit_memory") {
-        if value.trim() != "1" {
-            report.warn(
-                "overcommit",
-                format!("vm.overcommit_memory is {}: Valkey's background saves may fail under memory pressure", value.trim()),
-                "sysctl vm.overcommit_memory=1 (and add it to /etc/sysctl.d to keep it)",
-            );
-        }
+    if let Ok(value) = std::fs::read_to_string("/proc/sys/vm/overcommit_memory")
+        && value.trim() != "1"
+    {
+        report.warn(
+            "overcommit",
+            format!(
+                "vm.overcommit_memory is {}: Valkey's background saves may fail under memory pressure",
+                value.trim()
+            ),
+            "sysctl vm.overcommit_memory=1 (and add it to /etc/sysctl.d to keep it)",
+        );
     }
     report
 }

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 
 use crate::config::Scope;
 
@@ -46,6 +45,9 @@ pub(crate) const UNIT_PROPERTIES: &[&str] = &[
 
 /// What the tool asks of a systemd manager.
 pub(crate) trait Systemd: Send + Sync {
+    /// For tests that need the fake back.
+    #[cfg(test)]
+    fn as_any(&self) -> &dyn std::any::Any;
     /// Whether the manager answers; the error says why not.
     fn reachable(&self) -> SystemdResult<()>;
     /// `systemctl daemon-reload`: rerun the generators and reread the units.
@@ -148,6 +150,11 @@ impl Systemctl {
 }
 
 impl Systemd for Systemctl {
+    #[cfg(test)]
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn reachable(&self) -> SystemdResult<()> {
         let state = match self.run(&["is-system-running"]) {
             Ok(state) => state,
@@ -235,10 +242,10 @@ pub(crate) fn timestamp_us(props: &BTreeMap<String, String>, key: &str) -> Optio
     if parts.next()? != "UTC" {
         return None;
     }
-    let mut ymd = date.split('-').map(|p| p.parse::<i64>());
+    let mut ymd = date.split('-').map(str::parse::<i64>);
     let (y, m, d) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
     let (hms, micros) = time.split_once('.').unwrap_or((time, "0"));
-    let mut hms = hms.split(':').map(|p| p.parse::<i64>());
+    let mut hms = hms.split(':').map(str::parse::<i64>);
     let (hh, mm, ss) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
     let micros: i64 = format!("{micros:0<6}").get(..6)?.parse().ok()?;
     let days = days_from_civil(y, m, d);
@@ -258,14 +265,16 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// A recording fake: units have states that the test sets and that start, stop
 /// and restart change; every call is recorded.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct FakeSystemd {
-    pub(crate) calls: Mutex<Vec<String>>,
-    pub(crate) units: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    pub(crate) calls: std::sync::Mutex<Vec<String>>,
+    pub(crate) units: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     pub(crate) unreachable: bool,
-    clock: Mutex<i64>,
+    clock: std::sync::Mutex<i64>,
 }
 
+#[cfg(test)]
 impl FakeSystemd {
     fn record(&self, call: String) {
         self.calls
@@ -306,7 +315,12 @@ impl FakeSystemd {
     }
 }
 
+#[cfg(test)]
 impl Systemd for FakeSystemd {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn reachable(&self) -> SystemdResult<()> {
         if self.unreachable {
             return Err(SystemdError {

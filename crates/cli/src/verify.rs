@@ -1,6 +1,8 @@
 //! The operator's checklist as checks: network, units, health, storage
 //! attributes, secrets, a PostgreSQL login over TCP and Valkey's password.
 
+use std::fmt::Write as _;
+
 use homelab_podman::{ExecSpec, HealthStatus};
 use homelab_secrets::{Policy, SecretValue};
 use serde::Serialize;
@@ -43,7 +45,7 @@ impl Verification {
                 (false, Severity::Warning) => "warn",
                 (false, Severity::Error) => "FAIL",
             };
-            out.push_str(&format!("{mark} {}: {}\n", check.name, check.detail));
+            let _ = writeln!(out, "{mark} {}: {}", check.name, check.detail);
         }
         out.push_str(if self.ok {
             "verify: all checks passed"

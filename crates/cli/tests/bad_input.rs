@@ -2,6 +2,8 @@
 //! message that names the key or the line, and leaves the host unchanged (no
 //! unit file, directory, secret or network).
 
+#![allow(clippy::unwrap_used)] // test helpers fail the test by panicking
+
 mod common;
 
 use common::{TestDeployment, text};

@@ -1,6 +1,8 @@
 //! Deploy killed (SIGKILL, through the debug-build fault hook) at each step
 //! boundary; deploy again reaches the same verified state with the same secrets.
 
+#![allow(clippy::unwrap_used)] // test helpers fail the test by panicking
+
 mod common;
 
 use std::os::unix::process::ExitStatusExt as _;

@@ -427,3 +427,56 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+impl Host {
+    /// Stops root's systemd user manager and starts it again, as a reboot would
+    /// (without losing `$XDG_RUNTIME_DIR`): every user unit stops, then the
+    /// manager starts what `default.target` wants. It is started the way
+    /// `scripts/provision` starts it. This disturbs every user unit on the host:
+    /// only a test in a file of its own should call it.
+    pub fn restart_user_manager(&self) {
+        let running = || {
+            let out = self.systemctl(["is-system-running"]);
+            let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            (state == "running" || state == "degraded").then_some(())
+        };
+        let pid = self.systemctl_ok(["show", "--property=MainPID", "--value", "init.scope"]);
+        let pid = pid.trim().to_owned();
+        // `exit` stops every unit first, then the manager ends.
+        let _ = self.systemctl(["exit"]);
+        wait_for("the user manager to exit", Duration::from_secs(120), || {
+            let alive = !pid.is_empty()
+                && pid != "0"
+                && Path::new("/proc").join(&pid).join("exe").exists()
+                && std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.contains("systemd"));
+            (!alive).then_some(())
+        });
+        let state_dir = PathBuf::from(env_or("IMMICH_DB_TEST_STATE", "/var/lib/immich-db-test"));
+        let _ = std::fs::create_dir_all(&state_dir);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state_dir.join("user-manager.log"))
+            .map_or_else(|_| Stdio::null(), Stdio::from);
+        // The manager outlives this process, as it does when provisioning starts it.
+        #[allow(clippy::zombie_processes)]
+        self.command("setsid")
+            .arg("/lib/systemd/systemd")
+            .arg("--user")
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the user manager: {e}"));
+        wait_for("the user manager to run", Duration::from_secs(60), running);
+        // As scripts/provision sets it up.
+        self.systemctl_ok(["set-environment", "PODMAN_IGNORE_CGROUPSV1_WARNING=1"]);
+        let _ = self.systemctl(["mask", "podman-user-wait-network-online.service"]);
+        let _ = std::os::unix::fs::symlink(
+            self.runtime_dir.join("systemd/private"),
+            "/run/systemd/private.idbt-tmp",
+        );
+        let _ = std::fs::rename("/run/systemd/private.idbt-tmp", "/run/systemd/private");
+        let _ = self.systemctl(["enable", "--now", "podman.socket"]);
+    }
+}

@@ -22,14 +22,9 @@ use crate::preconditions;
 use crate::systemd::{self, UNIT_PROPERTIES};
 use crate::verify;
 
-/// The steps of a deploy, in order; each name is a fault point.
-pub(crate) const STEPS: &[&str] = &[
-    "network", "storage", "secrets", "units", "reload", "start", "health", "verify",
-];
-
 /// What a deploy did, for the report and for a failure part-way.
 #[derive(Debug, Default)]
-struct Done(Vec<String>);
+pub(crate) struct Done(pub(crate) Vec<String>);
 
 impl Done {
     fn push(&mut self, ui: Ui, what: String) {
@@ -126,7 +121,11 @@ fn policy_for(ctx: &Context, name: &str) -> Policy {
     }
 }
 
-async fn apply(ctx: &Context, plan: &Plan, done: &mut Done) -> Result<verify::Verification> {
+pub(crate) async fn apply(
+    ctx: &Context,
+    plan: &Plan,
+    done: &mut Done,
+) -> Result<verify::Verification> {
     let ui = ctx.ui;
     let d = &ctx.deployment;
 
@@ -412,4 +411,227 @@ async fn wait_for_health(ctx: &Context, waiting: &[(String, Role, Option<i64>)])
         let _ = multi.clear();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Deploy logic against the recording fakes of systemd and Podman; the real
+    //! parts are exercised by the tests in `tests/`.
+
+    use std::sync::Arc;
+
+    use homelab_podman::{FakeRuntime, ImageInfo, NetworkInfo, NetworkSubnet};
+
+    use super::*;
+    use crate::config::{Loaded, Origin, parse, validate};
+    use crate::output::Ui;
+    use crate::systemd::FakeSystemd;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        ctx: Context,
+        runtime: FakeRuntime,
+    }
+
+    fn fixture(extra: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[storage]\npool = {:?}\n[systemd]\nunit_dir = {:?}\n{extra}",
+            dir.path().join("pool").display().to_string(),
+            dir.path().join("units").display().to_string(),
+        );
+        std::fs::create_dir(dir.path().join("pool")).unwrap();
+        let loaded: Loaded = parse(&text, Origin::Defaults).unwrap();
+        let deployment = validate(&loaded).unwrap();
+        let runtime = FakeRuntime::new();
+        for image in [
+            &deployment.config.postgres.image,
+            &deployment.config.valkey.image,
+        ] {
+            runtime.add_image(&ImageInfo {
+                id: "0".repeat(64),
+                digest: None,
+                tags: vec![image.clone()],
+                created: None,
+                size: 1,
+                labels: std::collections::BTreeMap::new(),
+                architecture: None,
+                os: None,
+            });
+        }
+        let ctx = Context {
+            deployment,
+            systemd: Box::new(FakeSystemd::default()),
+            runtime: Arc::new(runtime.clone()),
+            secrets: Arc::new(runtime.clone()),
+            ui: Ui { json: true },
+            runtime_dir: Some(dir.path().to_path_buf()),
+        };
+        Fixture {
+            _dir: dir,
+            ctx,
+            runtime,
+        }
+    }
+
+    /// What the network service would create.
+    fn network_created(f: &Fixture) {
+        let d = &f.ctx.deployment;
+        f.runtime.add_network(NetworkInfo {
+            name: d.podman_network(),
+            id: "1".repeat(64),
+            driver: "bridge".into(),
+            interface: None,
+            subnets: vec![NetworkSubnet {
+                subnet: homelab_podman::Cidr::new(d.subnet.address(), d.subnet.prefix()).unwrap(),
+                gateway: Some(d.gateway),
+            }],
+            dns_servers: Vec::new(),
+            dns_enabled: true,
+            internal: false,
+            labels: std::collections::BTreeMap::new(),
+            containers: std::collections::BTreeMap::new(),
+        });
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn fake(ctx: &Context) -> &FakeSystemd {
+        // SAFETY-free downcast: the fixture always holds a FakeSystemd.
+        let any: &dyn std::any::Any = ctx.systemd.as_any();
+        any.downcast_ref().unwrap()
+    }
+
+    #[test]
+    fn from_nothing_then_no_changes() {
+        let f = fixture("");
+        block_on(async {
+            let plan = plan::plan(&f.ctx, false).await.unwrap();
+            assert!(plan.units.iter().all(|u| u.change == FileChange::Create));
+            assert!(plan.secrets.iter().all(|s| !s.exists));
+            assert!(plan.daemon_reload);
+            assert_eq!(plan.network, NetworkAction::Create);
+            assert!(
+                plan.services
+                    .iter()
+                    .all(|s| s.action == ServiceAction::Start)
+            );
+
+            let mut done = Done::default();
+            let _ = apply(&f.ctx, &plan, &mut done).await.unwrap();
+            let calls = fake(&f.ctx).calls();
+            assert_eq!(
+                calls,
+                [
+                    "daemon-reload",
+                    "restart photos-network.service",
+                    "start postgresql-immich.service",
+                    "start redis-immich.service",
+                ]
+            );
+            for unit in &plan.units {
+                assert_eq!(
+                    std::fs::read_to_string(&unit.path).unwrap(),
+                    unit.unit.content
+                );
+            }
+            let pg = f.runtime.secret_value("postgres-password").unwrap();
+            assert!(pg.expose().iter().all(u8::is_ascii_alphanumeric));
+            assert!(f.runtime.secret_value("redis-password").is_some());
+            assert!(f.runtime.secret_value("immich-jwt-secret").is_some());
+
+            network_created(&f);
+            let again = plan::plan(&f.ctx, false).await.unwrap();
+            assert!(again.is_empty(), "{}", again.render());
+            assert_eq!(
+                again.render(),
+                "No changes: the deployment is as configured."
+            );
+            // Secrets are never regenerated.
+            let mut done = Done::default();
+            let _ = apply(&f.ctx, &again, &mut done).await.unwrap();
+            assert_eq!(f.runtime.secret_value("postgres-password").unwrap(), pg);
+        });
+    }
+
+    #[test]
+    fn only_the_changed_unit_restarts() {
+        let mut f = fixture("");
+        block_on(async {
+            let plan = plan::plan(&f.ctx, false).await.unwrap();
+            let _ = apply(&f.ctx, &plan, &mut Done::default()).await.unwrap();
+            network_created(&f);
+        });
+        f.ctx.deployment.config.postgres.shm_size = "256m".into();
+        block_on(async {
+            let plan = plan::plan(&f.ctx, false).await.unwrap();
+            let pg = &plan.units[1];
+            let FileChange::Update { diff } = &pg.change else {
+                panic!("{:?}", pg.change)
+            };
+            assert!(
+                diff.contains("-ShmSize=128m") && diff.contains("+ShmSize=256m"),
+                "{diff}"
+            );
+            assert_eq!(plan.units[2].change, FileChange::Unchanged);
+            let actions: Vec<_> = plan.services.iter().map(|s| s.action).collect();
+            assert_eq!(actions, [ServiceAction::Restart, ServiceAction::Keep]);
+            assert_eq!(plan.network, NetworkAction::Keep);
+            assert!(plan.daemon_reload);
+            let before = fake(&f.ctx).calls().len();
+            let _ = apply(&f.ctx, &plan, &mut Done::default()).await.unwrap();
+            assert_eq!(
+                fake(&f.ctx).calls()[before..],
+                ["daemon-reload", "restart postgresql-immich.service"]
+            );
+        });
+    }
+
+    #[test]
+    fn a_changed_subnet_recreates_the_network_and_restarts_both() {
+        let mut f = fixture("");
+        block_on(async {
+            let plan = plan::plan(&f.ctx, false).await.unwrap();
+            let _ = apply(&f.ctx, &plan, &mut Done::default()).await.unwrap();
+            network_created(&f);
+        });
+        f.ctx.deployment.subnet = "10.99.0.0/24".parse().unwrap();
+        f.ctx.deployment.gateway = "10.99.0.1".parse().unwrap();
+        block_on(async {
+            let plan = plan::plan(&f.ctx, false).await.unwrap();
+            assert!(
+                matches!(plan.network, NetworkAction::Recreate { .. }),
+                "{:?}",
+                plan.network
+            );
+            assert!(
+                plan.services
+                    .iter()
+                    .all(|s| s.action == ServiceAction::Restart)
+            );
+            let before = fake(&f.ctx).calls().len();
+            let _ = apply(&f.ctx, &plan, &mut Done::default()).await.unwrap();
+            assert_eq!(
+                fake(&f.ctx).calls()[before..],
+                [
+                    "daemon-reload",
+                    "stop postgresql-immich.service redis-immich.service",
+                    "stop photos-network.service",
+                    "start photos-network.service",
+                    "start postgresql-immich.service",
+                    "start redis-immich.service",
+                ]
+            );
+            assert_eq!(
+                f.runtime.calls_to(homelab_podman::Operation::RemoveNetwork),
+                ["systemd-photos"]
+            );
+        });
+    }
 }

@@ -1,5 +1,7 @@
 //! `plan`: what `deploy` would do, changing nothing.
 
+use std::fmt::Write as _;
+
 use serde_json::json;
 
 use crate::context::Context;
@@ -14,14 +16,15 @@ pub(crate) async fn run(ctx: &Context, allow_non_btrfs: bool) -> Result<Outcome>
     let plan = plan::plan(ctx, report.nocow_possible).await?;
     let mut human = String::new();
     for w in report.warnings() {
-        human.push_str(&format!(
-            "warning: {}{}\n",
+        let _ = writeln!(
+            human,
+            "warning: {}{}",
             w.detail,
             w.fix
                 .as_deref()
                 .map(|f| format!(" (fix: {f})"))
                 .unwrap_or_default()
-        ));
+        );
     }
     human.push_str(&plan.render());
     Outcome::ok(

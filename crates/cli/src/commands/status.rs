@@ -14,7 +14,8 @@ use crate::systemd::{self, UNIT_PROPERTIES};
 
 #[derive(Debug, Serialize)]
 struct Service {
-    service: String,
+    #[serde(rename = "service")]
+    unit: String,
     container: String,
     unit_state: String,
     container_state: String,
@@ -113,7 +114,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Outcome> {
             .map(|ns| ns as f64 / 1e9)
             .or_else(|| stats.as_ref().map(|s| s.cpu_time.as_secs_f64()));
         services.push(Service {
-            service: unit.service,
+            unit: unit.service,
             container_state: info
                 .as_ref()
                 .map_or_else(|| "absent".into(), |i| i.state.status.to_string()),
@@ -157,7 +158,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Outcome> {
         let _ = writeln!(
             human,
             "{:<28} {:<20} {:<10} {:<10} {:>8} {:>8} {:>11} {:>11} {:>8}",
-            s.service,
+            s.unit,
             s.unit_state,
             s.container_state,
             s.health,

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, Result};
 
-pub(crate) use net::Cidr;
 pub(crate) use template::template;
 pub(crate) use validate::{Deployment, Scope, validate};
 
@@ -20,7 +19,7 @@ pub(crate) use validate::{Deployment, Scope, validate};
 pub(crate) const CONFIG_ENV: &str = "IMMICH_DB_CONFIG";
 
 /// The configuration, as written in the file (every key has a default).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Config {
     pub(crate) network: NetworkConfig,
@@ -91,19 +90,6 @@ pub(crate) struct SystemdConfig {
     pub(crate) scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) unit_dir: Option<String>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            network: NetworkConfig::default(),
-            storage: StorageConfig::default(),
-            postgres: PostgresConfig::default(),
-            valkey: ValkeyConfig::default(),
-            immich: ImmichConfig::default(),
-            systemd: SystemdConfig::default(),
-        }
-    }
 }
 
 impl Default for NetworkConfig {
@@ -299,6 +285,7 @@ pub(crate) fn parse(text: &str, origin: Origin) -> Result<Loaded> {
 
 impl Loaded {
     /// The built-in defaults.
+    #[cfg(test)]
     pub(crate) fn defaults() -> Self {
         Self {
             config: Config::default(),

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-/// An IPv4 or IPv6 subnet: a network address and a prefix length, with no host
+/// An IP subnet (version 4 or 6): a network address and a prefix length, with no host
 /// bits set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Cidr {
@@ -79,7 +79,7 @@ impl Cidr {
         width == ip_width && bits & mask(self.prefix, width) == net
     }
 
-    /// Whether `ip` is the network address or (IPv4) the broadcast address, which
+    /// Whether `ip` is the network address or (for version 4) the broadcast address, which
     /// no gateway can use.
     pub(crate) fn is_reserved(&self, ip: IpAddr) -> bool {
         let (net, width) = to_bits(self.address);
@@ -89,6 +89,7 @@ impl Cidr {
     }
 
     /// Whether the two subnets share any address.
+    #[cfg(test)]
     pub(crate) fn overlaps(&self, other: &Cidr) -> bool {
         self.contains(other.address) || other.contains(self.address)
     }

@@ -3,6 +3,7 @@
 //! Quadlet directory, and a cleanup that removes everything it may create.
 
 #![allow(dead_code)] // each test file uses a different part
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::format_push_string)] // test support
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
