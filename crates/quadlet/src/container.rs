@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::model::{Body, RawEntry, Reader, Writer, private};
 use crate::naming::UnitKind;
-use crate::syntax::UnitFile;
+use crate::syntax::{EntryError, UnitFile};
 use crate::values::{
     AutoUpdate, Duration, HealthInterval, HealthOnFailure, KeyValue, Notify, PullPolicy, Secret,
     VolumeMount,
@@ -318,7 +318,7 @@ impl private::Sealed for Container {
         Ok(c)
     }
 
-    fn write_section(&self) -> Vec<(String, String)> {
+    fn write_section(&self) -> Result<Vec<(String, String)>, EntryError> {
         let mut writer = Writer::new();
         let w = &mut writer;
         let Self {
@@ -437,6 +437,6 @@ impl private::Sealed for Container {
         w.lines("PodmanArgs", podman_args);
         w.single("ServiceName", service_name.as_ref());
         w.other(other);
-        writer.entries
+        writer.into_entries()
     }
 }

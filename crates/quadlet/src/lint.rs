@@ -619,7 +619,7 @@ impl<'a> Lint<'a> {
         ) {
             return;
         }
-        let deps = unit_dependencies(unit);
+        let deps = unit_dependencies(set, unit);
         for entry in unit.file.get_all_entries(unit.kind.section(), "Network") {
             let name = entry.value().split(':').next().unwrap_or_default();
             if name.contains('.') && UnitKind::of_file_name(name).is_some()
@@ -871,7 +871,7 @@ impl<'a> Lint<'a> {
         // Started by another unit of the set?
         let service = &unit.names.service;
         let pulled_in = self.set.units().iter().any(|other| {
-            unit_dependencies(other).iter().any(|(k, s)| {
+            unit_dependencies(self.set, other).iter().any(|(k, s)| {
                 matches!(k.as_str(), "Requires" | "Wants" | "BindsTo" | "Upholds") && s == service
             })
         }) || (unit.kind == UnitKind::Container
@@ -891,7 +891,7 @@ impl<'a> Lint<'a> {
             format!(
                 "no [Install] section: {service} will not start at boot, and `systemctl enable` does not work on generated units"
             ),
-            Some(format!("add\n[Install]\nWantedBy={target}")),
+            Some(format!("add an `[Install]` section with `WantedBy={target}`")),
         );
     }
 
@@ -1172,21 +1172,36 @@ fn is_secret_name(name: &str) -> bool {
         })
 }
 
-/// `[Unit]` dependencies of a unit (key, unit name), with those its references
-/// imply.
-fn unit_dependencies(unit: &SourceUnit) -> Vec<(String, String)> {
+/// The service a Quadlet file name stands for.
+fn service_of(set: &UnitSet, file_name: &str) -> String {
+    set.get(file_name).map_or_else(
+        || {
+            UnitKind::of_file_name(file_name)
+                .map(|k| naming::default_service_name(file_name, k))
+                .unwrap_or_default()
+        },
+        |u| u.names.service.clone(),
+    )
+}
+
+/// `[Unit]` dependencies of a unit (key, unit name; Quadlet file names translated
+/// to their services), with those its references imply.
+fn unit_dependencies(set: &UnitSet, unit: &SourceUnit) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for entry in unit.file.entries("Unit") {
         if naming::DEPENDENCY_KEYS.contains(&entry.key()) {
             for name in words::split_list(entry.value()) {
+                let name = if naming::is_quadlet_file_name(&name) {
+                    service_of(set, &name)
+                } else {
+                    name
+                };
                 out.push((entry.key().to_owned(), name));
             }
         }
     }
     for reference in naming::references(unit.file_name(), &unit.file) {
-        let service = UnitKind::of_file_name(&reference.file_name)
-            .map(|k| naming::default_service_name(&reference.file_name, k))
-            .unwrap_or_default();
+        let service = service_of(set, &reference.file_name);
         for kind in reference.implies {
             let key = match kind {
                 DependencyKind::Requires => "Requires",

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::syntax::{Entry, UnitFile};
+use crate::syntax::{Entry, EntryError, UnitFile};
 use crate::values::{RestartPolicy, TimeSpan, ValueError, parse_bool};
 use crate::words;
 
@@ -197,15 +197,17 @@ impl Reader<'_> {
     }
 }
 
-/// Collects the entries of one section, checking that each can be written.
+/// Collects the entries of one section, checking that each reads back as written.
 pub(crate) struct Writer {
     pub(crate) entries: Vec<(String, String)>,
+    problems: Vec<EntryError>,
 }
 
 impl Writer {
     pub(crate) fn new() -> Self {
         Self {
             entries: Vec::new(),
+            problems: Vec::new(),
         }
     }
 
@@ -213,10 +215,21 @@ impl Writer {
         self.entries.push((key.to_owned(), value));
     }
 
+    fn problem(&mut self, key: &str, reason: &'static str) {
+        self.problems.push(EntryError::InvalidValue {
+            key: key.to_owned(),
+            reason,
+        });
+    }
+
     /// A single value, quoted when the generator's lookup would change it.
     pub(crate) fn single<T: Display>(&mut self, key: &str, value: Option<&T>) {
         if let Some(value) = value {
             let text = value.to_string();
+            if text.is_empty() {
+                self.problem(key, "it is empty, which means unset");
+                return;
+            }
             let needs_quotes = text.trim() != text
                 || (text.len() >= 2 && text.starts_with('"') && text.ends_with('"'));
             self.push(
@@ -233,6 +246,10 @@ impl Writer {
     /// A single value written as it is (`Exec=`).
     pub(crate) fn raw(&mut self, key: &str, value: Option<&String>) {
         if let Some(value) = value {
+            if value.is_empty() {
+                self.problem(key, "it is empty, which means unset");
+                return;
+            }
             self.push(key, value.clone());
         }
     }
@@ -245,16 +262,38 @@ impl Writer {
     }
 
     /// One line per value, written as it is.
-    pub(crate) fn lines<T: Display>(&mut self, key: &str, values: &[T]) {
+    pub(crate) fn lines<T>(&mut self, key: &str, values: &[T])
+    where
+        T: Display + FromStr + PartialEq,
+    {
         for value in values {
-            self.push(key, value.to_string());
+            let text = value.to_string();
+            if text.is_empty() {
+                self.problem(key, "an empty value would clear the list");
+            } else if text.parse::<T>().ok().as_ref() != Some(value) {
+                self.problem(key, "it would read back as a different value (check for `:` or `,` inside its parts)");
+            } else {
+                self.push(key, text);
+            }
         }
     }
 
     /// One line per value, each quoted as a word.
-    pub(crate) fn words<T: Display>(&mut self, key: &str, values: &[T]) {
+    pub(crate) fn words<T>(&mut self, key: &str, values: &[T])
+    where
+        T: Display + FromStr + PartialEq,
+    {
         for value in values {
-            self.push(key, words::quote(&value.to_string()));
+            let text = value.to_string();
+            let quoted = words::quote(&text);
+            let back = words::split(&quoted).ok().filter(|w| w.len() == 1);
+            if text.is_empty() || text.contains('\0') {
+                self.problem(key, "an empty value or a NUL character cannot be written");
+            } else if back.and_then(|w| w[0].parse::<T>().ok()).as_ref() != Some(value) {
+                self.problem(key, "it would read back as a different value (check for `,` or `=` inside its parts)");
+            } else {
+                self.push(key, quoted);
+            }
         }
     }
 
@@ -273,13 +312,26 @@ impl Writer {
                 }
             })
             .collect();
-        self.push(key, joined.join(" "));
+        let joined = joined.join(" ");
+        if words::split_list(&joined) == values {
+            self.push(key, joined);
+        } else {
+            self.problem(key, "a name is empty or contains quotes");
+        }
     }
 
     /// Entries kept as written.
     pub(crate) fn other(&mut self, other: &[RawEntry]) {
         for entry in other {
             self.push(&entry.key, entry.value.clone());
+        }
+    }
+
+    /// The collected entries, or the first value that cannot be written.
+    pub(crate) fn into_entries(self) -> Result<Vec<(String, String)>, EntryError> {
+        match self.problems.into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(self.entries),
         }
     }
 
@@ -291,6 +343,13 @@ impl Writer {
         section: &str,
         always: bool,
     ) -> Result<(), Error> {
+        if let Some(source) = self.problems.into_iter().next() {
+            return Err(Error::Unwritable {
+                file: name.to_path_buf(),
+                section: section.to_owned(),
+                source,
+            });
+        }
         if always {
             file.ensure_section(section);
         }
@@ -607,11 +666,11 @@ pub(crate) mod private {
     use std::path::Path;
 
     use crate::Error;
-    use crate::syntax::UnitFile;
+    use crate::syntax::{EntryError, UnitFile};
 
     /// Reading and writing of a main section; not implementable outside the crate.
     pub trait Sealed: Sized {
         fn read_section(file: &UnitFile, path: &Path) -> Result<Self, Error>;
-        fn write_section(&self) -> Vec<(String, String)>;
+        fn write_section(&self) -> Result<Vec<(String, String)>, EntryError>;
     }
 }

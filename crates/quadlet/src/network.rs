@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::model::{Body, RawEntry, Reader, Writer, private};
 use crate::naming::UnitKind;
-use crate::syntax::UnitFile;
+use crate::syntax::{EntryError, UnitFile};
 use crate::values::{IpNet, IpRange, KeyValue};
 
 /// The `[Network]` section: what `podman network create` the service performs.
@@ -119,7 +119,7 @@ impl private::Sealed for Network {
         Ok(n)
     }
 
-    fn write_section(&self) -> Vec<(String, String)> {
+    fn write_section(&self) -> Result<Vec<(String, String)>, EntryError> {
         let mut writer = Writer::new();
         let w = &mut writer;
         let Self {
@@ -158,6 +158,6 @@ impl private::Sealed for Network {
         w.lines("PodmanArgs", podman_args);
         w.single("ServiceName", service_name.as_ref());
         w.other(other);
-        writer.entries
+        writer.into_entries()
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::model::{Body, RawEntry, Reader, Writer, private};
 use crate::naming::UnitKind;
-use crate::syntax::UnitFile;
+use crate::syntax::{EntryError, UnitFile};
 use crate::values::{KeyValue, VolumeMount};
 
 /// The `[Pod]` section: what `podman pod create` the service performs.
@@ -36,7 +36,7 @@ pub struct Pod {
     /// `IP6=` (podman 5.3).
     #[serde(rename = "IP6", skip_serializing_if = "Option::is_none")]
     pub ip6: Option<Ipv6Addr>,
-    /// `HostName=` (podman 5.3).
+    /// `HostName=` (podman 5.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_name: Option<String>,
     /// `DNS=` (podman 5.3).
@@ -99,7 +99,7 @@ impl private::Sealed for Pod {
         Ok(p)
     }
 
-    fn write_section(&self) -> Vec<(String, String)> {
+    fn write_section(&self) -> Result<Vec<(String, String)>, EntryError> {
         let mut writer = Writer::new();
         let w = &mut writer;
         let Self {
@@ -136,6 +136,6 @@ impl private::Sealed for Pod {
         w.lines("PodmanArgs", podman_args);
         w.single("ServiceName", service_name.as_ref());
         w.other(other);
-        writer.entries
+        writer.into_entries()
     }
 }

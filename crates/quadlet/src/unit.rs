@@ -78,7 +78,14 @@ fn write_parts<B: Body>(parts: &Parts<&B>, name: &Path) -> Result<UnitFile, Erro
     parts.unit.write(&mut w);
     w.finish(&mut file, name, "Unit", false)?;
     let mut w = Writer::new();
-    w.entries = parts.body.write_section();
+    w.entries = parts
+        .body
+        .write_section()
+        .map_err(|source| Error::Unwritable {
+            file: name.to_path_buf(),
+            section: B::KIND.section().to_owned(),
+            source,
+        })?;
     w.finish(&mut file, name, B::KIND.section(), true)?;
     let mut w = Writer::new();
     parts.quadlet.write(&mut w);
@@ -358,7 +365,7 @@ impl AnyUnit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::values::{Notify, Secret, TimeSpan};
+    use crate::values::{Notify, Secret, TimeSpan, VolumeMount};
 
     #[test]
     fn reads_the_generator_lookup_rules() {
@@ -428,6 +435,30 @@ mod tests {
         };
         let text = unit.render().unwrap();
         assert_eq!(ContainerUnit::parse("a.container", &text).unwrap(), unit);
+    }
+
+    #[test]
+    fn values_that_would_read_back_differently_are_refused() {
+        let mut unit = ContainerUnit::default();
+        unit.container.volume = vec![VolumeMount {
+            source: None,
+            target: "/data".into(),
+            options: vec!["Z".into()],
+        }];
+        let err = unit.render().unwrap_err();
+        assert!(matches!(err, Error::Unwritable { .. }), "{err}");
+        assert!(err.to_string().contains("`Volume=`"), "{err}");
+        unit.container.volume.clear();
+        unit.container.network = vec![String::new()];
+        assert!(
+            unit.render()
+                .unwrap_err()
+                .to_string()
+                .contains("clear the list")
+        );
+        unit.container.network.clear();
+        unit.container.environment = vec![crate::values::KeyValue::new("A=B", "c")];
+        assert!(unit.render().is_err());
     }
 
     #[test]

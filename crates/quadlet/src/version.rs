@@ -298,7 +298,7 @@ const POD_KEYS: &[KeyInfo] = &[
     f("ExitPolicy", V::V5_6, "--exit-policy"),
     f("GIDMap", V::V5_3, "--gidmap"),
     k("GlobalArgs", V::V5_0),
-    f("HostName", V::V5_3, "--hostname"),
+    f("HostName", V::V5_5, "--hostname"),
     f("IP", V::V5_3, "--ip"),
     f("IP6", V::V5_3, "--ip6"),
     f("Label", V::V5_6, "--label"),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::model::{Body, RawEntry, Reader, Writer, private};
 use crate::naming::UnitKind;
-use crate::syntax::UnitFile;
+use crate::syntax::{EntryError, UnitFile};
 use crate::values::KeyValue;
 
 /// The `[Volume]` section: what `podman volume create` the service performs.
@@ -86,7 +86,7 @@ impl private::Sealed for Volume {
         Ok(v)
     }
 
-    fn write_section(&self) -> Vec<(String, String)> {
+    fn write_section(&self) -> Result<Vec<(String, String)>, EntryError> {
         let mut writer = Writer::new();
         let w = &mut writer;
         let Self {
@@ -117,6 +117,6 @@ impl private::Sealed for Volume {
         w.lines("PodmanArgs", podman_args);
         w.single("ServiceName", service_name.as_ref());
         w.other(other);
-        writer.entries
+        writer.into_entries()
     }
 }
