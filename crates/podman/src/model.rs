@@ -506,9 +506,11 @@ impl ContainerInfo {
 /// A command to run inside a running container.
 ///
 /// Environment values and standard input are wiped from memory when the spec is
-/// dropped and never shown by `Debug`, so a password can travel by either.
-/// Standard input is the safer of the two: the process's environment can be read
-/// by root from `/proc` while it runs.
+/// dropped and never shown by `Debug`. Only standard input keeps a secret off the
+/// disk: podman writes an exec session's environment into its process spec file
+/// (under the container's `userdata`) while the command runs, and the process's
+/// environment is readable from `/proc`. Pass a password on standard input, for
+/// example `sh -c 'PGPASSWORD="$(cat)" exec psql ...'`.
 ///
 /// ```
 /// use homelab_podman::ExecSpec;

@@ -417,7 +417,9 @@ async fn container_inspect_health_exec_stats_logs() {
             &ExecSpec::new([
                 "sh",
                 "-c",
-                "valkey-cli --no-auth-warning -a \"$(cat)\" ping",
+                // The password from standard input into the environment: never
+                // in a command line, nor in podman's exec spec file.
+                "REDISCLI_AUTH=\"$(cat)\" exec valkey-cli ping",
             ])
             .stdin("pw1"),
         )

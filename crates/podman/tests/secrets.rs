@@ -402,6 +402,33 @@ async fn secret_values_never_reach_a_command_line_or_a_file() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+    // A password handed to a command in a container, on its standard input.
+    let container = unique_name("hygiene-ctr");
+    cleanup.container(&container);
+    host.podman_ok(["run", "-d", "--name", &container, &host.valkey_image]);
+    let password = generator.generate().unwrap();
+    values.lock().unwrap().push(password.expose().to_vec());
+    let set = homelab_podman::ExecSpec::new([
+        "sh",
+        "-c",
+        "read -r p; printf 'CONFIG SET requirepass %s\n' \"$p\" | valkey-cli",
+    ])
+    .stdin(password.expose().to_vec());
+    let out = shared.exec(&container, &set).await.unwrap();
+    assert_eq!(out.stdout_text().trim(), "OK", "{out:?}");
+    let ping = homelab_podman::ExecSpec::new([
+        "sh",
+        "-c",
+        "REDISCLI_AUTH=\"$(cat)\" exec valkey-cli ping",
+    ]);
+    let out = shared
+        .exec(&container, &ping.clone().stdin(password.expose().to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text().trim(), "PONG", "{out:?}");
+    let out = shared.exec(&container, &ping.stdin("wrong")).await.unwrap();
+    assert_ne!(out.stdout_text().trim(), "PONG", "{out:?}");
+
     stop.store(true, Ordering::Relaxed);
     scanner.join().unwrap();
     assert!(scans.load(Ordering::Relaxed) >= 24);
@@ -419,6 +446,10 @@ async fn secret_values_never_reach_a_command_line_or_a_file() {
         &host.runtime_dir,
         Path::new("/tmp"),
         &std::env::temp_dir(),
+        // Where podman keeps containers' and exec sessions' files.
+        Path::new("/var/lib/containers/storage/overlay-containers"),
+        Path::new("/run/containers/storage"),
+        Path::new("/run/libpod"),
     ] {
         recent_files(dir, started, &mut files);
     }
