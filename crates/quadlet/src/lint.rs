@@ -330,6 +330,14 @@ impl<'a> Lint<'a> {
                     format!("{source}; the generator skips this file"),
                     None,
                 ),
+                Error::NotUtf8 { path } => self.add(
+                    path,
+                    None,
+                    None,
+                    Code::ParseError,
+                    "not UTF-8 text; the generator cannot read it as a unit".into(),
+                    Some("save the file as UTF-8".into()),
+                ),
                 other => self.add(
                     Path::new(""),
                     None,
