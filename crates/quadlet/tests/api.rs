@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use homelab_quadlet::{
-    AnyUnit, Container, ContainerUnit, Error, Notify, PodmanVersion, UnitFile, UnitKind, UnitSet,
-    format_file, format_in_place,
+    AnyUnit, Container, ContainerUnit, Error, Notify, PodmanVersion, SourceUnit, UnitFile,
+    UnitKind, UnitSet, format_file, format_in_place,
 };
 
 #[test]
@@ -60,8 +60,10 @@ fn format_in_place_rewrites_only_what_changes_and_keeps_permissions() {
 
 #[test]
 fn rendering_for_an_older_podman() {
-    let mut unit = ContainerUnit::default();
-    unit.container = Container::new("docker.io/library/postgres:17");
+    let mut unit = ContainerUnit {
+        container: Container::new("docker.io/library/postgres:17"),
+        ..ContainerUnit::default()
+    };
     unit.container.shm_size = Some("128m".into());
     unit.container.stop_timeout = Some(30);
     unit.container.network_alias = vec!["db".into(), "pg".into()];
@@ -113,7 +115,7 @@ fn sets_load_directories_and_files() {
     let extra = other.path().join("d.volume");
     std::fs::write(&extra, "[Volume]\n").unwrap();
     let set = UnitSet::load([dir.path(), other.path()]).unwrap();
-    let names: Vec<&str> = set.units().iter().map(|u| u.file_name()).collect();
+    let names: Vec<&str> = set.units().iter().map(SourceUnit::file_name).collect();
     assert_eq!(names, ["a.network", "b.container", "d.volume"]);
     assert_eq!(
         set.get("a.network").unwrap().names.resource.as_deref(),
