@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -234,6 +235,125 @@ fn naming_and_implied_dependencies_agree_with_the_generator() {
         checked += 1;
     }
     assert!(checked >= 18, "{checked}");
+}
+
+/// A small deterministic generator of pseudo-random numbers (xorshift).
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % (n as u64)).unwrap()
+    }
+}
+
+/// `text` with random whitespace, blank lines, comments and line endings that the
+/// generator accepts, so that formatting has work to do.
+fn mutate(text: &str, random: &mut Random) -> String {
+    let mut out = String::new();
+    let ending = if random.below(4) == 0 { "\r\n" } else { "\n" };
+    for line in text.lines() {
+        for _ in 0..random.below(3) {
+            match random.below(4) {
+                0 => out.push_str(ending),
+                1 => {
+                    let _ = write!(out, "# note {}{ending}", random.below(100));
+                }
+                2 => {
+                    let _ = write!(out, "\t; other note{ending}");
+                }
+                _ => {
+                    let _ = write!(out, "   {ending}");
+                }
+            }
+        }
+        let indent = [" ", "\t", "  ", ""][random.below(4)];
+        let mut line = line.to_owned();
+        if !line.trim_start().starts_with(['#', ';', '[']) && random.below(2) == 0 {
+            line = line.replacen('=', [" = ", "= ", "\t=\t", " ="][random.below(4)], 1);
+        }
+        let trailing = [" ", "\t", "", ""][random.below(4)];
+        // A trailing space before a continuation backslash would change the value.
+        let trailing = if line.ends_with('\\') { "" } else { trailing };
+        out.push_str(indent);
+        out.push_str(&line);
+        out.push_str(trailing);
+        out.push_str(ending);
+    }
+    for _ in 0..random.below(3) {
+        out.push_str(ending);
+    }
+    out
+}
+
+#[test]
+fn formatting_random_variants_keeps_the_generated_services() {
+    let host = require_host!();
+    // Self-contained corpus files (no references to other files).
+    let sources = [
+        "comments.container",
+        "continuation.container",
+        "quoting.container",
+        "repeated.container",
+        "nonl.container",
+        "photos.network",
+        "tabs.volume",
+        "data.volume",
+    ];
+    let original = tempfile::tempdir().unwrap();
+    let formatted = tempfile::tempdir().unwrap();
+    let mut random = Random(0x5eed_1234_abcd_0001);
+    let mut variants = 0;
+    for source in sources {
+        let text = std::fs::read_to_string(corpus_dir().join(source)).unwrap();
+        for i in 0..25 {
+            let variant = mutate(&text, &mut random);
+            let (stem, extension) = source.rsplit_once('.').unwrap();
+            // Only nonl.container needs empty.network; give each variant its own.
+            let variant = variant.replace("empty.network", &format!("v{i}-empty.network"));
+            let name = format!("v{i}-{stem}.{extension}");
+            std::fs::write(original.path().join(&name), &variant).unwrap();
+            let out = format(&variant).unwrap();
+            assert_eq!(format(&out.text).unwrap().text, out.text, "{name}");
+            std::fs::write(formatted.path().join(&name), &out.text).unwrap();
+            variants += 1;
+        }
+    }
+    for dir in [original.path(), formatted.path()] {
+        for i in 0..25 {
+            std::fs::copy(
+                corpus_dir().join("empty.network"),
+                dir.join(format!("v{i}-empty.network")),
+            )
+            .unwrap();
+        }
+    }
+    let before = generate(host, original.path());
+    let after = generate(host, formatted.path());
+    let before_services = services(&before, original.path());
+    let after_services = services(&after, formatted.path());
+    assert!(
+        before_services.len() >= variants,
+        "{}",
+        before_services.len()
+    );
+    assert_eq!(
+        before_services.keys().collect::<Vec<_>>(),
+        after_services.keys().collect::<Vec<_>>()
+    );
+    for (name, text) in &before_services {
+        assert_eq!(
+            without_blank_lines(text),
+            without_blank_lines(&after_services[name]),
+            "{name} differs after formatting"
+        );
+    }
+    assert_eq!(
+        messages(&before, original.path()),
+        messages(&after, formatted.path())
+    );
 }
 
 /// Units like the ones immich-db writes, with every kind of typed value.
