@@ -287,6 +287,10 @@ fn is_comment(trimmed: &str) -> bool {
     trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';')
 }
 
+fn is_ascii_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r')
+}
+
 fn column_of(raw: &str) -> usize {
     raw.chars().take_while(|c| c.is_whitespace()).count() + 1
 }
@@ -820,7 +824,8 @@ fn parse_logical(
     }
     match logical.find('=') {
         Some(eq) if eq > 0 => {
-            let key = logical[..eq].trim_end();
+            // The generator drops ASCII whitespace around `=`, byte by byte.
+            let key = logical[..eq].trim_end_matches(is_ascii_space);
             if !in_section {
                 return Err(ParseError {
                     line,
@@ -830,7 +835,7 @@ fn parse_logical(
                     },
                 });
             }
-            let value = logical[eq + 1..].trim_start();
+            let value = logical[eq + 1..].trim_start_matches(is_ascii_space);
             Ok(Item::Entry(Entry {
                 key: key.to_owned(),
                 value: value.to_owned(),
@@ -903,6 +908,14 @@ mod tests {
             file.last_entry("Container", "PodmanArgs").unwrap().column(),
             3
         );
+    }
+
+    #[test]
+    fn only_ascii_whitespace_is_dropped_around_the_equals_sign() {
+        let file = UnitFile::parse("[A]\nk =\u{a0}v\u{a0}\n").unwrap();
+        // The line's trailing no-break space goes (the whole line is trimmed), the
+        // one after `=` stays.
+        assert_eq!(file.get("A", "k"), Some("\u{a0}v"));
     }
 
     #[test]
