@@ -18,6 +18,10 @@ use crate::syntax::UnitFile;
 use crate::version::PodmanVersion;
 use crate::volume::Volume;
 
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
 fn parse_text(file_name: &str, text: &str) -> Result<UnitFile, Error> {
     UnitFile::parse(text).map_err(|source| Error::Parse {
         file: PathBuf::from(file_name),
@@ -114,19 +118,19 @@ macro_rules! quadlet_unit {
         #[serde(default)]
         pub struct $name {
             /// `[Unit]`.
-            #[serde(rename = "Unit")]
+            #[serde(rename = "Unit", skip_serializing_if = "is_default")]
             pub unit: UnitSection,
             #[doc = concat!("`[", $section, "]`.")]
             #[serde(rename = $section)]
             pub $field: $body,
             /// `[Quadlet]`.
-            #[serde(rename = "Quadlet")]
+            #[serde(rename = "Quadlet", skip_serializing_if = "is_default")]
             pub quadlet: QuadletSection,
             /// `[Service]`.
-            #[serde(rename = "Service")]
+            #[serde(rename = "Service", skip_serializing_if = "is_default")]
             pub service: ServiceSection,
             /// `[Install]`.
-            #[serde(rename = "Install")]
+            #[serde(rename = "Install", skip_serializing_if = "is_default")]
             pub install: InstallSection,
             /// Any other section, kept as written, in order.
             #[serde(rename = "OtherSections", skip_serializing_if = "Vec::is_empty")]
