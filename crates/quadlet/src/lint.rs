@@ -846,10 +846,13 @@ impl<'a> Lint<'a> {
 
     fn check_install(&mut self, unit: &SourceUnit) {
         let scope = self.options.scope;
+        // Only these make the service start with a target.
         let install: Vec<&Entry> = unit
             .file
             .entries("Install")
-            .filter(|e| !e.value().is_empty())
+            .filter(|e| {
+                matches!(e.key(), "WantedBy" | "RequiredBy" | "UpheldBy") && !e.value().is_empty()
+            })
             .collect();
         if scope == Scope::User {
             for entry in unit.file.entries("Install") {

@@ -69,7 +69,11 @@ impl UnitSet {
         let mut set = Self::new();
         for path in paths {
             let path = path.as_ref();
-            if path.is_dir() {
+            let metadata = std::fs::metadata(path).map_err(|source| Error::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            if metadata.is_dir() {
                 set.add_dir(path)?;
             } else {
                 set.add_file(path)?;

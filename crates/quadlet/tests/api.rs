@@ -131,10 +131,13 @@ fn sets_load_directories_and_files() {
         UnitSet::load([dir.path().join("notes.txt")]),
         Err(Error::NotQuadlet { .. })
     ));
-    assert!(matches!(
-        UnitSet::load([Path::new("/nonexistent/dir")]),
-        Err(Error::NotQuadlet { .. } | Error::Read { .. })
-    ));
+    let err = UnitSet::load([Path::new("/nonexistent/dir")]).unwrap_err();
+    assert!(matches!(err, Error::Read { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot read /nonexistent/dir: "),
+        "{err}"
+    );
 }
 
 #[test]
