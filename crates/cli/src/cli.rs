@@ -113,5 +113,12 @@ pub(crate) enum QuadletCommand {
         /// Directories (or unit files) to check
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// The podman release the units are for [default: the installed podman,
+        /// else the latest known]
+        #[arg(long, value_name = "X.Y.Z")]
+        podman: Option<String>,
+        /// The units are for the system manager (boot target multi-user.target)
+        #[arg(long)]
+        system: bool,
     },
 }

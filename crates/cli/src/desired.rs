@@ -3,9 +3,15 @@
 
 use std::path::PathBuf;
 
+use homelab_quadlet::{
+    Code, Container, ContainerUnit, Duration, Finding, HealthInterval, InstallSection, IpNet,
+    KeyValue, LintOptions, Network, NetworkUnit, Notify, PodmanVersion, RestartPolicy,
+    Scope as LintScope, Secret, ServiceSection, Severity, TimeSpan, UnitSection, UnitSet,
+    VolumeMount,
+};
 use serde::Serialize;
 
-use crate::config::Deployment;
+use crate::config::{Deployment, Scope};
 
 /// The first line of every unit this tool writes.
 pub(crate) const HEADER: &str =
@@ -88,165 +94,191 @@ pub(crate) fn dirs(deployment: &Deployment) -> Vec<Dir> {
     ]
 }
 
-/// Builds `[section]` blocks of `key=value` lines.
-#[derive(Default)]
-struct Writer {
-    text: String,
+fn install() -> InstallSection {
+    InstallSection::default_target()
 }
 
-impl Writer {
-    fn section(&mut self, name: &str) -> &mut Self {
-        if !self.text.is_empty() {
-            self.text.push('\n');
-        }
-        self.text.push('[');
-        self.text.push_str(name);
-        self.text.push_str("]\n");
-        self
+fn described(description: &str) -> UnitSection {
+    UnitSection {
+        description: Some(description.to_owned()),
+        ..UnitSection::default()
     }
+}
 
-    fn key(&mut self, key: &str, value: impl AsRef<str>) -> &mut Self {
-        self.text.push_str(key);
-        self.text.push('=');
-        self.text.push_str(value.as_ref());
-        self.text.push('\n');
-        self
-    }
-
-    fn finish(&mut self) -> String {
-        format!("{HEADER}\n{}", std::mem::take(&mut self.text))
+/// The rendered text with the header line above it.
+fn with_header(rendered: Result<String, homelab_quadlet::Error>) -> String {
+    match rendered {
+        Ok(text) => format!("{HEADER}\n{text}"),
+        // Every value comes from a checked configuration and fits on one line; a
+        // unit that cannot be rendered is written as a comment that the lint
+        // before writing reports.
+        Err(e) => format!("{HEADER}\n# cannot render this unit: {e}\n"),
     }
 }
 
 /// The network unit.
 pub(crate) fn network_unit(deployment: &Deployment) -> Unit {
-    let mut w = Writer::default();
-    w.section("Unit")
-        .key("Description", "Network of the Immich database layer");
-    w.section("Network")
-        .key("Subnet", deployment.subnet.to_string())
-        .key("Gateway", deployment.gateway.to_string());
-    for dns in &deployment.dns {
-        w.key("DNS", dns.to_string());
-    }
-    w.section("Install").key("WantedBy", "default.target");
+    let unit = NetworkUnit {
+        unit: described("Network of the Immich database layer"),
+        network: Network {
+            subnet: vec![IpNet {
+                addr: deployment.subnet.address(),
+                prefix: deployment.subnet.prefix(),
+            }],
+            gateway: vec![deployment.gateway],
+            dns: deployment.dns.clone(),
+            ..Network::default()
+        },
+        install: install(),
+        ..NetworkUnit::default()
+    };
     Unit {
         role: Role::Network,
         file_name: deployment.network_unit_file(),
         service: deployment.network_service(),
-        content: w.finish(),
-    }
-}
-
-/// The PostgreSQL container unit.
-pub(crate) fn postgres_unit(deployment: &Deployment) -> Unit {
-    let pg = &deployment.config.postgres;
-    // Over TCP on purpose: while the image initialises a new database it runs a
-    // temporary server without TCP, so this passes only once the real one runs.
-    let ready = format!("pg_isready -h 127.0.0.1 -U {} -d {}", pg.user, pg.database);
-    let mut w = Writer::default();
-    w.section("Unit")
-        .key("Description", "PostgreSQL for Immich");
-    w.section("Container")
-        .key("Image", &pg.image)
-        .key("ContainerName", &pg.container_name)
-        .key("Network", deployment.network_unit_file())
-        .key("Environment", format!("POSTGRES_USER={}", pg.user))
-        .key("Environment", format!("POSTGRES_DB={}", pg.database));
-    if !pg.initdb_args.is_empty() {
-        w.key(
-            "Environment",
-            quote_if_needed(&format!("POSTGRES_INITDB_ARGS={}", pg.initdb_args)),
-        );
-    }
-    w.key(
-        "Secret",
-        format!("{},type=env,target=POSTGRES_PASSWORD", pg.password_secret),
-    )
-    .key(
-        "Volume",
-        format!(
-            "{}:/var/lib/postgresql/data:Z",
-            deployment.dirs.postgres.display()
-        ),
-    )
-    .key("ShmSize", &pg.shm_size);
-    health(&mut w, &ready);
-    service(&mut w, POSTGRES_START_TIMEOUT_S);
-    Unit {
-        role: Role::Postgres,
-        file_name: format!("{}.container", pg.container_name),
-        service: format!("{}.service", pg.container_name),
-        content: w.finish(),
-    }
-}
-
-/// The Valkey container unit.
-pub(crate) fn valkey_unit(deployment: &Deployment) -> Unit {
-    let vk = &deployment.config.valkey;
-    let mut w = Writer::default();
-    w.section("Unit").key("Description", "Valkey for Immich");
-    w.section("Container")
-        .key("Image", &vk.image)
-        .key("ContainerName", &vk.container_name)
-        .key("Network", deployment.network_unit_file());
-    if vk.require_password {
-        // valkey-cli reads REDISCLI_AUTH, so the health check authenticates by
-        // itself; the server reads its configuration from standard input, so the
-        // password is in no process's arguments and not in this file. `%%` is a
-        // literal `%` for systemd; printf is a shell builtin.
-        w.key(
-            "Secret",
-            format!("{},type=env,target=REDISCLI_AUTH", vk.password_secret),
-        )
-        .key(
-            "Exec",
-            r#"sh -c 'printf "requirepass %%s\n" "$REDISCLI_AUTH" | exec valkey-server -'"#,
-        );
-    }
-    w.key(
-        "Volume",
-        format!("{}:/data:Z", deployment.dirs.valkey.display()),
-    );
-    health(&mut w, "valkey-cli ping");
-    service(&mut w, VALKEY_START_TIMEOUT_S);
-    Unit {
-        role: Role::Valkey,
-        file_name: format!("{}.container", vk.container_name),
-        service: format!("{}.service", vk.container_name),
-        content: w.finish(),
+        content: with_header(unit.render()),
     }
 }
 
 /// Health checks: a startup check every second so readiness is seen within about
 /// a second, then a calm regular check; systemd counts the service as started
 /// once the container is healthy.
-fn health(w: &mut Writer, command: &str) {
-    w.key("HealthCmd", command)
-        .key("HealthInterval", "30s")
-        .key("HealthTimeout", "5s")
-        .key("HealthRetries", "5")
-        .key("HealthStartupCmd", command)
-        .key("HealthStartupInterval", "1s")
-        .key("HealthStartupTimeout", "5s")
-        .key("HealthStartupRetries", "900")
-        .key("Notify", "healthy");
+fn health(c: &mut Container, command: &str) {
+    c.health_cmd = Some(command.to_owned());
+    c.health_interval = Some(HealthInterval::Every(Duration::from_secs(30)));
+    c.health_timeout = Some(Duration::from_secs(5));
+    c.health_retries = Some(5);
+    c.health_startup_cmd = Some(command.to_owned());
+    c.health_startup_interval = Some(HealthInterval::Every(Duration::from_secs(1)));
+    c.health_startup_timeout = Some(Duration::from_secs(5));
+    c.health_startup_retries = Some(900);
+    c.notify = Some(Notify::Healthy);
 }
 
-fn service(w: &mut Writer, timeout_s: u64) {
-    w.section("Service")
-        .key("Restart", "always")
-        .key("TimeoutStartSec", timeout_s.to_string());
-    w.section("Install").key("WantedBy", "default.target");
-}
-
-/// Quotes a value that holds spaces, as systemd reads `Environment=`.
-fn quote_if_needed(value: &str) -> String {
-    if value.contains([' ', '\t', '"', '\'']) {
-        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
-    } else {
-        value.to_owned()
+fn service(timeout_s: u64) -> ServiceSection {
+    ServiceSection {
+        restart: Some(RestartPolicy::Always),
+        timeout_start_sec: Some(TimeSpan::from_secs(timeout_s)),
+        ..ServiceSection::default()
     }
+}
+
+/// The PostgreSQL container unit.
+pub(crate) fn postgres_unit(deployment: &Deployment) -> Unit {
+    let pg = &deployment.config.postgres;
+    let mut c = Container {
+        image: Some(pg.image.clone()),
+        container_name: Some(pg.container_name.clone()),
+        network: vec![deployment.network_unit_file()],
+        environment: vec![
+            KeyValue::new("POSTGRES_USER", &pg.user),
+            KeyValue::new("POSTGRES_DB", &pg.database),
+        ],
+        secret: vec![Secret::env(&pg.password_secret, "POSTGRES_PASSWORD")],
+        volume: vec![
+            VolumeMount::bind(
+                deployment.dirs.postgres.display().to_string(),
+                "/var/lib/postgresql/data",
+            )
+            .with_option("Z"),
+        ],
+        shm_size: Some(pg.shm_size.clone()),
+        ..Container::default()
+    };
+    if !pg.initdb_args.is_empty() {
+        c.environment
+            .push(KeyValue::new("POSTGRES_INITDB_ARGS", &pg.initdb_args));
+    }
+    // Over TCP on purpose: while the image initialises a new database it runs a
+    // temporary server without TCP, so this passes only once the real one runs.
+    health(
+        &mut c,
+        &format!("pg_isready -h 127.0.0.1 -U {} -d {}", pg.user, pg.database),
+    );
+    let unit = ContainerUnit {
+        unit: described("PostgreSQL for Immich"),
+        container: c,
+        service: service(POSTGRES_START_TIMEOUT_S),
+        install: install(),
+        ..ContainerUnit::default()
+    };
+    Unit {
+        role: Role::Postgres,
+        file_name: format!("{}.container", pg.container_name),
+        service: format!("{}.service", pg.container_name),
+        content: with_header(unit.render()),
+    }
+}
+
+/// The Valkey container unit.
+pub(crate) fn valkey_unit(deployment: &Deployment) -> Unit {
+    let vk = &deployment.config.valkey;
+    let mut c = Container {
+        image: Some(vk.image.clone()),
+        container_name: Some(vk.container_name.clone()),
+        network: vec![deployment.network_unit_file()],
+        volume: vec![
+            VolumeMount::bind(deployment.dirs.valkey.display().to_string(), "/data")
+                .with_option("Z"),
+        ],
+        ..Container::default()
+    };
+    if vk.require_password {
+        // valkey-cli reads REDISCLI_AUTH, so the health check authenticates by
+        // itself; the server reads its configuration from standard input, so the
+        // password is in no process's arguments and not in this file. `%%` is a
+        // literal `%` for systemd; printf is a shell builtin.
+        c.secret = vec![Secret::env(&vk.password_secret, "REDISCLI_AUTH")];
+        c.exec = Some(
+            r#"sh -c 'printf "requirepass %%s\n" "$REDISCLI_AUTH" | exec valkey-server -'"#
+                .to_owned(),
+        );
+    }
+    health(&mut c, "valkey-cli ping");
+    let unit = ContainerUnit {
+        unit: described("Valkey for Immich"),
+        container: c,
+        service: service(VALKEY_START_TIMEOUT_S),
+        install: install(),
+        ..ContainerUnit::default()
+    };
+    Unit {
+        role: Role::Valkey,
+        file_name: format!("{}.container", vk.container_name),
+        service: format!("{}.service", vk.container_name),
+        content: with_header(unit.render()),
+    }
+}
+
+/// Lints the three units together, as the generator will read them, for this
+/// podman release and scope.
+pub(crate) fn lint(units: &[Unit], podman: Option<(u32, u32, u32)>, scope: Scope) -> Vec<Finding> {
+    let mut set = UnitSet::new();
+    let mut findings = Vec::new();
+    for unit in units {
+        if let Err(e) = set.insert(&unit.file_name, &unit.content) {
+            findings.push(Finding {
+                file: unit.file_name.clone().into(),
+                line: None,
+                column: None,
+                severity: Severity::Error,
+                code: Code::ParseError,
+                message: e.to_string(),
+                fix: None,
+            });
+        }
+    }
+    let (major, minor, patch) = podman.unwrap_or((5, 0, 0));
+    let part = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+    let options = LintOptions {
+        target: PodmanVersion::new(part(major), part(minor), part(patch)),
+        scope: match scope {
+            crate::config::Scope::User => LintScope::User,
+            crate::config::Scope::System => LintScope::System,
+        },
+    };
+    findings.extend(options.run(&set));
+    findings
 }
 
 /// All three units, network first.
@@ -301,6 +333,21 @@ mod tests {
                 .contains("Secret=redis-password,type=env,target=REDISCLI_AUTH\n")
         );
         assert!(!units[0].content.contains("DNS="));
+    }
+
+    #[test]
+    fn units_lint_clean_for_the_target_podman() {
+        let d = defaults();
+        let findings = lint(&units(&d), Some((5, 4, 2)), Scope::User);
+        let errors: Vec<String> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        // Notify=healthy needs podman 5.
+        let old = lint(&units(&d), Some((4, 9, 0)), Scope::User);
+        assert!(old.iter().any(|f| f.message.contains("Notify")), "{old:#?}");
     }
 
     #[test]

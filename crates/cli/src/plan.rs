@@ -88,9 +88,18 @@ pub(crate) struct ServicePlan {
     pub(crate) reason: String,
 }
 
+/// A lint finding on the units about to be written.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LintNote {
+    pub(crate) error: bool,
+    pub(crate) text: String,
+}
+
 /// Everything `deploy` would do.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Plan {
+    /// What the quadlet lint says of the units (checked before they are written).
+    pub(crate) lint: Vec<LintNote>,
     pub(crate) units: Vec<UnitPlan>,
     pub(crate) directories: Vec<DirPlan>,
     pub(crate) secrets: Vec<SecretPlan>,
@@ -120,6 +129,9 @@ impl Plan {
             return "No changes: the deployment is as configured.".into();
         }
         let mut out = String::new();
+        for note in &self.lint {
+            let _ = writeln!(out, "lint: {}", note.text);
+        }
         let mut step = 0;
         let mut heading = |out: &mut String, title: &str| {
             step += 1;
@@ -388,10 +400,30 @@ pub(crate) async fn network_action(ctx: &Context) -> Result<NetworkAction> {
     Ok(NetworkAction::Keep)
 }
 
-/// Computes the whole plan, changing nothing.
-pub(crate) async fn plan(ctx: &Context, nocow_possible: bool) -> Result<Plan> {
+/// Computes the whole plan, changing nothing. The units are linted for the
+/// podman release given; an error finding stops here, before anything is written.
+pub(crate) async fn plan(
+    ctx: &Context,
+    nocow_possible: bool,
+    podman: Option<(u32, u32, u32)>,
+) -> Result<Plan> {
     let d = &ctx.deployment;
     let units = unit_plans(d)?;
+    let desired: Vec<Unit> = units.iter().map(|u| u.unit.clone()).collect();
+    let lint: Vec<LintNote> = desired::lint(&desired, podman, d.scope)
+        .iter()
+        .map(|f| LintNote {
+            error: f.severity == homelab_quadlet::Severity::Error,
+            text: f.to_string(),
+        })
+        .collect();
+    if let Some(error) = lint.iter().find(|n| n.error) {
+        return Err(Failure::precondition(format!(
+            "the units this configuration gives do not pass the Quadlet lint: {}",
+            error.text
+        ))
+        .help("change the configuration (or upgrade podman) so that the units are valid; nothing was changed"));
+    }
     let directories = dir_plans(d, nocow_possible)?;
     let mut secrets = Vec::new();
     for name in d.secret_names() {
@@ -431,6 +463,7 @@ pub(crate) async fn plan(ctx: &Context, nocow_possible: bool) -> Result<Plan> {
         });
     }
     Ok(Plan {
+        lint,
         units,
         directories,
         secrets,

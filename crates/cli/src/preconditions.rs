@@ -41,6 +41,9 @@ pub(crate) struct Report {
     pub(crate) findings: Vec<Finding>,
     /// Whether NOCOW can be set (the pool is on BTRFS).
     pub(crate) nocow_possible: bool,
+    /// The podman release, for linting the units against it.
+    #[serde(skip)]
+    pub(crate) podman_version: Option<(u32, u32, u32)>,
 }
 
 impl Report {
@@ -147,7 +150,10 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
 
     // Podman and Quadlet.
     match ctx.runtime.version().await {
-        Ok(v) if v.at_least(4, 4) => report.ok("podman", format!("podman {}", v.version)),
+        Ok(v) if v.at_least(4, 4) => {
+            report.podman_version = v.numbers();
+            report.ok("podman", format!("podman {}", v.version));
+        }
         Ok(v) => report.error(
             "podman",
             format!("podman {} is too old for Quadlet", v.version),

@@ -61,7 +61,7 @@ pub(crate) async fn run(ctx: &Context, args: &DeployArgs) -> Result<Outcome> {
                 .unwrap_or_default()
         ));
     }
-    let plan = plan::plan(ctx, report.nocow_possible).await?;
+    let plan = plan::plan(ctx, report.nocow_possible, report.podman_version).await?;
     if plan.is_empty() {
         return Outcome::ok(
             json!({"ok": true, "changed": false, "done": [], "warnings": warnings}),
@@ -512,7 +512,7 @@ mod tests {
     fn from_nothing_then_no_changes() {
         let f = fixture("");
         block_on(async {
-            let plan = plan::plan(&f.ctx, false).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
             assert!(plan.units.iter().all(|u| u.change == FileChange::Create));
             assert!(plan.secrets.iter().all(|s| !s.exists));
             assert!(plan.daemon_reload);
@@ -547,7 +547,7 @@ mod tests {
             assert!(f.runtime.secret_value("immich-jwt-secret").is_some());
 
             network_created(&f);
-            let again = plan::plan(&f.ctx, false).await.unwrap();
+            let again = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
             assert!(again.is_empty(), "{}", again.render());
             assert_eq!(
                 again.render(),
@@ -564,13 +564,13 @@ mod tests {
     fn only_the_changed_unit_restarts() {
         let mut f = fixture("");
         block_on(async {
-            let plan = plan::plan(&f.ctx, false).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
             let _ = apply(&f.ctx, &plan, &mut Done::default()).await.unwrap();
             network_created(&f);
         });
         f.ctx.deployment.config.postgres.shm_size = "256m".into();
         block_on(async {
-            let plan = plan::plan(&f.ctx, false).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
             let pg = &plan.units[1];
             let FileChange::Update { diff } = &pg.change else {
                 panic!("{:?}", pg.change)
@@ -597,14 +597,14 @@ mod tests {
     fn a_changed_subnet_recreates_the_network_and_restarts_both() {
         let mut f = fixture("");
         block_on(async {
-            let plan = plan::plan(&f.ctx, false).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
             let _ = apply(&f.ctx, &plan, &mut Done::default()).await.unwrap();
             network_created(&f);
         });
         f.ctx.deployment.subnet = "10.99.0.0/24".parse().unwrap();
         f.ctx.deployment.gateway = "10.99.0.1".parse().unwrap();
         block_on(async {
-            let plan = plan::plan(&f.ctx, false).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
             assert!(
                 matches!(plan.network, NetworkAction::Recreate { .. }),
                 "{:?}",

@@ -13,7 +13,7 @@ pub(crate) async fn run(ctx: &Context, allow_non_btrfs: bool) -> Result<Outcome>
     let report = preconditions::check(ctx, allow_non_btrfs, false)
         .await
         .into_result()?;
-    let plan = plan::plan(ctx, report.nocow_possible).await?;
+    let plan = plan::plan(ctx, report.nocow_possible, report.podman_version).await?;
     let mut human = String::new();
     for w in report.warnings() {
         let _ = writeln!(

@@ -1,9 +1,138 @@
 //! `quadlet fmt` and `quadlet lint`: thin wrappers over the quadlet library.
 
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use homelab_quadlet::{LintOptions, PodmanVersion, Scope, Severity, UnitSet};
+use serde::Serialize;
+use serde_json::json;
+
 use crate::cli::QuadletCommand;
 use crate::error::{Failure, Result};
 use crate::output::Outcome;
 
-pub(crate) fn run(_command: &QuadletCommand) -> Result<Outcome> {
-    Err(Failure::internal("quadlet commands are not available yet"))
+pub(crate) fn run(command: &QuadletCommand) -> Result<Outcome> {
+    match command {
+        QuadletCommand::Fmt {
+            files,
+            write,
+            check,
+        } => fmt(files, *write, *check),
+        QuadletCommand::Lint {
+            paths,
+            podman,
+            system,
+        } => lint(paths, podman.as_deref(), *system),
+    }
+}
+
+fn quadlet_failure(e: &homelab_quadlet::Error) -> Failure {
+    Failure::bad_input(e.to_string()).help("fix the file at that place; nothing was changed")
+}
+
+#[derive(Debug, Serialize)]
+struct FormattedFile {
+    file: PathBuf,
+    changed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+}
+
+fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<Outcome> {
+    // Every file is read and checked before any is rewritten.
+    let mut results = Vec::new();
+    for file in files {
+        let formatted = homelab_quadlet::format_file(file).map_err(|e| quadlet_failure(&e))?;
+        results.push((file, formatted));
+    }
+    let mut human = String::new();
+    let mut report = Vec::new();
+    for (file, formatted) in &results {
+        if write && formatted.changed {
+            homelab_quadlet::format_in_place(file).map_err(|e| {
+                Failure::internal(format!("cannot rewrite {}: {e}", file.display()))
+            })?;
+        }
+        if check || write {
+            if formatted.changed {
+                let verb = if write { "formatted" } else { "would reformat" };
+                let _ = writeln!(human, "{verb} {}", file.display());
+            }
+        } else {
+            if results.len() > 1 {
+                let _ = writeln!(human, "# {}", file.display());
+            }
+            human.push_str(&formatted.text);
+        }
+        report.push(FormattedFile {
+            file: (*file).clone(),
+            changed: formatted.changed,
+            text: (!check && !write).then(|| formatted.text.clone()),
+        });
+    }
+    let unformatted = report.iter().filter(|r| r.changed).count();
+    if check && unformatted == 0 {
+        human.push_str("all files are formatted");
+    }
+    Ok(Outcome::ok(json!({ "files": report }), human)?.failed_if(check && unformatted > 0))
+}
+
+/// The installed podman's release, from its client (no service needed).
+fn installed_podman() -> Option<PodmanVersion> {
+    let out = std::process::Command::new("podman")
+        .args(["version", "--format", "{{.Client.Version}}"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn lint(paths: &[PathBuf], podman: Option<&str>, system: bool) -> Result<Outcome> {
+    let target = match podman {
+        Some(text) => text.parse::<PodmanVersion>().map_err(|e| {
+            Failure::bad_input(format!("--podman {text:?} is not a podman release: {e}"))
+                .help("write it as MAJOR.MINOR or MAJOR.MINOR.PATCH, such as 5.4.2")
+        })?,
+        None => installed_podman().unwrap_or(PodmanVersion::LATEST_KNOWN),
+    };
+    let set = UnitSet::load(paths.iter().map(PathBuf::as_path)).map_err(|e| quadlet_failure(&e))?;
+    let options = LintOptions {
+        target,
+        scope: if system { Scope::System } else { Scope::User },
+    };
+    let mut findings = options.run(&set);
+    let failures: Vec<String> = set.failures().iter().map(ToString::to_string).collect();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count()
+        + failures.len();
+    findings.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
+    let mut human = String::new();
+    for failure in &failures {
+        let _ = writeln!(human, "{failure}");
+    }
+    for finding in &findings {
+        let _ = writeln!(human, "{finding}");
+    }
+    let files = set.units().len();
+    let _ = write!(
+        human,
+        "{files} unit(s) checked for podman {target}: {errors} error(s), {} other finding(s)",
+        findings.len() + failures.len() - errors
+    );
+    let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    Ok(Outcome::ok(
+        json!({
+            "ok": errors == 0,
+            "target": target.to_string(),
+            "paths": paths,
+            "units": files,
+            "unreadable": failures,
+            "findings": findings,
+        }),
+        human,
+    )?
+    .failed_if(errors > 0))
 }
