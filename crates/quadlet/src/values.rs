@@ -707,7 +707,12 @@ impl FromStr for KeyValue {
             None => (s, None),
         };
         if key.is_empty() {
-            return Err(ValueError::new("KEY=VALUE pair", s, "the key is empty"));
+            // The text is left out: values here may be secrets.
+            return Err(ValueError::new(
+                "KEY=VALUE pair",
+                "",
+                "the key before `=` is empty",
+            ));
         }
         Ok(Self {
             key: key.to_owned(),
