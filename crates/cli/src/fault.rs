@@ -6,6 +6,7 @@
 /// `units`, `reload`, `start`, `health`, `verify`.
 ///
 /// The environment variable naming the step to die at.
+#[cfg(debug_assertions)]
 pub(crate) const FAULT_ENV: &str = "IMMICH_DB_FAULT_AT";
 
 /// Dies here if asked to (debug builds only).

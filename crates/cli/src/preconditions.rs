@@ -148,8 +148,23 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
     let d = &ctx.deployment;
     let mut report = Report::default();
 
+    // The questions to Podman are independent: ask them all at once.
+    let podman_subnet = homelab_podman::Cidr::new(d.subnet.address(), d.subnet.prefix());
+    let (version, postgres_image, valkey_image, overlaps, secrets) = tokio::join!(
+        ctx.runtime.version(),
+        ctx.runtime.image_exists(&d.config.postgres.image),
+        ctx.runtime.image_exists(&d.config.valkey.image),
+        async {
+            match &podman_subnet {
+                Ok(subnet) => Some(ctx.runtime.overlapping_networks(subnet).await),
+                Err(_) => None,
+            }
+        },
+        ctx.secrets.list(),
+    );
+
     // Podman and Quadlet.
-    match ctx.runtime.version().await {
+    match version {
         Ok(v) if v.at_least(4, 4) => {
             report.podman_version = v.numbers();
             report.ok("podman", format!("podman {}", v.version));
@@ -269,11 +284,11 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
     }
 
     // Images.
-    for (key, image) in [
-        ("postgres", &d.config.postgres.image),
-        ("valkey", &d.config.valkey.image),
+    for (key, image, exists) in [
+        ("postgres", &d.config.postgres.image, postgres_image),
+        ("valkey", &d.config.valkey.image, valkey_image),
     ] {
-        match ctx.runtime.image_exists(image).await {
+        match exists {
             Ok(true) => report.ok("images", format!("image {image} is present")),
             Ok(false) if pull && !image.starts_with("localhost/") => match pull_image(image) {
                 Ok(()) => report.ok("images", format!("image {image} pulled")),
@@ -302,8 +317,8 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
 
     // The subnet.
     let network = d.podman_network();
-    match homelab_podman::Cidr::new(d.subnet.address(), d.subnet.prefix()) {
-        Ok(subnet) => match ctx.runtime.overlapping_networks(&subnet).await {
+    match (podman_subnet, overlaps) {
+        (Ok(_), Some(overlaps)) => match overlaps {
             Ok(overlaps) => {
                 let others: Vec<String> = overlaps
                     .iter()
@@ -333,11 +348,12 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
                 "check that the Podman service answers",
             ),
         },
-        Err(e) => report.error("subnet", e.to_string(), "fix [network] subnet"),
+        (Err(e), _) => report.error("subnet", e.to_string(), "fix [network] subnet"),
+        (Ok(_), None) => {}
     }
 
     // Secrets: look-alike names.
-    match ctx.secrets.list().await {
+    match secrets {
         Ok(existing) => {
             for name in d.secret_names() {
                 let similar = homelab_secrets::near_duplicates_of(name, &existing);
