@@ -29,7 +29,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Write or show the configuration
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  immich-db config show")]
     Config(ConfigCommand),
     /// Show what `deploy` would do, step by step, without changing anything
     #[command(after_help = "Example:\n  immich-db plan --config ./immich-db.toml")]
@@ -49,8 +49,39 @@ pub(crate) enum Command {
     #[command(after_help = "Example:\n  immich-db destroy --yes")]
     Destroy(DestroyArgs),
     /// Format and lint Quadlet unit files
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  immich-db quadlet lint ~/.config/containers/systemd"
+    )]
     Quadlet(QuadletCommand),
+    /// Dump the Immich database to a file (`pg_dump`, custom format) with a
+    /// checksum and a manifest, keeping the last N; or list the dumps, or run
+    /// this on a schedule with a systemd timer
+    #[command(
+        after_help = "Examples:\n  immich-db backup\n  immich-db backup --list\n  immich-db backup --schedule daily"
+    )]
+    Backup(crate::commands::backup::BackupArgs),
+    /// Check a backup's checksum, load it into the running PostgreSQL, then
+    /// verify (refuses a database that is not empty unless --force)
+    #[command(
+        after_help = "Example:\n  immich-db restore /mnt/btrfs-pool/backups/immich-20251108T030000Z.dump"
+    )]
+    Restore(crate::commands::restore::RestoreArgs),
+    /// List, show or rotate the deployment's secrets
+    #[command(subcommand, after_help = "Example:\n  immich-db secrets list")]
+    Secrets(crate::commands::secrets::SecretsCommand),
+    /// Audit the copy-on-write state of the deployment's directories, or repair
+    /// database files that NOCOW never reached
+    #[command(subcommand, after_help = "Example:\n  immich-db storage audit")]
+    Storage(crate::commands::storage::StorageCommand),
+    /// Print a shell completion script (bash, zsh or fish)
+    #[command(
+        after_help = "Example:\n  immich-db completions bash > ~/.local/share/bash-completion/completions/immich-db"
+    )]
+    Completions(crate::commands::completions::CompletionsArgs),
+    /// Print the manual page, or write one page per command into a directory
+    #[command(after_help = "Example:\n  immich-db manpage | man -l -")]
+    Manpage(crate::commands::completions::ManpageArgs),
 }
 
 #[derive(Debug, Subcommand)]

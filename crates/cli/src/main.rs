@@ -4,6 +4,7 @@
 //! The binary parses its command line and composes the `homelab-*` libraries; it
 //! keeps no logic of its own that a library should own.
 
+mod backup;
 mod cli;
 mod commands;
 mod config;
@@ -16,6 +17,9 @@ mod lock;
 mod output;
 mod plan;
 mod preconditions;
+mod rotate;
+mod schedule;
+mod scram;
 mod systemd;
 mod verify;
 
@@ -67,6 +71,8 @@ fn run(cli: Cli) -> Result<Outcome> {
             return commands::config::show(&config::load(cli.config.as_deref())?);
         }
         Command::Quadlet(command) => return commands::quadlet::run(&command),
+        Command::Completions(args) => return commands::completions::completions(&args),
+        Command::Manpage(args) => return commands::completions::manpage(&args),
         other => other,
     };
     // Bad input is found before anything on the host is touched.
@@ -75,6 +81,7 @@ fn run(cli: Cli) -> Result<Outcome> {
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
+    let config_flag = cli.config.clone();
     runtime.block_on(async move {
         let ctx = context::Context::connect(deployment, ui).await?;
         match command {
@@ -83,7 +90,16 @@ fn run(cli: Cli) -> Result<Outcome> {
             Command::Verify => commands::verify::run(&ctx).await,
             Command::Status => commands::status::run(&ctx).await,
             Command::Destroy(args) => commands::destroy::run(&ctx, &args).await,
-            Command::Config(_) | Command::Quadlet(_) => Err(Failure::internal("handled above")),
+            Command::Backup(args) => {
+                commands::backup::run(&ctx, &args, config_flag.as_deref()).await
+            }
+            Command::Restore(args) => commands::restore::run(&ctx, &args).await,
+            Command::Secrets(command) => commands::secrets::run(&ctx, &command).await,
+            Command::Storage(command) => commands::storage::run(&ctx, &command).await,
+            Command::Config(_)
+            | Command::Quadlet(_)
+            | Command::Completions(_)
+            | Command::Manpage(_) => Err(Failure::internal("handled above")),
         }
     })
 }

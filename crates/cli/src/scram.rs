@@ -50,8 +50,7 @@ fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
 
 /// Standard base64 with padding (RFC 4648), as SCRAM writes salts and keys.
 pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
@@ -74,7 +73,7 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 /// Why no verifier can be made for a password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum VerifierError {
-    /// PostgreSQL normalises non-ASCII passwords (SASLprep) before hashing; this
+    /// PostgreSQL normalises non-ASCII passwords (`SASLprep`) before hashing; this
     /// tool only hashes passwords whose normal form is themselves.
     NotPrintableAscii,
     /// The kernel gave no random bytes for the salt.
@@ -138,7 +137,7 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231() {
         let mac = hmac(b"Jefe", b"what do ya want for nothing?");
-        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::backup::hex(&mac);
         assert_eq!(
             hex,
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"

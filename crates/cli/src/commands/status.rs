@@ -48,6 +48,7 @@ struct Status {
     services: Vec<Service>,
     directories: Vec<Directory>,
     pool: Pool,
+    backup: super::backup::Summary,
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -192,11 +193,14 @@ pub(crate) async fn run(ctx: &Context) -> Result<Outcome> {
         bytes(pool.size),
         bytes(pool.available)
     );
+    let backup = super::backup::summary(ctx);
+    let _ = writeln!(human, "{}", backup.render());
     Outcome::ok(
         Status {
             services,
             directories,
             pool,
+            backup,
         },
         human,
     )

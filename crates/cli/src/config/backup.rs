@@ -90,7 +90,10 @@ pub(crate) fn resolve(
             "give the dumps a directory of their own, such as \"backups\"",
         ));
     }
-    for (key, database_dir) in [("postgres_dir", &dirs.postgres), ("valkey_dir", &dirs.valkey)] {
+    for (key, database_dir) in [
+        ("postgres_dir", &dirs.postgres),
+        ("valkey_dir", &dirs.valkey),
+    ] {
         if overlaps(&dir, database_dir) {
             return Err(fail(
                 loaded,

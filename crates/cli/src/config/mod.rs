@@ -1,6 +1,7 @@
 //! The configuration file: its keys and defaults, where it is read from, and the
 //! checks that turn it into a [`Deployment`].
 
+pub(crate) mod backup;
 mod net;
 mod template;
 pub(crate) mod validate;
@@ -28,6 +29,7 @@ pub(crate) struct Config {
     pub(crate) valkey: ValkeyConfig,
     pub(crate) immich: ImmichConfig,
     pub(crate) systemd: SystemdConfig,
+    pub(crate) backup: backup::BackupConfig,
 }
 
 /// `[network]`: the Podman network both containers join.

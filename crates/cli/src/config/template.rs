@@ -16,6 +16,7 @@ pub(crate) fn template() -> String {
         valkey,
         immich,
         systemd,
+        backup,
     } = Config::default();
     let q = |v: &str| quoted(v);
     format!(
@@ -89,7 +90,7 @@ scope = {scope}
 # Where the unit files go. Default: ~/.config/containers/systemd for "user",
 # /etc/containers/systemd for "system". For example:
 # unit_dir = "/etc/containers/systemd/users/1000"
-"#,
+{backup}"#,
         net_name = q(&network.name),
         subnet = q(&network.subnet),
         gateway = q(&network.gateway),
@@ -111,6 +112,7 @@ scope = {scope}
         require_password = valkey.require_password,
         jwt_secret = q(&immich.jwt_secret),
         scope = q(&systemd.scope),
+        backup = super::backup::template(&backup),
     )
 }
 

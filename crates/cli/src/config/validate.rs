@@ -49,6 +49,8 @@ pub(crate) struct Deployment {
     pub(crate) scope: Scope,
     #[serde(skip)]
     pub(crate) unit_dir: PathBuf,
+    #[serde(skip)]
+    pub(crate) backup: super::backup::BackupSettings,
 }
 
 impl Deployment {
@@ -242,7 +244,7 @@ pub(crate) fn check_image(value: &str) -> std::result::Result<(), String> {
 
 /// A directory of the deployment: relative to the pool, or absolute; never with
 /// `..`.
-fn resolve_dir(pool: &Path, value: &str) -> std::result::Result<PathBuf, String> {
+pub(super) fn resolve_dir(pool: &Path, value: &str) -> std::result::Result<PathBuf, String> {
     if value.is_empty() {
         return Err("it is empty".into());
     }
@@ -262,7 +264,7 @@ fn resolve_dir(pool: &Path, value: &str) -> std::result::Result<PathBuf, String>
 }
 
 /// Drops `.` components and duplicate slashes.
-fn normalise(path: &Path) -> PathBuf {
+pub(super) fn normalise(path: &Path) -> PathBuf {
     path.components()
         .filter(|c| !matches!(c, Component::CurDir))
         .collect()
@@ -600,6 +602,8 @@ pub(crate) fn validate(loaded: &Loaded) -> Result<Deployment> {
         })?,
     };
 
+    let backup = super::backup::resolve(loaded, &pool, &dirs, scope)?;
+
     Ok(Deployment {
         config: config.clone(),
         subnet,
@@ -609,6 +613,7 @@ pub(crate) fn validate(loaded: &Loaded) -> Result<Deployment> {
         dirs,
         scope,
         unit_dir,
+        backup,
     })
 }
 

@@ -1,0 +1,824 @@
+//! Logical backups of the Immich database: `pg_dump` in its custom format, run in
+//! the PostgreSQL container and written to a file on the host atomically, with a
+//! SHA-256 checksum and a manifest; the list of backups, the pruning of old ones,
+//! and the checks a restore makes before it touches the database.
+//!
+//! A backup is three files in the backup directory:
+//!
+//! - `<database>-<UTC time>.dump`: the dump (`pg_dump --format=custom`);
+//! - `<database>-<UTC time>.dump.sha256`: its checksum, as `sha256sum` writes it;
+//! - `<database>-<UTC time>.json`: the manifest (time, database, PostgreSQL
+//!   version, size, checksum).
+//!
+//! The manifest is written last: a backup without one is incomplete and is never
+//! restored or counted.
+
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use homelab_podman::ExecSpec;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::config::Deployment;
+use crate::context::Context;
+use crate::error::{Failure, Result};
+use crate::files::write_atomic;
+
+/// The first bytes of every custom-format archive `pg_dump` writes.
+pub(crate) const DUMP_MAGIC: &[u8] = b"PGDMP";
+/// The version of the manifest's layout.
+pub(crate) const MANIFEST_FORMAT: u32 = 1;
+const DUMP_SUFFIX: &str = ".dump";
+const MANIFEST_SUFFIX: &str = ".json";
+const CHECKSUM_SUFFIX: &str = ".sha256";
+const PARTIAL_SUFFIX: &str = ".partial";
+const LOCK_FILE: &str = ".immich-db-backup.lock";
+
+/// What a backup is, as its manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    pub(crate) format: u32,
+    /// The dump's file name, in the manifest's directory.
+    pub(crate) file: String,
+    /// When the dump started, RFC 3339 in UTC.
+    pub(crate) created: String,
+    /// The same, as milliseconds since the epoch (for sorting).
+    pub(crate) created_unix_ms: i64,
+    pub(crate) database: String,
+    pub(crate) user: String,
+    pub(crate) container: String,
+    pub(crate) postgres_version: String,
+    /// The dump's size in bytes.
+    pub(crate) size: u64,
+    /// The dump's SHA-256, in hexadecimal.
+    pub(crate) sha256: String,
+    /// `pg_dump`'s archive format.
+    pub(crate) dump_format: String,
+    /// The program that wrote it.
+    pub(crate) tool: String,
+}
+
+/// A complete backup on disk.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Backup {
+    #[serde(flatten)]
+    pub(crate) manifest: Manifest,
+    pub(crate) dump: PathBuf,
+    pub(crate) manifest_path: PathBuf,
+}
+
+impl Backup {
+    fn checksum_path(&self) -> PathBuf {
+        with_suffix(&self.dump, CHECKSUM_SUFFIX)
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Milliseconds since the epoch, and the time as RFC 3339 and as a file-name
+/// stamp (`20251108T153000Z`).
+fn now() -> (i64, String, String) {
+    let time: chrono::DateTime<chrono::Utc> = SystemTime::now().into();
+    (
+        time.timestamp_millis(),
+        time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        time.format("%Y%m%dT%H%M%SZ").to_string(),
+    )
+}
+
+/// Whether `path` is NOCOW, `None` where the filesystem has no such attribute.
+fn nocow(path: &Path) -> Option<bool> {
+    homelab_btrfs::attributes(path)
+        .ok()
+        .map(homelab_btrfs::Attributes::is_nocow)
+}
+
+/// Checks a backup directory given on the command line: not in or around a
+/// database directory, and not NOCOW.
+pub(crate) fn check_output_dir(d: &Deployment, dir: &Path) -> Result<PathBuf> {
+    let absolute = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Failure::bad_input(format!("cannot resolve {}: {e}", dir.display())))?
+            .join(dir)
+    };
+    let resolved = std::fs::canonicalize(&absolute).unwrap_or(absolute);
+    for (key, database_dir) in [
+        ("postgres_dir", &d.dirs.postgres),
+        ("valkey_dir", &d.dirs.valkey),
+    ] {
+        let database_dir = std::fs::canonicalize(database_dir).unwrap_or(database_dir.clone());
+        if crate::config::backup::overlaps(&resolved, &database_dir) {
+            return Err(Failure::bad_input(format!(
+                "{} overlaps the NOCOW database directory {} ([storage] {key})",
+                resolved.display(),
+                database_dir.display()
+            ))
+            .at("--output")
+            .help("write backups to copy-on-write storage outside the database directories; nothing was changed"));
+        }
+    }
+    Ok(resolved)
+}
+
+/// Makes sure the backup directory exists, copy-on-write and private to its
+/// owner; refuses one that is NOCOW.
+pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        if !dir.is_dir() {
+            return Err(
+                Failure::bad_input(format!("{} is not a directory", dir.display()))
+                    .help("choose a directory for the backups with --output or `[backup] dir`"),
+            );
+        }
+        if nocow(dir) == Some(true) {
+            return Err(Failure::bad_input(format!(
+                "{} is NOCOW: files there have no BTRFS checksums, and snapshots do not protect them",
+                dir.display()
+            ))
+            .help(format!(
+                "use a copy-on-write directory for backups, or turn copy-on-write back on for new files with `chattr -C {}`",
+                dir.display()
+            )));
+        }
+        return Ok(());
+    }
+    let spec = homelab_btrfs::DirSpec::new(dir)
+        .mode(0o700)
+        .nocow(homelab_btrfs::Nocow::Off);
+    homelab_btrfs::ensure_dir(&spec).map_err(|e| {
+        Failure::precondition(format!("cannot create the backup directory: {e}"))
+            .at(dir.display().to_string())
+    })?;
+    Ok(())
+}
+
+/// An exclusive lock on a backup directory: one backup (and its pruning) at a
+/// time.
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _file: File,
+}
+
+pub(crate) fn lock_dir(dir: &Path) -> Result<DirLock> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| {
+            Failure::precondition(format!("cannot open {}: {e}", path.display()))
+                .help("check that the backup directory is writable")
+        })?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| {
+            if e == rustix::io::Errno::WOULDBLOCK {
+                Failure::precondition(format!(
+                    "another backup is being written to {}",
+                    dir.display()
+                ))
+                .help("wait for it to finish, then run the command again")
+            } else {
+                Failure::precondition(format!("cannot lock {}: {e}", path.display()))
+            }
+        },
+    )?;
+    Ok(DirLock { _file: file })
+}
+
+/// Removes the temporary files of backups that were interrupted (the caller
+/// holds the directory's lock, so no backup is writing them).
+fn remove_partials(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.')
+            && name.ends_with(PARTIAL_SUFFIX)
+            && entry.file_type().is_ok_and(|t| t.is_file())
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
+/// The complete backups of this deployment in `dir`, oldest first. Files of
+/// other deployments and incomplete backups are left out.
+pub(crate) fn list(d: &Deployment, dir: &Path) -> Vec<Backup> {
+    let pg = &d.config.postgres;
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !name.ends_with(MANIFEST_SUFFIX) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(manifest) = serde_json::from_str::<Manifest>(&text) else {
+            continue;
+        };
+        if manifest.container != pg.container_name
+            || manifest.database != pg.database
+            || manifest.file.contains('/')
+        {
+            continue;
+        }
+        let dump = dir.join(&manifest.file);
+        if !dump.is_file() {
+            continue;
+        }
+        found.push(Backup {
+            manifest,
+            dump,
+            manifest_path: path,
+        });
+    }
+    found.sort_by(|a, b| {
+        (a.manifest.created_unix_ms, &a.manifest.file)
+            .cmp(&(b.manifest.created_unix_ms, &b.manifest.file))
+    });
+    found
+}
+
+/// Deletes the oldest backups beyond the newest `keep`; returns the dumps
+/// deleted.
+pub(crate) fn prune(d: &Deployment, dir: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    let backups = list(d, dir);
+    let excess = backups.len().saturating_sub(keep);
+    let mut removed = Vec::new();
+    for backup in backups.into_iter().take(excess) {
+        // The manifest goes first: without it the rest is an incomplete backup,
+        // never mistaken for a good one.
+        for path in [
+            backup.manifest_path.clone(),
+            backup.checksum_path(),
+            backup.dump.clone(),
+        ] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Failure::internal(format!(
+                        "cannot delete the old backup file {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        removed.push(backup.dump);
+    }
+    Ok(removed)
+}
+
+/// A file being written with its running SHA-256 and size.
+struct HashingFile {
+    file: File,
+    hasher: Sha256,
+    size: u64,
+    head: Vec<u8>,
+}
+
+impl HashingFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.head.len() < DUMP_MAGIC.len() {
+            let take = (DUMP_MAGIC.len() - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
+        self.file.write_all(bytes)?;
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// Fails unless the PostgreSQL container is running.
+pub(crate) async fn require_postgres(ctx: &Context) -> Result<()> {
+    let pg = &ctx.deployment.config.postgres;
+    let info = ctx
+        .runtime
+        .inspect_container(&pg.container_name)
+        .await
+        .map_err(|e| {
+            if e.is_not_found() {
+                Failure::precondition(format!(
+                    "the PostgreSQL container {} does not exist",
+                    pg.container_name
+                ))
+                .help("deploy first: `immich-db deploy`")
+            } else {
+                ctx.podman_failure(&format!("inspecting {}", pg.container_name), &e)
+            }
+        })?;
+    if !info.state.running {
+        return Err(Failure::precondition(format!(
+            "the PostgreSQL container {} is {}, not running",
+            pg.container_name, info.state.status
+        ))
+        .help(format!(
+            "start it with `systemctl --user start {}.service` or `immich-db deploy`",
+            pg.container_name
+        )));
+    }
+    Ok(())
+}
+
+/// Runs `psql` inside the PostgreSQL container over its local socket and returns
+/// its output, failing on a non-zero exit.
+pub(crate) async fn psql(ctx: &Context, sql: &str) -> Result<String> {
+    let pg = &ctx.deployment.config.postgres;
+    let spec = ExecSpec::new([
+        "psql",
+        "-X",
+        "-w",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        pg.user.as_str(),
+        "-d",
+        pg.database.as_str(),
+        "-Atc",
+        sql,
+    ]);
+    let out = ctx
+        .runtime
+        .exec(&pg.container_name, &spec)
+        .await
+        .map_err(|e| ctx.podman_failure("running psql", &e))?;
+    if !out.success() {
+        return Err(Failure::internal(format!(
+            "psql in {} failed (exit {}): {}",
+            pg.container_name,
+            out.exit_code,
+            out.stderr_text().trim()
+        )));
+    }
+    Ok(out.stdout_text().trim().to_owned())
+}
+
+/// Writes a new backup into `dir` and returns it. The dump goes to a temporary
+/// file that is synced and renamed; its checksum and manifest follow.
+pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
+    let d = &ctx.deployment;
+    let pg = &d.config.postgres;
+    require_postgres(ctx).await?;
+    let version = psql(ctx, "SHOW server_version").await?;
+    let (created_unix_ms, created, stamp) = now();
+    let mut base = format!("{}-{stamp}", pg.database);
+    let mut n = 1;
+    while dir.join(format!("{base}{DUMP_SUFFIX}")).exists()
+        || dir.join(format!("{base}{MANIFEST_SUFFIX}")).exists()
+    {
+        base = format!("{}-{stamp}-{n}", pg.database);
+        n += 1;
+    }
+    let file_name = format!("{base}{DUMP_SUFFIX}");
+    let final_path = dir.join(&file_name);
+    let partial = dir.join(format!(".{file_name}{PARTIAL_SUFFIX}"));
+    let io = |what: &str, path: &Path, e: std::io::Error| {
+        Failure::internal(format!("cannot {what} {}: {e}", path.display()))
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|e| io("create", &partial, e))?;
+    let mut sink = HashingFile {
+        file,
+        hasher: Sha256::new(),
+        size: 0,
+        head: Vec::new(),
+    };
+    let result = dump_into(ctx, &mut sink).await.and_then(|()| {
+        if sink.head != DUMP_MAGIC {
+            return Err(Failure::internal(
+                "pg_dump wrote something that is not a custom-format archive",
+            ));
+        }
+        sink.file.sync_all().map_err(|e| io("sync", &partial, e))?;
+        std::fs::rename(&partial, &final_path).map_err(|e| io("rename", &partial, e))
+    });
+    if let Err(failure) = result {
+        let _ = std::fs::remove_file(&partial);
+        return Err(failure);
+    }
+    let sha256 = hex(&sink.hasher.finalize());
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        file: file_name.clone(),
+        created,
+        created_unix_ms,
+        database: pg.database.clone(),
+        user: pg.user.clone(),
+        container: pg.container_name.clone(),
+        postgres_version: version,
+        size: sink.size,
+        sha256: sha256.clone(),
+        dump_format: "custom".into(),
+        tool: format!("immich-db {}", env!("CARGO_PKG_VERSION")),
+    };
+    let checksum_path = with_suffix(&final_path, CHECKSUM_SUFFIX);
+    write_atomic(
+        &checksum_path,
+        format!("{sha256}  {file_name}\n").as_bytes(),
+    )
+    .map_err(|e| io("write", &checksum_path, e))?;
+    let manifest_path = dir.join(format!("{base}{MANIFEST_SUFFIX}"));
+    let text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| Failure::internal(format!("cannot render the manifest: {e}")))?;
+    write_atomic(&manifest_path, format!("{text}\n").as_bytes())
+        .map_err(|e| io("write", &manifest_path, e))?;
+    Ok(Backup {
+        manifest,
+        dump: final_path,
+        manifest_path,
+    })
+}
+
+/// `pg_dump` of the database in custom format into `sink`.
+async fn dump_into(ctx: &Context, sink: &mut HashingFile) -> Result<()> {
+    let pg = &ctx.deployment.config.postgres;
+    let spec = ExecSpec::new([
+        "pg_dump",
+        "-w",
+        "--format=custom",
+        "-U",
+        pg.user.as_str(),
+        "-d",
+        pg.database.as_str(),
+    ]);
+    let out = ctx
+        .runtime
+        .exec(&pg.container_name, &spec)
+        .await
+        .map_err(|e| ctx.podman_failure("running pg_dump", &e))?;
+    if !out.success() {
+        return Err(Failure::internal(format!(
+            "pg_dump in {} failed (exit {}): {}",
+            pg.container_name,
+            out.exit_code,
+            out.stderr_text().trim()
+        )));
+    }
+    sink.write(&out.stdout)
+        .map_err(|e| Failure::internal(format!("cannot write the dump: {e}")))
+}
+
+/// Runs a backup the way the command and the scheduled service do: prepare and
+/// lock the directory, clear interrupted attempts, dump, prune.
+pub(crate) async fn run(ctx: &Context, dir: &Path, keep: usize) -> Result<(Backup, Vec<PathBuf>)> {
+    prepare_dir(dir)?;
+    let _lock = lock_dir(dir)?;
+    for path in remove_partials(dir) {
+        ctx.ui.note(format!(
+            "  removed {} (left by an interrupted backup)",
+            path.display()
+        ));
+    }
+    let backup = create(ctx, dir).await?;
+    let removed = prune(&ctx.deployment, dir, keep)?;
+    Ok((backup, removed))
+}
+
+/// Where the manifest of a backup file is: `X.json` beside `X.dump`, or the
+/// file itself when it is a manifest.
+pub(crate) fn manifest_for(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.ends_with(MANIFEST_SUFFIX) {
+        return path.to_path_buf();
+    }
+    let base = name.strip_suffix(DUMP_SUFFIX).unwrap_or(&name);
+    path.with_file_name(format!("{base}{MANIFEST_SUFFIX}"))
+}
+
+/// A backup file that passed its checks: the manifest and the dump's path.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) manifest: Manifest,
+    pub(crate) dump: PathBuf,
+}
+
+/// Checks a backup before a restore: its manifest, its size, its checksum and
+/// that it is a custom-format archive. Reads the file; changes nothing.
+pub(crate) fn check(path: &Path) -> Result<Checked> {
+    let manifest_path = manifest_for(path);
+    let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
+        Failure::bad_input(format!(
+            "cannot read the manifest {} of the backup: {e}",
+            manifest_path.display()
+        ))
+        .at(path.display().to_string())
+        .help("restore a backup made by `immich-db backup` (its manifest holds the checksum); `immich-db backup --list` shows them")
+    })?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
+        Failure::bad_input(format!("the manifest is not valid: {e}"))
+            .at(manifest_path.display().to_string())
+            .help("restore another backup; `immich-db backup --list` shows them")
+    })?;
+    if manifest.file.contains('/') || manifest.file.starts_with('.') {
+        return Err(Failure::bad_input(format!(
+            "the manifest names the dump {:?}, which is not a file beside it",
+            manifest.file
+        ))
+        .at(manifest_path.display().to_string()));
+    }
+    let dump = manifest_path.with_file_name(&manifest.file);
+    let corrupt = |what: String| {
+        Failure::bad_input(format!("the backup {} is corrupt: {what}", dump.display()))
+            .at(dump.display().to_string())
+            .help("nothing was changed; restore another backup (`immich-db backup --list`)")
+    };
+    let mut file = File::open(&dump).map_err(|e| {
+        Failure::bad_input(format!("cannot read the dump {}: {e}", dump.display()))
+            .at(manifest_path.display().to_string())
+    })?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut head = Vec::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(|e| {
+            Failure::bad_input(format!("cannot read the dump {}: {e}", dump.display()))
+        })?;
+        if n == 0 {
+            break;
+        }
+        if head.len() < DUMP_MAGIC.len() {
+            let take = (DUMP_MAGIC.len() - head.len()).min(n);
+            head.extend_from_slice(&buffer[..take]);
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    if size != manifest.size {
+        return Err(corrupt(format!(
+            "it has {size} bytes, the manifest records {}",
+            manifest.size
+        )));
+    }
+    let sha256 = hex(&hasher.finalize());
+    if sha256 != manifest.sha256 {
+        return Err(corrupt(format!(
+            "its SHA-256 is {sha256}, the manifest records {}",
+            manifest.sha256
+        )));
+    }
+    if head != DUMP_MAGIC {
+        return Err(corrupt("it is not a pg_dump custom-format archive".into()));
+    }
+    Ok(Checked { manifest, dump })
+}
+
+/// The user relations (tables, views, sequences, ...) in the database.
+pub(crate) async fn user_relations(ctx: &Context) -> Result<u64> {
+    let count = psql(
+        ctx,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+         AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')",
+    )
+    .await?;
+    count.parse().map_err(|_| {
+        Failure::internal(format!(
+            "psql answered {count:?} when asked to count relations"
+        ))
+    })
+}
+
+/// Restores a checked dump into the running database with `pg_restore`, in one
+/// transaction: it applies entirely or not at all. With `clean`, the objects in
+/// the dump are dropped first.
+pub(crate) async fn restore(ctx: &Context, checked: &Checked, clean: bool) -> Result<()> {
+    let pg = &ctx.deployment.config.postgres;
+    let bytes = std::fs::read(&checked.dump)
+        .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", checked.dump.display())))?;
+    // The file may have changed since it was checked.
+    if hex(&Sha256::digest(&bytes)) != checked.manifest.sha256 {
+        return Err(Failure::bad_input(format!(
+            "{} changed while it was being restored",
+            checked.dump.display()
+        ))
+        .help("nothing was changed; run the restore again"));
+    }
+    let mut command = vec![
+        "pg_restore",
+        "-w",
+        "--single-transaction",
+        "--exit-on-error",
+        "-U",
+        pg.user.as_str(),
+        "-d",
+        pg.database.as_str(),
+    ];
+    if clean {
+        command.extend(["--clean", "--if-exists"]);
+    }
+    let spec = ExecSpec::new(command).stdin(bytes);
+    let out = ctx
+        .runtime
+        .exec(&pg.container_name, &spec)
+        .await
+        .map_err(|e| ctx.podman_failure("running pg_restore", &e))?;
+    if !out.success() {
+        return Err(Failure::internal(format!(
+            "pg_restore failed (exit {}); its single transaction was rolled back, so the database is as it was: {}",
+            out.exit_code,
+            out.stderr_text().trim()
+        ))
+        .help("read pg_restore's message above; `--force` drops and recreates the objects the backup holds"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Loaded, validate};
+
+    fn deployment() -> Deployment {
+        validate(&Loaded::defaults()).unwrap()
+    }
+
+    fn manifest(d: &Deployment, file: &str, ms: i64, body: &[u8]) -> Manifest {
+        Manifest {
+            format: MANIFEST_FORMAT,
+            file: file.into(),
+            created: "2025-11-08T12:00:00.000Z".into(),
+            created_unix_ms: ms,
+            database: d.config.postgres.database.clone(),
+            user: d.config.postgres.user.clone(),
+            container: d.config.postgres.container_name.clone(),
+            postgres_version: "17.0".into(),
+            size: body.len() as u64,
+            sha256: hex(&Sha256::digest(body)),
+            dump_format: "custom".into(),
+            tool: "test".into(),
+        }
+    }
+
+    fn write_backup(dir: &Path, m: &Manifest, body: &[u8]) {
+        std::fs::write(dir.join(&m.file), body).unwrap();
+        let base = m.file.strip_suffix(".dump").unwrap();
+        std::fs::write(
+            dir.join(format!("{base}.json")),
+            serde_json::to_string(m).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn lists_only_complete_backups_of_this_deployment_oldest_first() {
+        let d = deployment();
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"PGDMP-body";
+        write_backup(dir.path(), &manifest(&d, "immich-2.dump", 2, body), body);
+        write_backup(dir.path(), &manifest(&d, "immich-1.dump", 1, body), body);
+        let mut other = manifest(&d, "other-1.dump", 0, body);
+        other.container = "someone-else".into();
+        write_backup(dir.path(), &other, body);
+        // A manifest whose dump is missing, and a dump without a manifest.
+        let lost = manifest(&d, "immich-3.dump", 3, body);
+        std::fs::write(
+            dir.path().join("immich-3.json"),
+            serde_json::to_string(&lost).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("immich-4.dump"), body).unwrap();
+        std::fs::write(dir.path().join("notes.json"), "{").unwrap();
+        let files: Vec<String> = list(&d, dir.path())
+            .into_iter()
+            .map(|b| b.manifest.file)
+            .collect();
+        assert_eq!(files, ["immich-1.dump", "immich-2.dump"]);
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_touches_nothing_else() {
+        let d = deployment();
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"PGDMP";
+        for i in 1..=4 {
+            let m = manifest(&d, &format!("immich-{i}.dump"), i, body);
+            write_backup(dir.path(), &m, body);
+            std::fs::write(dir.path().join(format!("immich-{i}.dump.sha256")), "x").unwrap();
+        }
+        std::fs::write(dir.path().join("unrelated.dump"), "keep me").unwrap();
+        let removed = prune(&d, dir.path(), 2).unwrap();
+        assert_eq!(
+            removed,
+            [
+                dir.path().join("immich-1.dump"),
+                dir.path().join("immich-2.dump")
+            ]
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "immich-3.dump",
+                "immich-3.dump.sha256",
+                "immich-3.json",
+                "immich-4.dump",
+                "immich-4.dump.sha256",
+                "immich-4.json",
+                "unrelated.dump"
+            ]
+        );
+    }
+
+    #[test]
+    fn check_accepts_a_good_backup_and_refuses_a_corrupt_one() {
+        let d = deployment();
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"PGDMP\x01\x0e\x00 some archive";
+        let m = manifest(&d, "immich-1.dump", 1, body);
+        write_backup(dir.path(), &m, body);
+        let dump = dir.path().join("immich-1.dump");
+        let checked = check(&dump).unwrap();
+        assert_eq!(checked.manifest, m);
+        // By the manifest's name too.
+        check(&dir.path().join("immich-1.json")).unwrap();
+
+        // One byte changed: same size, another checksum.
+        let mut bad = body.to_vec();
+        bad[10] ^= 1;
+        std::fs::write(&dump, &bad).unwrap();
+        let err = check(&dump).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::BadInput);
+        assert!(
+            err.what.contains("corrupt") && err.what.contains("SHA-256"),
+            "{err}"
+        );
+        assert!(err.help.as_deref().unwrap().contains("nothing was changed"));
+
+        // Truncated.
+        std::fs::write(&dump, &body[..5]).unwrap();
+        let err = check(&dump).unwrap_err();
+        assert!(err.what.contains("bytes"), "{err}");
+
+        // No manifest.
+        std::fs::remove_file(dir.path().join("immich-1.json")).unwrap();
+        let err = check(&dump).unwrap_err();
+        assert!(err.what.contains("manifest"), "{err}");
+    }
+
+    #[test]
+    fn partial_files_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".immich-1.dump.partial"), "x").unwrap();
+        std::fs::write(dir.path().join("immich-1.dump"), "x").unwrap();
+        let removed = remove_partials(dir.path());
+        assert_eq!(removed, [dir.path().join(".immich-1.dump.partial")]);
+        assert!(dir.path().join("immich-1.dump").exists());
+    }
+
+    #[test]
+    fn an_output_directory_inside_a_database_directory_is_refused() {
+        let d = deployment();
+        let err = check_output_dir(&d, &d.dirs.postgres.join("dumps")).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::BadInput);
+        assert!(err.what.contains("NOCOW"), "{err}");
+        check_output_dir(&d, Path::new("/var/backups/immich")).unwrap();
+    }
+}

@@ -1,0 +1,1075 @@
+//! Replacing a deployment's secret and telling its consumer, so that the
+//! database and the secret store never disagree for good.
+//!
+//! A rotation first stores the new value as a pending secret `<name>.rotating`
+//! (the journal), then changes the consumer (PostgreSQL's role password, or
+//! Valkey by restarting it with the new secret), then replaces the secret, then
+//! removes the journal. Interrupted anywhere, the next `secrets rotate` finds the
+//! journal and asks the consumer which password it accepts: the new one, and the
+//! rotation is finished; the old one, and it is undone. Passwords travel only on
+//! the standard input of commands in the container; PostgreSQL receives a
+//! SCRAM-SHA-256 verifier computed here, never the password itself.
+//!
+//! In debug builds the fault hook (`IMMICH_DB_FAULT_AT`) can stop a rotation
+//! after each step: `rotate-pending` (journal written), `rotate-consumer`
+//! (PostgreSQL altered, or Valkey restarted), `rotate-replaced` (secret
+//! replaced) and `rotate-cleared` (journal removed).
+
+use homelab_podman::ExecSpec;
+use homelab_secrets::{Policy, SecretValue, StoreError};
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::error::{Failure, Result};
+use crate::fault;
+use crate::scram;
+
+/// The suffix of the journal secret that holds a rotation's new value.
+pub(crate) const PENDING_SUFFIX: &str = ".rotating";
+
+/// The journal secret of a rotation of `name`.
+pub(crate) fn pending_name(name: &str) -> String {
+    format!("{name}{PENDING_SUFFIX}")
+}
+
+/// Which of the deployment's secrets, and who uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Kind {
+    /// `[postgres] password_secret`: the role's password.
+    PostgresPassword,
+    /// `[valkey] password_secret`: Valkey's `requirepass`.
+    ValkeyPassword,
+    /// `[immich] jwt_secret`: Immich's session signing key.
+    JwtSecret,
+}
+
+impl Kind {
+    pub(crate) fn policy(self) -> Policy {
+        match self {
+            Self::PostgresPassword => Policy::postgres_password(),
+            Self::ValkeyPassword => Policy::valkey_password(),
+            Self::JwtSecret => Policy::signing_key(),
+        }
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::PostgresPassword => "PostgreSQL password",
+            Self::ValkeyPassword => "Valkey password",
+            Self::JwtSecret => "Immich JWT signing key",
+        }
+    }
+
+    /// The configuration key that names the secret.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Self::PostgresPassword => "[postgres] password_secret",
+            Self::ValkeyPassword => "[valkey] password_secret",
+            Self::JwtSecret => "[immich] jwt_secret",
+        }
+    }
+}
+
+/// The deployment's secrets with what each is for.
+pub(crate) fn deployment_secrets(ctx: &Context) -> Vec<(String, Kind)> {
+    let c = &ctx.deployment.config;
+    let mut secrets = vec![(c.postgres.password_secret.clone(), Kind::PostgresPassword)];
+    if c.valkey.require_password {
+        secrets.push((c.valkey.password_secret.clone(), Kind::ValkeyPassword));
+    }
+    secrets.push((c.immich.jwt_secret.clone(), Kind::JwtSecret));
+    secrets
+}
+
+/// The kind of a secret of this deployment, or a bad-input failure that lists
+/// the names it has.
+pub(crate) fn kind_of(ctx: &Context, name: &str) -> Result<Kind> {
+    let secrets = deployment_secrets(ctx);
+    if let Some((_, kind)) = secrets.iter().find(|(n, _)| n == name) {
+        return Ok(*kind);
+    }
+    let c = &ctx.deployment.config;
+    let help = if name == c.valkey.password_secret && !c.valkey.require_password {
+        "Valkey runs without a password in this configuration ([valkey] require_password = false)"
+            .to_owned()
+    } else {
+        let names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
+        format!("this deployment's secrets are: {}", names.join(", "))
+    };
+    Err(Failure::bad_input(format!("{name:?} is not a secret of this deployment")).help(help))
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Action {
+    /// A new value is in place.
+    Rotated,
+    /// An interrupted rotation was finished: the new value it had chosen is in
+    /// place.
+    FinishedInterrupted,
+}
+
+/// The report of `secrets rotate`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Report {
+    pub(crate) secret: String,
+    pub(crate) kind: Kind,
+    pub(crate) action: Action,
+    /// What was done, in order.
+    pub(crate) steps: Vec<String>,
+    pub(crate) warnings: Vec<String>,
+}
+
+struct Steps<'a> {
+    ctx: &'a Context,
+    steps: Vec<String>,
+}
+
+impl Steps<'_> {
+    fn done(&mut self, what: impl Into<String>) {
+        let what = what.into();
+        self.ctx.ui.note(format!("  {what}"));
+        self.steps.push(what);
+    }
+}
+
+fn store_failure(doing: &str, e: &StoreError) -> Failure {
+    Failure::internal(format!("cannot {doing}: {e}"))
+}
+
+/// `value` followed by a newline, for a shell's `read` in the container.
+fn line(value: &SecretValue) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(value.len() + 1);
+    bytes.extend_from_slice(value.expose());
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Whether PostgreSQL accepts `password` for the role, logging in over TCP as
+/// Immich does. The password reaches `psql` on its standard input, through the
+/// shell's `read`, so it is in no process's arguments and in no file.
+pub(crate) async fn postgres_accepts(ctx: &Context, password: &SecretValue) -> Result<bool> {
+    let pg = &ctx.deployment.config.postgres;
+    let spec = ExecSpec::new([
+        "sh",
+        "-c",
+        "IFS= read -r PGPASSWORD && export PGPASSWORD && exec psql -X -w -h 127.0.0.1 -U \"$1\" -d \"$2\" -Atc 'SELECT 1'",
+        "sh",
+        pg.user.as_str(),
+        pg.database.as_str(),
+    ])
+    .stdin(line(password));
+    let out = ctx
+        .runtime
+        .exec(&pg.container_name, &spec)
+        .await
+        .map_err(|e| ctx.podman_failure("trying a PostgreSQL login", &e))?;
+    if out.success() {
+        return Ok(true);
+    }
+    let stderr = out.stderr_text();
+    if stderr.contains("password authentication failed") {
+        return Ok(false);
+    }
+    Err(Failure::internal(format!(
+        "cannot try a login to PostgreSQL in {}: {}",
+        pg.container_name,
+        stderr.trim()
+    ))
+    .help("check that PostgreSQL is running and healthy: `immich-db status`"))
+}
+
+/// Whether Valkey answers PING with `password`; the password reaches
+/// `valkey-cli` on standard input, as for PostgreSQL.
+pub(crate) async fn valkey_accepts(ctx: &Context, password: &SecretValue) -> Result<bool> {
+    let vk = &ctx.deployment.config.valkey;
+    let spec = ExecSpec::new([
+        "sh",
+        "-c",
+        "IFS= read -r REDISCLI_AUTH && export REDISCLI_AUTH && exec valkey-cli --no-auth-warning ping",
+    ])
+    .stdin(line(password));
+    let out = ctx
+        .runtime
+        .exec(&vk.container_name, &spec)
+        .await
+        .map_err(|e| ctx.podman_failure("trying Valkey's password", &e))?;
+    let text = format!("{}{}", out.stdout_text(), out.stderr_text());
+    if out.stdout_text().trim() == "PONG" {
+        return Ok(true);
+    }
+    if ["WRONGPASS", "NOAUTH", "AUTH failed", "invalid password"]
+        .iter()
+        .any(|m| text.contains(m))
+    {
+        return Ok(false);
+    }
+    Err(Failure::internal(format!(
+        "cannot try Valkey's password in {}: {}",
+        vk.container_name,
+        text.trim()
+    ))
+    .help("check that Valkey is running and healthy: `immich-db status`"))
+}
+
+/// Sets the role's password in PostgreSQL to `new`, sending only its SCRAM
+/// verifier, on `psql`'s standard input over the container's local socket.
+pub(crate) async fn set_postgres_password(ctx: &Context, new: &SecretValue) -> Result<()> {
+    let pg = &ctx.deployment.config.postgres;
+    let verifier = scram::verifier(new.expose())
+        .map_err(|e| Failure::bad_input(format!("cannot hash the new password: {e}")))?;
+    // The role name passed the configuration's identifier check: no quoting
+    // issues.
+    let sql = format!("ALTER ROLE \"{}\" PASSWORD '{verifier}';\n", pg.user);
+    let spec = ExecSpec::new([
+        "psql",
+        "-X",
+        "-w",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        pg.user.as_str(),
+        "-d",
+        pg.database.as_str(),
+    ])
+    .stdin(sql.into_bytes());
+    let out = ctx
+        .runtime
+        .exec(&pg.container_name, &spec)
+        .await
+        .map_err(|e| ctx.podman_failure("changing the role's password", &e))?;
+    if !out.success() {
+        return Err(Failure::internal(format!(
+            "ALTER ROLE {} failed in {} (exit {}): {}",
+            pg.user,
+            pg.container_name,
+            out.exit_code,
+            out.stderr_text().trim()
+        )));
+    }
+    Ok(())
+}
+
+async fn read(ctx: &Context, name: &str) -> Result<SecretValue> {
+    ctx.secrets.read(name).await.map_err(|e| match e {
+        StoreError::NotFound { .. } => {
+            Failure::precondition(format!("the secret {name} does not exist"))
+                .help("deploy first (`immich-db deploy` creates the secrets), then rotate")
+        }
+        other => store_failure(&format!("read the secret {name}"), &other),
+    })
+}
+
+async fn read_if_exists(ctx: &Context, name: &str) -> Result<Option<SecretValue>> {
+    match ctx.secrets.read(name).await {
+        Ok(value) => Ok(Some(value)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_failure(&format!("read the secret {name}"), &e)),
+    }
+}
+
+async fn remove_pending(ctx: &Context, pending: &str) -> Result<()> {
+    match ctx.secrets.remove(pending).await {
+        Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(store_failure(&format!("remove the secret {pending}"), &e)),
+    }
+}
+
+async fn replace(ctx: &Context, name: &str, value: &SecretValue) -> Result<()> {
+    homelab_secrets::rotate(ctx.secrets.as_ref(), name, value)
+        .await
+        .map(drop)
+        .map_err(|e| Failure::internal(format!("cannot replace the secret {name}: {e}")))
+}
+
+/// Whether the container of a service is running.
+async fn running(ctx: &Context, container: &str) -> Result<()> {
+    match ctx.runtime.inspect_container(container).await {
+        Ok(info) if info.state.running => Ok(()),
+        Ok(info) => Err(Failure::precondition(format!(
+            "the container {container} is {}, not running: a rotation needs it running to change and check the password",
+            info.state.status
+        ))
+        .help("start the deployment with `immich-db deploy`, then rotate")),
+        Err(e) if e.is_not_found() => Err(Failure::precondition(format!(
+            "the container {container} does not exist"
+        ))
+        .help("deploy first with `immich-db deploy`, then rotate")),
+        Err(e) => Err(ctx.podman_failure(&format!("inspecting {container}"), &e)),
+    }
+}
+
+/// Restarts a service and waits until it is active again (with `Notify=healthy`
+/// that is when its container is healthy).
+fn restart(ctx: &Context, service: &str) -> Result<()> {
+    ctx.systemd
+        .restart(&[service.to_owned()], true)
+        .map_err(|e| {
+            Failure::internal(format!("cannot restart {service}: {e}"))
+                .help(format!("see `journalctl --user -u {service}`"))
+        })
+}
+
+/// Rotates the secret `name` of the deployment: finishes or undoes an
+/// interrupted rotation first.
+pub(crate) async fn rotate(ctx: &Context, name: &str) -> Result<Report> {
+    let kind = kind_of(ctx, name)?;
+    let mut steps = Steps {
+        ctx,
+        steps: Vec::new(),
+    };
+    let mut warnings = Vec::new();
+    let action = match kind {
+        Kind::PostgresPassword => rotate_postgres(ctx, name, &mut steps).await?,
+        Kind::ValkeyPassword => rotate_valkey(ctx, name, &mut steps).await?,
+        Kind::JwtSecret => rotate_jwt(ctx, name, &mut steps).await?,
+    };
+    match kind {
+        Kind::PostgresPassword | Kind::ValkeyPassword => warnings.push(format!(
+            "restart the Immich server (and anything else that uses {name}) so that it reads the new password"
+        )),
+        Kind::JwtSecret => warnings.push(
+            "every Immich session ends: users log in again once the Immich server restarts with the new key".to_owned(),
+        ),
+    }
+    Ok(Report {
+        secret: name.to_owned(),
+        kind,
+        action,
+        steps: steps.steps,
+        warnings,
+    })
+}
+
+async fn rotate_postgres(ctx: &Context, name: &str, steps: &mut Steps<'_>) -> Result<Action> {
+    let pg = &ctx.deployment.config.postgres;
+    let service = format!("{}.service", pg.container_name);
+    let pending_name = pending_name(name);
+    running(ctx, &pg.container_name).await?;
+    let current = read(ctx, name).await?;
+
+    if let Some(pending) = read_if_exists(ctx, &pending_name).await? {
+        let accepts_pending = postgres_accepts(ctx, &pending).await?;
+        if accepts_pending {
+            if current != pending {
+                replace(ctx, name, &pending).await?;
+                steps.done(format!(
+                    "PostgreSQL already had the new password of an interrupted rotation: stored it in {name}"
+                ));
+            }
+            remove_pending(ctx, &pending_name).await?;
+            steps.done(format!("removed the journal secret {pending_name}"));
+            restart(ctx, &service)?;
+            steps.done(format!("restarted {service}"));
+            check_postgres_switched(ctx, &pending, None).await?;
+            steps.done("PostgreSQL accepts the stored password".to_owned());
+            return Ok(Action::FinishedInterrupted);
+        }
+        if !postgres_accepts(ctx, &current).await? {
+            return Err(Failure::internal(format!(
+                "PostgreSQL accepts neither the password in {name} nor the one in {pending_name} (an interrupted rotation): nothing was changed"
+            ))
+            .help(format!(
+                "find the role's password (a backup of the secrets), set it with ALTER ROLE, store it in {name}, then remove {pending_name}"
+            )));
+        }
+        remove_pending(ctx, &pending_name).await?;
+        steps.done(format!(
+            "undid an interrupted rotation: PostgreSQL still had the password in {name}; removed {pending_name}"
+        ));
+    } else if !postgres_accepts(ctx, &current).await? {
+        return Err(Failure::precondition(format!(
+            "PostgreSQL does not accept the password stored in {name}: the database and the secret already disagree, nothing was changed"
+        ))
+        .help("find the role's real password and store it in the secret, or set the stored one with ALTER ROLE; then rotate"));
+    }
+
+    let new = Kind::PostgresPassword
+        .policy()
+        .generator
+        .generate()
+        .map_err(|e| Failure::internal(format!("cannot generate a password: {e}")))?;
+    ctx.secrets
+        .create(&pending_name, &new)
+        .await
+        .map_err(|e| store_failure(&format!("create the journal secret {pending_name}"), &e))?;
+    steps.done(format!(
+        "stored the new password in the journal secret {pending_name}"
+    ));
+    fault::point("rotate-pending");
+
+    if let Err(failure) = set_postgres_password(ctx, &new).await {
+        // The role may or may not have changed: ask the database.
+        return Err(match postgres_accepts(ctx, &new).await {
+            Ok(false) => match remove_pending(ctx, &pending_name).await {
+                Ok(()) => failure.help("nothing was changed; run the rotation again"),
+                Err(e) => failure.help(format!(
+                    "the password was not changed, but {pending_name} could not be removed ({e}); run `immich-db secrets rotate {name}` to clean up"
+                )),
+            },
+            _ => failure.help(format!(
+                "run `immich-db secrets rotate {name}` again: it finds the journal and finishes or undoes the rotation"
+            )),
+        });
+    }
+    steps.done(format!(
+        "changed the password of role {} in PostgreSQL (sent as a SCRAM-SHA-256 verifier)",
+        pg.user
+    ));
+    fault::point("rotate-consumer");
+
+    if let Err(failure) = replace(ctx, name, &new).await {
+        // Put the old password back so the secret and the database agree.
+        let undo = set_postgres_password(ctx, &current).await;
+        return Err(match undo {
+            Ok(()) => {
+                let _ = remove_pending(ctx, &pending_name).await;
+                failure.help("the role's old password was set back: nothing changed; run the rotation again")
+            }
+            Err(_) => failure.help(format!(
+                "PostgreSQL has the new password, stored in {pending_name}; run `immich-db secrets rotate {name}` to finish"
+            )),
+        });
+    }
+    steps.done(format!("replaced the secret {name}"));
+    fault::point("rotate-replaced");
+
+    remove_pending(ctx, &pending_name).await?;
+    steps.done(format!("removed the journal secret {pending_name}"));
+    fault::point("rotate-cleared");
+
+    restart(ctx, &service)?;
+    steps.done(format!("restarted {service}"));
+    check_postgres_switched(ctx, &new, Some(&current)).await?;
+    steps.done("PostgreSQL accepts the new password and refuses the old one".to_owned());
+    Ok(Action::Rotated)
+}
+
+/// After a rotation: the new password works, the old one (when known) no longer.
+async fn check_postgres_switched(
+    ctx: &Context,
+    new: &SecretValue,
+    old: Option<&SecretValue>,
+) -> Result<()> {
+    if !postgres_accepts(ctx, new).await? {
+        return Err(
+            Failure::internal("PostgreSQL refuses the password now stored in the secret")
+                .help("run `immich-db verify`; then `immich-db secrets rotate` again"),
+        );
+    }
+    if let Some(old) = old
+        && old != new
+        && postgres_accepts(ctx, old).await?
+    {
+        return Err(Failure::internal(
+            "PostgreSQL still accepts the old password after the rotation",
+        )
+        .help("check pg_hba.conf: logins over TCP must use a password (scram-sha-256)"));
+    }
+    Ok(())
+}
+
+async fn rotate_valkey(ctx: &Context, name: &str, steps: &mut Steps<'_>) -> Result<Action> {
+    let vk = &ctx.deployment.config.valkey;
+    let service = format!("{}.service", vk.container_name);
+    let pending_name = pending_name(name);
+    running(ctx, &vk.container_name).await?;
+    let current = read(ctx, name).await?;
+
+    if let Some(pending) = read_if_exists(ctx, &pending_name).await? {
+        if valkey_accepts(ctx, &pending).await? {
+            if current != pending {
+                replace(ctx, name, &pending).await?;
+                steps.done(format!(
+                    "Valkey already ran with the new password of an interrupted rotation: stored it in {name}"
+                ));
+            }
+        } else if current == pending {
+            // The secret was replaced but Valkey not yet restarted with it.
+            restart(ctx, &service)?;
+            steps.done(format!(
+                "restarted {service} with the new password of an interrupted rotation"
+            ));
+        } else if valkey_accepts(ctx, &current).await? {
+            remove_pending(ctx, &pending_name).await?;
+            steps.done(format!(
+                "undid an interrupted rotation: Valkey still had the password in {name}; removed {pending_name}"
+            ));
+            return rotate_valkey_fresh(ctx, name, &current, steps).await;
+        } else {
+            return Err(Failure::internal(format!(
+                "Valkey accepts neither the password in {name} nor the one in {pending_name} (an interrupted rotation): nothing was changed"
+            ))
+            .help(format!("restart {service} so it reads {name}, then rotate again")));
+        }
+        if !valkey_accepts(ctx, &pending).await? {
+            return Err(Failure::internal(format!(
+                "Valkey refuses the password in {name} after the restart"
+            ))
+            .help(format!("see `journalctl --user -u {service}`")));
+        }
+        remove_pending(ctx, &pending_name).await?;
+        steps.done(format!("removed the journal secret {pending_name}"));
+        return Ok(Action::FinishedInterrupted);
+    }
+    if !valkey_accepts(ctx, &current).await? {
+        return Err(Failure::precondition(format!(
+            "Valkey does not accept the password stored in {name}: it runs with another one, nothing was changed"
+        ))
+        .help(format!("restart {service} so that it reads the secret, then rotate")));
+    }
+    rotate_valkey_fresh(ctx, name, &current, steps).await
+}
+
+async fn rotate_valkey_fresh(
+    ctx: &Context,
+    name: &str,
+    current: &SecretValue,
+    steps: &mut Steps<'_>,
+) -> Result<Action> {
+    let vk = &ctx.deployment.config.valkey;
+    let service = format!("{}.service", vk.container_name);
+    let pending_name = pending_name(name);
+    let new = Kind::ValkeyPassword
+        .policy()
+        .generator
+        .generate()
+        .map_err(|e| Failure::internal(format!("cannot generate a password: {e}")))?;
+    ctx.secrets
+        .create(&pending_name, &new)
+        .await
+        .map_err(|e| store_failure(&format!("create the journal secret {pending_name}"), &e))?;
+    steps.done(format!(
+        "stored the new password in the journal secret {pending_name}"
+    ));
+    fault::point("rotate-pending");
+
+    replace(ctx, name, &new).await?;
+    steps.done(format!("replaced the secret {name}"));
+    fault::point("rotate-replaced");
+
+    if let Err(failure) = restart(ctx, &service) {
+        // Back to the old password, which the old container had.
+        let undone = replace(ctx, name, current).await.is_ok() && restart(ctx, &service).is_ok();
+        if undone {
+            let _ = remove_pending(ctx, &pending_name).await;
+        }
+        return Err(failure.help(if undone {
+            "Valkey is back on its old password: nothing changed".to_owned()
+        } else {
+            format!("run `immich-db secrets rotate {name}` again once {service} starts")
+        }));
+    }
+    steps.done(format!("restarted {service} with the new password"));
+    fault::point("rotate-consumer");
+
+    if !valkey_accepts(ctx, &new).await? || valkey_accepts(ctx, current).await? {
+        return Err(
+            Failure::internal("Valkey does not use the new password after its restart").help(
+                format!("run `immich-db verify`; then `immich-db secrets rotate {name}` again"),
+            ),
+        );
+    }
+    steps.done("Valkey accepts the new password and refuses the old one".to_owned());
+    remove_pending(ctx, &pending_name).await?;
+    steps.done(format!("removed the journal secret {pending_name}"));
+    fault::point("rotate-cleared");
+    Ok(Action::Rotated)
+}
+
+async fn rotate_jwt(ctx: &Context, name: &str, steps: &mut Steps<'_>) -> Result<Action> {
+    let pending_name = pending_name(name);
+    let current = read(ctx, name).await?;
+    // Nothing holds a copy of this key: an interrupted rotation is always
+    // finished.
+    if let Some(pending) = read_if_exists(ctx, &pending_name).await? {
+        if pending != current {
+            replace(ctx, name, &pending).await?;
+            steps.done(format!(
+                "stored the new key of an interrupted rotation in {name}"
+            ));
+        }
+        remove_pending(ctx, &pending_name).await?;
+        steps.done(format!("removed the journal secret {pending_name}"));
+        return Ok(Action::FinishedInterrupted);
+    }
+    let new = Kind::JwtSecret
+        .policy()
+        .generator
+        .generate()
+        .map_err(|e| Failure::internal(format!("cannot generate a key: {e}")))?;
+    ctx.secrets
+        .create(&pending_name, &new)
+        .await
+        .map_err(|e| store_failure(&format!("create the journal secret {pending_name}"), &e))?;
+    steps.done(format!(
+        "stored the new key in the journal secret {pending_name}"
+    ));
+    fault::point("rotate-pending");
+    replace(ctx, name, &new).await?;
+    steps.done(format!("replaced the secret {name}"));
+    fault::point("rotate-replaced");
+    remove_pending(ctx, &pending_name).await?;
+    steps.done(format!("removed the journal secret {pending_name}"));
+    fault::point("rotate-cleared");
+    Ok(Action::Rotated)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The rotation's logic against fakes: a PostgreSQL that checks logins
+    //! against the SCRAM verifier it was given, a Valkey that takes its password
+    //! from the secret when it restarts, and every interrupted state a killed
+    //! rotation can leave.
+
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use homelab_podman::{ContainerInfo, ContainerState, ContainerStatus, ExecOutput, FakeRuntime};
+
+    use super::*;
+    use crate::config::{Loaded, validate};
+    use crate::output::Ui;
+    use crate::systemd::{FakeSystemd, Systemd, SystemdResult};
+
+    /// A systemd whose restarts also run a hook (Valkey reads its secret).
+    struct Hooked {
+        inner: FakeSystemd,
+        on_restart: Box<dyn Fn(&str) + Send + Sync>,
+    }
+
+    impl Systemd for Hooked {
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+        fn reachable(&self) -> SystemdResult<()> {
+            self.inner.reachable()
+        }
+        fn daemon_reload(&self) -> SystemdResult<()> {
+            self.inner.daemon_reload()
+        }
+        fn start(&self, units: &[String], wait: bool) -> SystemdResult<()> {
+            self.inner.start(units, wait)
+        }
+        fn restart(&self, units: &[String], wait: bool) -> SystemdResult<()> {
+            self.inner.restart(units, wait)?;
+            for unit in units {
+                (self.on_restart)(unit);
+            }
+            Ok(())
+        }
+        fn stop(&self, units: &[String]) -> SystemdResult<()> {
+            self.inner.stop(units)
+        }
+        fn reset_failed(&self, units: &[String]) -> SystemdResult<()> {
+            self.inner.reset_failed(units)
+        }
+        fn show(&self, unit: &str, properties: &[&str]) -> SystemdResult<BTreeMap<String, String>> {
+            self.inner.show(unit, properties)
+        }
+    }
+
+    fn decode64(text: &str) -> Vec<u8> {
+        let value = |c: u8| match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        };
+        let digits: Vec<u8> = text.bytes().filter(|c| *c != b'=').map(value).collect();
+        let mut out = Vec::new();
+        for chunk in digits.chunks(4) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, d)| n | (u32::from(*d) << (18 - 6 * i)));
+            let bytes = n.to_be_bytes();
+            out.extend_from_slice(&bytes[1..chunk.len()]);
+        }
+        out
+    }
+
+    /// What the fake PostgreSQL holds for the role.
+    #[derive(Debug, Clone)]
+    enum Role {
+        Plain(Vec<u8>),
+        Verifier(String),
+    }
+
+    impl Role {
+        fn accepts(&self, password: &[u8]) -> bool {
+            match self {
+                Self::Plain(p) => p == password,
+                Self::Verifier(v) => {
+                    let rest = v.strip_prefix("SCRAM-SHA-256$").unwrap();
+                    let (params, _) = rest.split_once('$').unwrap();
+                    let (iterations, salt) = params.split_once(':').unwrap();
+                    scram::verifier_with(password, &decode64(salt), iterations.parse().unwrap())
+                        .is_ok_and(|again| &again == v)
+                }
+            }
+        }
+    }
+
+    struct Fixture {
+        ctx: Context,
+        runtime: FakeRuntime,
+        role: Arc<Mutex<Role>>,
+        valkey: Arc<Mutex<Vec<u8>>>,
+    }
+
+    fn running(name: &str) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("{name}-id"),
+            name: name.into(),
+            image: "image".into(),
+            state: ContainerState {
+                status: ContainerStatus::Running,
+                running: true,
+                pid: Some(1),
+                exit_code: 0,
+                started_at: None,
+                finished_at: None,
+                oom_killed: false,
+                error: None,
+            },
+            health: None,
+            restart_count: 0,
+            networks: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            cgroup_path: None,
+        }
+    }
+
+    /// The stdin line a command got, without its newline.
+    fn stdin_line(spec: &ExecSpec) -> Vec<u8> {
+        let mut bytes = spec.stdin_bytes().unwrap_or_default().to_vec();
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+        }
+        bytes
+    }
+
+    fn fixture() -> Fixture {
+        let deployment = validate(&Loaded::defaults()).unwrap();
+        let c = deployment.config.clone();
+        let runtime = FakeRuntime::new();
+        runtime.add_container(running(&c.postgres.container_name));
+        runtime.add_container(running(&c.valkey.container_name));
+        runtime.add_secret(&c.postgres.password_secret, SecretValue::new("pgold"));
+        runtime.add_secret(&c.valkey.password_secret, SecretValue::new("vkold"));
+        runtime.add_secret(&c.immich.jwt_secret, SecretValue::new("jwtold"));
+
+        let role = Arc::new(Mutex::new(Role::Plain(b"pgold".to_vec())));
+        let db = role.clone();
+        runtime.script_exec(&c.postgres.container_name, move |spec| {
+            let command = spec.command().join(" ");
+            let ok = |stdout: &str| ExecOutput {
+                exit_code: 0,
+                stdout: stdout.as_bytes().to_vec(),
+                stderr: Vec::new(),
+            };
+            if command.contains("read -r PGPASSWORD") {
+                if db.lock().unwrap().accepts(&stdin_line(spec)) {
+                    return ok("1\n");
+                }
+                return ExecOutput {
+                    exit_code: 2,
+                    stdout: Vec::new(),
+                    stderr:
+                        b"psql: error: FATAL:  password authentication failed for user \"immich\"\n"
+                            .to_vec(),
+                };
+            }
+            let sql = String::from_utf8(spec.stdin_bytes().unwrap_or_default().to_vec()).unwrap();
+            let verifier = sql
+                .split_once("PASSWORD '")
+                .and_then(|(_, rest)| rest.split_once('\''))
+                .map(|(v, _)| v.to_owned())
+                .unwrap();
+            assert!(!sql.contains("pgold"), "a cleartext password in SQL");
+            *db.lock().unwrap() = Role::Verifier(verifier);
+            ok("")
+        });
+
+        let valkey = Arc::new(Mutex::new(b"vkold".to_vec()));
+        let live = valkey.clone();
+        runtime.script_exec(&c.valkey.container_name, move |spec| {
+            let (stdout, stderr) = if *live.lock().unwrap() == stdin_line(spec) {
+                ("PONG\n", "")
+            } else {
+                (
+                    "NOAUTH Authentication required.\n",
+                    "AUTH failed: WRONGPASS invalid username-password pair or user is disabled.\n",
+                )
+            };
+            ExecOutput {
+                exit_code: 0,
+                stdout: stdout.into(),
+                stderr: stderr.into(),
+            }
+        });
+
+        let store = runtime.clone();
+        let restarted = valkey.clone();
+        let vk_service = format!("{}.service", c.valkey.container_name);
+        let vk_secret = c.valkey.password_secret.clone();
+        let systemd = Hooked {
+            inner: FakeSystemd::default(),
+            on_restart: Box::new(move |unit| {
+                if unit == vk_service {
+                    let value = store.secret_value(&vk_secret).unwrap();
+                    *restarted.lock().unwrap() = value.expose().to_vec();
+                }
+            }),
+        };
+        let ctx = Context {
+            deployment,
+            systemd: Box::new(systemd),
+            runtime: Arc::new(runtime.clone()),
+            secrets: Arc::new(runtime.clone()),
+            ui: Ui { json: true },
+            runtime_dir: None,
+        };
+        Fixture {
+            ctx,
+            runtime,
+            role,
+            valkey,
+        }
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    impl Fixture {
+        fn secret(&self, name: &str) -> Option<Vec<u8>> {
+            self.runtime.secret_value(name).map(|v| v.expose().to_vec())
+        }
+        fn pg(&self) -> String {
+            self.ctx.deployment.config.postgres.password_secret.clone()
+        }
+        fn vk(&self) -> String {
+            self.ctx.deployment.config.valkey.password_secret.clone()
+        }
+        /// The database accepts exactly the stored password, and no journal is
+        /// left.
+        fn assert_postgres_consistent(&self) {
+            let stored = self.secret(&self.pg()).unwrap();
+            assert!(self.role.lock().unwrap().accepts(&stored));
+            assert!(self.secret(&pending_name(&self.pg())).is_none());
+        }
+        fn assert_valkey_consistent(&self) {
+            let stored = self.secret(&self.vk()).unwrap();
+            assert_eq!(*self.valkey.lock().unwrap(), stored);
+            assert!(self.secret(&pending_name(&self.vk())).is_none());
+        }
+    }
+
+    #[test]
+    fn postgres_rotation_alters_the_role_with_a_verifier_and_stores_the_new_value() {
+        let f = fixture();
+        let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
+        assert_eq!(report.action, Action::Rotated);
+        let stored = f.secret(&f.pg()).unwrap();
+        assert_ne!(stored, b"pgold");
+        assert_eq!(stored.len(), 48);
+        assert!(matches!(*f.role.lock().unwrap(), Role::Verifier(_)));
+        assert!(!f.role.lock().unwrap().accepts(b"pgold"));
+        f.assert_postgres_consistent();
+    }
+
+    #[test]
+    fn an_interrupted_postgres_rotation_is_undone_or_finished() {
+        // Killed after the journal was written: the database has the old
+        // password, so the journal is dropped and a new rotation runs.
+        let f = fixture();
+        block_on(
+            f.ctx
+                .secrets
+                .create(&pending_name(&f.pg()), &SecretValue::new("pgnew")),
+        )
+        .unwrap();
+        let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
+        assert_eq!(report.action, Action::Rotated);
+        assert!(report.steps[0].contains("undid"), "{:?}", report.steps);
+        assert_ne!(f.secret(&f.pg()).unwrap(), b"pgnew");
+        f.assert_postgres_consistent();
+
+        // Killed after ALTER ROLE: the database has the journal's value, which
+        // becomes the secret.
+        let f = fixture();
+        block_on(
+            f.ctx
+                .secrets
+                .create(&pending_name(&f.pg()), &SecretValue::new("pgnew")),
+        )
+        .unwrap();
+        *f.role.lock().unwrap() = Role::Plain(b"pgnew".to_vec());
+        let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
+        assert_eq!(report.action, Action::FinishedInterrupted);
+        assert_eq!(f.secret(&f.pg()).unwrap(), b"pgnew");
+        f.assert_postgres_consistent();
+
+        // Killed after the secret was replaced: only the journal is left.
+        let f = fixture();
+        block_on(
+            f.ctx
+                .secrets
+                .create(&pending_name(&f.pg()), &SecretValue::new("pgnew")),
+        )
+        .unwrap();
+        block_on(f.ctx.secrets.replace(&f.pg(), &SecretValue::new("pgnew"))).unwrap();
+        *f.role.lock().unwrap() = Role::Plain(b"pgnew".to_vec());
+        let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
+        assert_eq!(report.action, Action::FinishedInterrupted);
+        f.assert_postgres_consistent();
+    }
+
+    #[test]
+    fn a_database_that_accepts_neither_password_changes_nothing() {
+        let f = fixture();
+        block_on(
+            f.ctx
+                .secrets
+                .create(&pending_name(&f.pg()), &SecretValue::new("pgnew")),
+        )
+        .unwrap();
+        *f.role.lock().unwrap() = Role::Plain(b"something else".to_vec());
+        let err = block_on(rotate(&f.ctx, &f.pg())).unwrap_err();
+        assert!(err.what.contains("neither"), "{err}");
+        assert_eq!(f.secret(&f.pg()).unwrap(), b"pgold");
+        assert_eq!(f.secret(&pending_name(&f.pg())).unwrap(), b"pgnew");
+
+        let f = fixture();
+        *f.role.lock().unwrap() = Role::Plain(b"something else".to_vec());
+        let err = block_on(rotate(&f.ctx, &f.pg())).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Precondition, "{err}");
+        assert_eq!(f.secret(&f.pg()).unwrap(), b"pgold");
+        assert!(f.secret(&pending_name(&f.pg())).is_none());
+    }
+
+    #[test]
+    fn valkey_rotation_restarts_valkey_with_the_new_secret() {
+        let f = fixture();
+        let report = block_on(rotate(&f.ctx, &f.vk())).unwrap();
+        assert_eq!(report.action, Action::Rotated);
+        assert_ne!(f.secret(&f.vk()).unwrap(), b"vkold");
+        f.assert_valkey_consistent();
+    }
+
+    #[test]
+    fn an_interrupted_valkey_rotation_is_undone_or_finished() {
+        // Journal only: undone, then rotated afresh.
+        let f = fixture();
+        block_on(
+            f.ctx
+                .secrets
+                .create(&pending_name(&f.vk()), &SecretValue::new("vknew")),
+        )
+        .unwrap();
+        assert_eq!(
+            block_on(rotate(&f.ctx, &f.vk())).unwrap().action,
+            Action::Rotated
+        );
+        f.assert_valkey_consistent();
+        assert_ne!(f.secret(&f.vk()).unwrap(), b"vknew");
+
+        // Secret replaced, Valkey not restarted yet.
+        let f = fixture();
+        block_on(
+            f.ctx
+                .secrets
+                .create(&pending_name(&f.vk()), &SecretValue::new("vknew")),
+        )
+        .unwrap();
+        block_on(f.ctx.secrets.replace(&f.vk(), &SecretValue::new("vknew"))).unwrap();
+        assert_eq!(
+            block_on(rotate(&f.ctx, &f.vk())).unwrap().action,
+            Action::FinishedInterrupted
+        );
+        f.assert_valkey_consistent();
+        assert_eq!(f.secret(&f.vk()).unwrap(), b"vknew");
+
+        // Restarted with the new value, journal still there.
+        let f = fixture();
+        block_on(
+            f.ctx
+                .secrets
+                .create(&pending_name(&f.vk()), &SecretValue::new("vknew")),
+        )
+        .unwrap();
+        block_on(f.ctx.secrets.replace(&f.vk(), &SecretValue::new("vknew"))).unwrap();
+        *f.valkey.lock().unwrap() = b"vknew".to_vec();
+        assert_eq!(
+            block_on(rotate(&f.ctx, &f.vk())).unwrap().action,
+            Action::FinishedInterrupted
+        );
+        f.assert_valkey_consistent();
+    }
+
+    #[test]
+    fn jwt_rotation_replaces_the_key_and_finishes_an_interrupted_one() {
+        let f = fixture();
+        let jwt = f.ctx.deployment.config.immich.jwt_secret.clone();
+        let report = block_on(rotate(&f.ctx, &jwt)).unwrap();
+        assert_eq!(report.action, Action::Rotated);
+        assert!(
+            report.warnings[0].contains("session"),
+            "{:?}",
+            report.warnings
+        );
+        assert_ne!(f.secret(&jwt).unwrap(), b"jwtold");
+        block_on(
+            f.ctx
+                .secrets
+                .create(&pending_name(&jwt), &SecretValue::new("jwtnew")),
+        )
+        .unwrap();
+        assert_eq!(
+            block_on(rotate(&f.ctx, &jwt)).unwrap().action,
+            Action::FinishedInterrupted
+        );
+        assert_eq!(f.secret(&jwt).unwrap(), b"jwtnew");
+        assert!(f.secret(&pending_name(&jwt)).is_none());
+    }
+
+    #[test]
+    fn unknown_names_are_bad_input_and_list_the_secrets() {
+        let f = fixture();
+        let err = block_on(rotate(&f.ctx, "redis_password")).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::BadInput);
+        assert!(err.help.unwrap().contains("postgres-password"));
+    }
+
+    #[test]
+    fn passwords_travel_only_on_standard_input() {
+        let f = fixture();
+        block_on(rotate(&f.ctx, &f.pg())).unwrap();
+        block_on(rotate(&f.ctx, &f.vk())).unwrap();
+        let stored = [
+            f.secret(&f.pg()).unwrap(),
+            f.secret(&f.vk()).unwrap(),
+            b"pgold".to_vec(),
+            b"vkold".to_vec(),
+        ];
+        for call in f.runtime.calls() {
+            let args = call.args.join(" ");
+            for value in &stored {
+                assert!(
+                    !args.contains(std::str::from_utf8(value).unwrap()),
+                    "a password in the arguments of {:?}",
+                    call.operation
+                );
+            }
+        }
+    }
+}
