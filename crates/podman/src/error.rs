@@ -207,6 +207,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The standard input or output of a command in a container could not be
+    /// read or written on this side (a full disk, a closed file); the command was
+    /// cut off.
+    #[error("cannot pass the {stream} of a command in container `{container}`: {source}")]
+    ExecStream {
+        /// The container.
+        container: String,
+        /// `standard input` or `standard output`.
+        stream: &'static str,
+        /// The I/O error of the reader or writer.
+        source: std::io::Error,
+    },
+
     /// An operation did not finish in time.
     #[error("timed out after {after:?} while trying to {operation}{}", name_suffix(name.as_deref()))]
     Timeout {

@@ -32,6 +32,7 @@ pub enum Operation {
     ContainerExists,
     RunHealthCheck,
     Exec,
+    ExecStreaming,
     ContainerStats,
     ContainerLogs,
     RemoveContainer,
@@ -54,7 +55,8 @@ pub struct Call {
     pub operation: Operation,
     /// The object it was made on (a name, a reference), when there is one.
     pub target: Option<String>,
-    /// For [`Operation::Exec`], the command; for [`Operation::CreateSecret`],
+    /// For [`Operation::Exec`] and [`Operation::ExecStreaming`], the command; for
+    /// [`Operation::CreateSecret`],
     /// `["replace"]` when asked to replace.
     pub args: Vec<String>,
 }
@@ -441,6 +443,67 @@ impl Runtime for FakeRuntime {
                     .into_bytes(),
             },
         })
+    }
+
+    async fn exec_streaming(
+        &self,
+        name: &str,
+        spec: &ExecSpec,
+        stdin: Option<&mut (dyn tokio::io::AsyncRead + Unpin + Send)>,
+        stdout: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> Result<ExecOutput> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        self.enter(
+            Operation::ExecStreaming,
+            Some(name),
+            spec.command().to_vec(),
+        )?;
+        let container = self.container(name)?;
+        if !container.state.running {
+            return Err(Error::Rejected {
+                operation: "run a command in container",
+                name: Some(name.to_owned()),
+                status: 409,
+                message: format!("container state improper: it is {}", container.state.status),
+            });
+        }
+        let stream_error = |stream: &'static str, source: std::io::Error| Error::ExecStream {
+            container: name.to_owned(),
+            stream,
+            source,
+        };
+        // The script sees the whole input as the spec's standard input.
+        let spec = match stdin {
+            Some(input) => {
+                let mut bytes = Vec::new();
+                input
+                    .read_to_end(&mut bytes)
+                    .await
+                    .map_err(|e| stream_error("standard input", e))?;
+                spec.clone().stdin(bytes)
+            }
+            None => spec.clone(),
+        };
+        let script = self.lock().exec.get(&container.name).cloned();
+        let mut out = match script {
+            Some(script) => script(&spec),
+            None => ExecOutput {
+                exit_code: 127,
+                stdout: Vec::new(),
+                stderr: format!("fake runtime: no command scripted for {}\n", container.name)
+                    .into_bytes(),
+            },
+        };
+        let written = std::mem::take(&mut out.stdout);
+        stdout
+            .write_all(&written)
+            .await
+            .map_err(|e| stream_error("standard output", e))?;
+        stdout
+            .flush()
+            .await
+            .map_err(|e| stream_error("standard output", e))?;
+        Ok(out)
     }
 
     async fn container_stats(&self, name: &str) -> Result<ContainerStats> {

@@ -69,6 +69,24 @@ pub trait Runtime: Send + Sync {
     /// Runs a command in a running container and waits for it to end.
     async fn exec(&self, name: &str, spec: &ExecSpec) -> Result<ExecOutput>;
 
+    /// Runs a command in a running container as [`exec`](Runtime::exec) does, but
+    /// streams: its standard output goes to `stdout` as it arrives, and its
+    /// standard input, when `stdin` is given, is read from it as the command
+    /// consumes it, so neither has to fit in memory (a `pg_dump`, a
+    /// `pg_restore`). The returned [`ExecOutput`] has the exit code and standard
+    /// error; its `stdout` is empty. With `stdin`, the spec's own
+    /// [`ExecSpec::stdin`] bytes are not used.
+    ///
+    /// A reader or writer that fails ends the call with
+    /// [`Error::ExecStream`](crate::Error::ExecStream).
+    async fn exec_streaming(
+        &self,
+        name: &str,
+        spec: &ExecSpec,
+        stdin: Option<&mut (dyn tokio::io::AsyncRead + Unpin + Send)>,
+        stdout: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> Result<ExecOutput>;
+
     /// Memory and CPU use of a running container, sampled once.
     async fn container_stats(&self, name: &str) -> Result<ContainerStats>;
 
