@@ -14,9 +14,11 @@
 //! restored or counted.
 
 use std::fs::File;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::SystemTime;
 
 use homelab_podman::ExecSpec;
@@ -303,24 +305,74 @@ pub(crate) fn prune(d: &Deployment, dir: &Path, keep: usize) -> Result<Vec<PathB
     Ok(removed)
 }
 
-/// A file being written with its running SHA-256 and size.
-struct HashingFile {
-    file: File,
+/// The SHA-256, size and first bytes of what passes through.
+#[derive(Default)]
+struct Digest {
     hasher: Sha256,
     size: u64,
     head: Vec<u8>,
 }
 
-impl HashingFile {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+impl Digest {
+    fn update(&mut self, bytes: &[u8]) {
         if self.head.len() < DUMP_MAGIC.len() {
             let take = (DUMP_MAGIC.len() - self.head.len()).min(bytes.len());
             self.head.extend_from_slice(&bytes[..take]);
         }
-        self.file.write_all(bytes)?;
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;
-        Ok(())
+    }
+}
+
+/// A writer (the dump file) that digests what it writes.
+struct DigestWriter<W> {
+    inner: W,
+    digest: Digest,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for DigestWriter<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            this.digest.update(&buf[..n]);
+        }
+        poll
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A reader (a dump being restored) that digests what it reads.
+struct DigestReader<R> {
+    inner: R,
+    digest: Digest,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for DigestReader<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            this.digest.update(&buf.filled()[before..]);
+        }
+        poll
     }
 }
 
@@ -416,26 +468,26 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
         .mode(0o600)
         .open(&partial)
         .map_err(|e| io("create", &partial, e))?;
-    let mut sink = HashingFile {
-        file,
-        hasher: Sha256::new(),
-        size: 0,
-        head: Vec::new(),
+    let mut sink = DigestWriter {
+        inner: tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file)),
+        digest: Digest::default(),
     };
-    let result = dump_into(ctx, &mut sink).await.and_then(|()| {
-        if sink.head != DUMP_MAGIC {
-            return Err(Failure::internal(
-                "pg_dump wrote something that is not a custom-format archive",
-            ));
-        }
-        sink.file.sync_all().map_err(|e| io("sync", &partial, e))?;
-        std::fs::rename(&partial, &final_path).map_err(|e| io("rename", &partial, e))
-    });
+    let result = match dump_into(ctx, &mut sink).await {
+        Ok(()) if sink.digest.head != DUMP_MAGIC => Err(Failure::internal(
+            "pg_dump wrote something that is not a custom-format archive",
+        )),
+        Ok(()) => match sink.inner.get_ref().sync_all().await {
+            Ok(()) => std::fs::rename(&partial, &final_path).map_err(|e| io("rename", &partial, e)),
+            Err(e) => Err(io("sync", &partial, e)),
+        },
+        Err(failure) => Err(failure),
+    };
     if let Err(failure) = result {
         let _ = std::fs::remove_file(&partial);
         return Err(failure);
     }
-    let sha256 = hex(&sink.hasher.finalize());
+    let digest = sink.digest;
+    let sha256 = hex(&digest.hasher.finalize());
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         file: file_name.clone(),
@@ -445,7 +497,7 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
         user: pg.user.clone(),
         container: pg.container_name.clone(),
         postgres_version: version,
-        size: sink.size,
+        size: digest.size,
         sha256: sha256.clone(),
         dump_format: "custom".into(),
         tool: format!("immich-db {}", env!("CARGO_PKG_VERSION")),
@@ -468,8 +520,12 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
     })
 }
 
-/// `pg_dump` of the database in custom format into `sink`.
-async fn dump_into(ctx: &Context, sink: &mut HashingFile) -> Result<()> {
+/// `pg_dump` of the database in custom format, streamed into `sink` as it
+/// comes: the dump never has to fit in memory.
+async fn dump_into<W>(ctx: &Context, sink: &mut DigestWriter<W>) -> Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin + Send,
+{
     let pg = &ctx.deployment.config.postgres;
     let spec = ExecSpec::new([
         "pg_dump",
@@ -482,9 +538,15 @@ async fn dump_into(ctx: &Context, sink: &mut HashingFile) -> Result<()> {
     ]);
     let out = ctx
         .runtime
-        .exec(&pg.container_name, &spec)
+        .exec_streaming(&pg.container_name, &spec, None, sink)
         .await
-        .map_err(|e| ctx.podman_failure("running pg_dump", &e))?;
+        .map_err(|e| match e {
+            homelab_podman::Error::ExecStream { source, .. } => {
+                Failure::internal(format!("cannot write the dump: {source}"))
+                    .help("check the free space of the backup directory's filesystem")
+            }
+            other => ctx.podman_failure("running pg_dump", &other),
+        })?;
     if !out.success() {
         return Err(Failure::internal(format!(
             "pg_dump in {} failed (exit {}): {}",
@@ -493,7 +555,8 @@ async fn dump_into(ctx: &Context, sink: &mut HashingFile) -> Result<()> {
             out.stderr_text().trim()
         )));
     }
-    sink.write(&out.stdout)
+    tokio::io::AsyncWriteExt::flush(sink)
+        .await
         .map_err(|e| Failure::internal(format!("cannot write the dump: {e}")))
 }
 
@@ -627,16 +690,9 @@ pub(crate) async fn user_relations(ctx: &Context) -> Result<u64> {
 /// the dump are dropped first.
 pub(crate) async fn restore(ctx: &Context, checked: &Checked, clean: bool) -> Result<()> {
     let pg = &ctx.deployment.config.postgres;
-    let bytes = std::fs::read(&checked.dump)
+    let file = tokio::fs::File::open(&checked.dump)
+        .await
         .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", checked.dump.display())))?;
-    // The file may have changed since it was checked.
-    if hex(&Sha256::digest(&bytes)) != checked.manifest.sha256 {
-        return Err(Failure::bad_input(format!(
-            "{} changed while it was being restored",
-            checked.dump.display()
-        ))
-        .help("nothing was changed; run the restore again"));
-    }
     let mut command = vec![
         "pg_restore",
         "-w",
@@ -650,10 +706,15 @@ pub(crate) async fn restore(ctx: &Context, checked: &Checked, clean: bool) -> Re
     if clean {
         command.extend(["--clean", "--if-exists"]);
     }
-    let spec = ExecSpec::new(command).stdin(bytes);
+    let spec = ExecSpec::new(command);
+    let mut input = DigestReader {
+        inner: tokio::io::BufReader::with_capacity(1 << 20, file),
+        digest: Digest::default(),
+    };
+    let mut output = Vec::new();
     let out = ctx
         .runtime
-        .exec(&pg.container_name, &spec)
+        .exec_streaming(&pg.container_name, &spec, Some(&mut input), &mut output)
         .await
         .map_err(|e| ctx.podman_failure("running pg_restore", &e))?;
     if !out.success() {
@@ -663,6 +724,14 @@ pub(crate) async fn restore(ctx: &Context, checked: &Checked, clean: bool) -> Re
             out.stderr_text().trim()
         ))
         .help("read pg_restore's message above; `--force` drops and recreates the objects the backup holds"));
+    }
+    // The file was checked before; say so if it changed while it was read.
+    if hex(&input.digest.hasher.finalize()) != checked.manifest.sha256 {
+        return Err(Failure::internal(format!(
+            "{} changed while it was being restored: the database holds what was read, which is not the backup that was checked",
+            checked.dump.display()
+        ))
+        .help("restore a backup nothing writes to, with --force"));
     }
     Ok(())
 }
