@@ -2,6 +2,7 @@
 //! deployment with a `[backup]` section, and the binary's JSON output.
 
 #![allow(dead_code)] // each test file uses a different part
+#![allow(clippy::unwrap_used)] // test helpers fail the test by panicking
 
 use std::path::PathBuf;
 use std::process::Output;
