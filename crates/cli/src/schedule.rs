@@ -198,6 +198,10 @@ pub(crate) fn remove(ctx: &Context) -> Result<bool> {
             }
         }
     }
+    // The enabling directory goes too when nothing else is in it.
+    if let Some(wants) = u.wants_link.parent() {
+        let _ = std::fs::remove_dir(wants);
+    }
     if present {
         ctx.systemd
             .daemon_reload()

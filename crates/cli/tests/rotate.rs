@@ -1,0 +1,299 @@
+//! Secrets on the real test host, on one deployment: `secrets list` and
+//! `secrets show`; rotation of the PostgreSQL password, the Valkey password and
+//! the JWT key, each checked from outside the tool; and rotations killed at
+//! every step, which the next run finishes or undoes so that the database and
+//! the secret agree.
+
+#![allow(clippy::unwrap_used)] // test helpers fail the test by panicking
+
+mod common;
+mod ops;
+
+use std::collections::BTreeSet;
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{TestDeployment, text};
+use immich_db_testhost::require_host;
+use ops::{code, json, run, run_ok};
+
+const FAULT_POINTS: [&str; 4] = [
+    "rotate-pending",
+    "rotate-consumer",
+    "rotate-replaced",
+    "rotate-cleared",
+];
+
+/// Every command line seen while `f` runs.
+fn watch_command_lines<T>(f: impl FnOnce() -> T) -> (T, BTreeSet<Vec<u8>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = BTreeSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+                        seen.insert(cmdline);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            seen
+        })
+    };
+    let result = f();
+    stop.store(true, Ordering::Relaxed);
+    (result, watcher.join().unwrap())
+}
+
+fn assert_in_no_command_line(lines: &BTreeSet<Vec<u8>>, values: &[String]) {
+    assert!(lines.len() > 5, "the watcher saw nothing");
+    for (i, value) in values.iter().enumerate() {
+        let needle = value.as_bytes();
+        for line in lines {
+            assert!(
+                !line.windows(needle.len()).any(|w| w == needle),
+                "password #{i} appeared in a command line"
+            );
+        }
+    }
+}
+
+/// Whether a file below `dir` holds `value`.
+fn found_below(dir: &std::path::Path, value: &str) -> Option<std::path::PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if meta.is_file()
+            && !path.ends_with("userdata/config.json")
+            && std::fs::read(&path)
+                .is_ok_and(|b| b.windows(value.len()).any(|w| w == value.as_bytes()))
+        {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// PostgreSQL over TCP from the host accepts `password`.
+fn postgres_accepts(d: &TestDeployment, password: &str) -> bool {
+    let out = d.psql(password, "SELECT 1");
+    if out.status.success() {
+        return true;
+    }
+    let message = text(&out);
+    assert!(
+        message.contains("password authentication failed"),
+        "psql failed for another reason: {}",
+        message.replace(password, "[password]")
+    );
+    false
+}
+
+fn valkey_accepts(d: &TestDeployment, password: &str) -> bool {
+    let answer = d.valkey_ping(Some(password));
+    answer == "PONG"
+}
+
+fn verify_ok(d: &TestDeployment, config: &std::path::Path) {
+    let report = json(d, config, &["verify"]);
+    assert_eq!(report["ok"], true, "{report:#}");
+}
+
+fn pending_exists(d: &TestDeployment, secret: &str) -> bool {
+    d.host
+        .podman(["secret", "exists", &format!("{secret}.rotating")])
+        .status
+        .success()
+}
+
+fn killed(out: &Output) -> bool {
+    std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9)
+}
+
+#[test]
+fn list_show_rotate_and_recover_interrupted_rotations() {
+    let host = require_host!();
+    let mut d = TestDeployment::new(host, "rot");
+    for secret in [
+        d.pg_secret.clone(),
+        d.vk_secret.clone(),
+        d.jwt_secret.clone(),
+    ] {
+        d.cleanup.secret(&format!("{secret}.rotating"));
+    }
+    let lookalike = d.pg_secret.replace('-', "_");
+    d.cleanup.secret(&lookalike);
+    let config = d.config();
+    run_ok(&d, &config, &["deploy"]);
+    let first = ops::secret_values(&d);
+    d.create_secret(&lookalike, "left over");
+
+    // list: every secret, its policy, the look-alike; never a value.
+    let out = run_ok(&d, &config, &["--json", "secrets", "list"]);
+    ops::assert_no_secret(&text(&out), &first, "secrets list --json");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secrets = listed["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 3, "{listed:#}");
+    for s in secrets {
+        assert_eq!(s["exists"], true, "{listed:#}");
+        assert_eq!(s["findings"].as_array().unwrap().len(), 0, "{listed:#}");
+        assert_eq!(s["pending_rotation"], false, "{listed:#}");
+    }
+    assert_eq!(secrets[0]["name"], d.pg_secret.as_str());
+    assert_eq!(secrets[0]["near_duplicates"][0], lookalike.as_str());
+    let out = run_ok(&d, &config, &["secrets", "list"]);
+    ops::assert_no_secret(&text(&out), &first, "secrets list");
+    assert!(text(&out).contains(&lookalike), "{}", text(&out));
+
+    // show: refused into a pipe, printed on a terminal with a warning.
+    let out = run(&d, &config, &["secrets", "show", &d.pg_secret]);
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    ops::assert_no_secret(&text(&out), &first, "a refused secrets show");
+    assert!(text(&out).contains("not a terminal"), "{}", text(&out));
+    let shown = host
+        .command("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!(
+            "{} --config {} secrets show {}",
+            common::binary(),
+            config.display(),
+            d.pg_secret
+        ))
+        .arg("/dev/null")
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "secrets show on a terminal failed");
+    let screen = text(&shown);
+    assert!(
+        screen.contains(&first[0]),
+        "the value is not on the terminal"
+    );
+    assert!(screen.contains("warning"), "no warning on the terminal");
+    let out = run(&d, &config, &["secrets", "show", "no-such-secret"]);
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(&d.pg_secret), "{}", text(&out));
+
+    // The PostgreSQL password: a new value the database takes and the old one
+    // refused; no password in any command line while it happens.
+    let (out, lines) =
+        watch_command_lines(|| run(&d, &config, &["secrets", "rotate", &d.pg_secret]));
+    assert!(out.status.success(), "{}", text(&out));
+    let pg_new = d.secret_value(&d.pg_secret).unwrap();
+    assert_ne!(pg_new, first[0]);
+    assert!(pg_new.len() >= 32 && pg_new.bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert!(postgres_accepts(&d, &pg_new));
+    assert!(!postgres_accepts(&d, &first[0]));
+    assert!(!pending_exists(&d, &d.pg_secret));
+    assert_in_no_command_line(&lines, &[first[0].clone(), pg_new.clone()]);
+    ops::assert_no_secret(
+        &text(&out),
+        &[first[0].clone(), pg_new.clone()],
+        "rotate's output",
+    );
+    let static_dir = host
+        .podman_ok(["inspect", "--format", "{{.StaticDir}}", &d.pg])
+        .trim()
+        .to_owned();
+    // No exec session of the rotation left the password in the container's
+    // files. (The container's own runtime spec, `config.json`, holds it: the
+    // unit asks podman for it as an environment variable, `Secret=...,type=env`.)
+    let found = found_below(std::path::Path::new(&static_dir), &pg_new);
+    assert!(found.is_none(), "the new password is in {found:?}");
+    verify_ok(&d, &config);
+
+    // The Valkey password.
+    let out = run_ok(&d, &config, &["secrets", "rotate", &d.vk_secret]);
+    let vk_new = d.secret_value(&d.vk_secret).unwrap();
+    assert_ne!(vk_new, first[1]);
+    assert!(valkey_accepts(&d, &vk_new));
+    assert!(!valkey_accepts(&d, &first[1]));
+    assert!(d.valkey_ping(None).contains("NOAUTH"));
+    ops::assert_no_secret(
+        &text(&out),
+        &[first[1].clone(), vk_new.clone()],
+        "rotate's output",
+    );
+    verify_ok(&d, &config);
+
+    // The JWT key: replaced, with a warning that sessions end.
+    let out = run_ok(&d, &config, &["secrets", "rotate", &d.jwt_secret]);
+    assert!(text(&out).contains("session"), "{}", text(&out));
+    assert_ne!(d.secret_value(&d.jwt_secret).unwrap(), first[2]);
+    assert!(!pending_exists(&d, &d.jwt_secret));
+
+    // A name that is not the deployment's: bad input, nothing changed.
+    let out = run(&d, &config, &["secrets", "rotate", &lookalike]);
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+
+    // Killed after each step, then run again: the database accepts exactly
+    // the stored password, and the journal is gone.
+    for point in FAULT_POINTS {
+        let before = d.secret_value(&d.pg_secret).unwrap();
+        let out = d
+            .command(&config, &["secrets", "rotate", &d.pg_secret])
+            .env("IMMICH_DB_FAULT_AT", point)
+            .output()
+            .unwrap();
+        assert!(killed(&out), "{point}: not killed: {}", text(&out));
+        let stored = d.secret_value(&d.pg_secret).unwrap();
+        let disagree = !postgres_accepts(&d, &stored);
+        if disagree {
+            // Never silently: the journal is there and `secrets list` says so.
+            assert!(pending_exists(&d, &d.pg_secret), "{point}");
+            let listed = json(&d, &config, &["secrets", "list"]);
+            assert_eq!(listed["secrets"][0]["pending_rotation"], true, "{point}");
+        }
+        let out = run_ok(&d, &config, &["secrets", "rotate", &d.pg_secret]);
+        let after = d.secret_value(&d.pg_secret).unwrap();
+        assert!(postgres_accepts(&d, &after), "{point}: {}", text(&out));
+        assert!(!pending_exists(&d, &d.pg_secret), "{point}");
+        if after != before {
+            assert!(
+                !postgres_accepts(&d, &before),
+                "{point}: the old password still works"
+            );
+        }
+        if point == "rotate-consumer" {
+            assert!(
+                text(&out).contains("interrupted"),
+                "{point}: {}",
+                text(&out)
+            );
+        }
+    }
+    verify_ok(&d, &config);
+
+    // Valkey: the two states only it has (the secret replaced but Valkey not
+    // restarted, and Valkey restarted with the journal still there); the others
+    // take the same path as PostgreSQL's and are covered by the logic tests.
+    // (Each restart of Valkey takes seconds.)
+    for point in ["rotate-replaced", "rotate-consumer"] {
+        let before = d.secret_value(&d.vk_secret).unwrap();
+        let out = d
+            .command(&config, &["secrets", "rotate", &d.vk_secret])
+            .env("IMMICH_DB_FAULT_AT", point)
+            .output()
+            .unwrap();
+        assert!(killed(&out), "{point}: not killed: {}", text(&out));
+        run_ok(&d, &config, &["secrets", "rotate", &d.vk_secret]);
+        let after = d.secret_value(&d.vk_secret).unwrap();
+        assert!(valkey_accepts(&d, &after), "{point}");
+        assert!(!pending_exists(&d, &d.vk_secret), "{point}");
+        if after != before {
+            assert!(
+                !valkey_accepts(&d, &before),
+                "{point}: the old password still works"
+            );
+        }
+    }
+    verify_ok(&d, &config);
+}
