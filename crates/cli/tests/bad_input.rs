@@ -261,3 +261,42 @@ fn malformed_configurations_change_nothing() {
     assert!(text(&out).contains("not BTRFS"), "{}", text(&out));
     assert!(d.leftovers().is_empty());
 }
+
+#[test]
+fn a_second_deploy_at_once_is_refused() {
+    let host = require_host!();
+    let d = TestDeployment::new(host, "lock");
+    let lock = host.runtime_dir.join(format!("immich-db.{}.lock", d.name));
+    // Another process holds the deployment's lock.
+    let mut holder = host
+        .command("flock")
+        .arg("--exclusive")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    immich_db_testhost::wait_for(
+        "the lock to be held",
+        std::time::Duration::from_secs(10),
+        || {
+            let out = host
+                .command("flock")
+                .arg("--nonblock")
+                .arg(&lock)
+                .arg("true")
+                .output()
+                .unwrap();
+            (!out.status.success()).then_some(())
+        },
+    );
+    let out = d.run(&["deploy"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("another immich-db deploy"),
+        "{}",
+        text(&out)
+    );
+    assert!(d.leftovers().is_empty(), "{:?}", d.leftovers());
+}

@@ -242,6 +242,10 @@ fn data_and_secrets_survive_destroy_and_a_new_deploy() {
 fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
     let host = require_host!();
     let d = TestDeployment::new(host, "hyg");
+    // An existing PostgreSQL password as the journal made it (base64): kept, and
+    // reported with the fix.
+    let old_password = "q2nO0Z6nHq8oVhC3F4mJ7bXyTzR1sWkPd9LuEaGiY+M=";
+    d.create_secret(&d.pg_secret, old_password);
     // Every command line seen while deploy runs.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
@@ -272,6 +276,25 @@ fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
         .iter()
         .map(|s| d.secret_value(s).unwrap())
         .collect();
+    assert_eq!(
+        values[0], old_password,
+        "an existing secret is never regenerated"
+    );
+    assert!(
+        text(&deploy).contains(&format!("immich-db secrets rotate {}", d.pg_secret)),
+        "{}",
+        text(&deploy)
+    );
+    let verification: serde_json::Value = serde_json::from_slice(&deploy_json.stdout).unwrap();
+    assert_eq!(verification["ok"], true, "{verification:#}");
+    let warning = verification["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == format!("secret {}", d.pg_secret).as_str())
+        .unwrap();
+    assert_eq!(warning["severity"], "warning", "{warning}");
+    assert_eq!(warning["ok"], false, "{warning}");
     let mut written = Vec::new();
     for file in d.unit_files() {
         written.push((file.display().to_string(), std::fs::read(&file).unwrap()));
