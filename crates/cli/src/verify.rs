@@ -56,8 +56,9 @@ impl Verification {
     }
 }
 
-#[derive(Default)]
-struct Checks(Vec<Check>);
+/// Checks of one part of the deployment.
+#[derive(Debug, Default)]
+pub(crate) struct Checks(Vec<Check>);
 
 impl Checks {
     fn add(
@@ -153,24 +154,19 @@ async fn health_check(ctx: &Context, name: &str) -> Checks {
     c
 }
 
-/// The units are active.
-fn unit_checks(ctx: &Context) -> Checks {
+/// The unit is active.
+fn unit_check(ctx: &Context, service: &str) -> Checks {
     let mut c = Checks::default();
-    for unit in desired::units(&ctx.deployment).iter().skip(1) {
-        match ctx
-            .systemd
-            .show(&unit.service, &["ActiveState", "SubState"])
-        {
-            Ok(props) => {
-                let state = props.get("ActiveState").cloned().unwrap_or_default();
-                c.error(
-                    format!("unit {}", unit.service),
-                    state == "active",
-                    format!("{} is {state}", unit.service),
-                );
-            }
-            Err(e) => c.error(format!("unit {}", unit.service), false, e.to_string()),
+    match ctx.systemd.show(service, &["ActiveState", "SubState"]) {
+        Ok(props) => {
+            let state = props.get("ActiveState").cloned().unwrap_or_default();
+            c.error(
+                format!("unit {service}"),
+                state == "active",
+                format!("{service} is {state}"),
+            );
         }
+        Err(e) => c.error(format!("unit {service}"), false, e.to_string()),
     }
     c
 }
@@ -242,6 +238,15 @@ async fn secret_check(ctx: &Context, name: &str, policy: Policy) -> (Checks, Opt
                         "{name}: {}; fix: immich-db secrets rotate {name}",
                         list.join("; ")
                     ),
+                );
+            }
+            let pending = crate::rotate::pending_name(name);
+            if ctx.secrets.exists(&pending).await.unwrap_or(false) {
+                c.add(
+                    format!("rotation {name}"),
+                    false,
+                    Severity::Warning,
+                    format!("an interrupted rotation left {pending}; fix: immich-db secrets rotate {name} (it finishes or undoes it)"),
                 );
             }
             (c, Some(value))
@@ -378,48 +383,75 @@ async fn valkey_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks 
     c
 }
 
-/// Runs every check, independent ones at the same time; never fails itself (a
-/// check that cannot run fails).
-pub(crate) async fn verify(ctx: &Context) -> Verification {
+impl Checks {
+    fn extend(&mut self, other: Checks) {
+        self.0.extend(other.0);
+    }
+}
+
+/// PostgreSQL's checks: its unit, its health, its secret and a login.
+pub(crate) async fn postgres_part(ctx: &Context) -> Checks {
     let d = &ctx.deployment;
     let pg = &d.config.postgres;
-    let vk = &d.config.valkey;
-    let no_secret = || async { (Checks::default(), None) };
-    let (
-        network,
-        pg_health,
-        vk_health,
-        (pg_secret, pg_password),
-        (vk_secret, vk_password),
-        (jwt, _),
-    ) = tokio::join!(
-        network_checks(ctx),
+    let mut c = unit_check(ctx, &format!("{}.service", pg.container_name));
+    let (health, (secret, password)) = tokio::join!(
         health_check(ctx, &pg.container_name),
-        health_check(ctx, &vk.container_name),
         secret_check(ctx, &pg.password_secret, Policy::postgres_password()),
-        async {
-            if vk.require_password {
-                secret_check(ctx, &vk.password_secret, Policy::valkey_password()).await
-            } else {
-                no_secret().await
-            }
-        },
+    );
+    c.extend(health);
+    c.extend(secret);
+    c.extend(postgres_checks(ctx, password.as_ref()).await);
+    c
+}
+
+/// Valkey's checks: its unit, its health, its secret, PING with and without
+/// the password.
+pub(crate) async fn valkey_part(ctx: &Context) -> Checks {
+    let d = &ctx.deployment;
+    let vk = &d.config.valkey;
+    let mut c = unit_check(ctx, &format!("{}.service", vk.container_name));
+    let (health, (secret, password)) = tokio::join!(health_check(ctx, &vk.container_name), async {
+        if vk.require_password {
+            secret_check(ctx, &vk.password_secret, Policy::valkey_password()).await
+        } else {
+            (Checks::default(), None)
+        }
+    });
+    c.extend(health);
+    c.extend(secret);
+    c.extend(valkey_checks(ctx, password.as_ref()).await);
+    c
+}
+
+/// What both services share: the network with both on it, the storage, the
+/// token-signing key.
+pub(crate) async fn common_part(ctx: &Context) -> Checks {
+    let d = &ctx.deployment;
+    let (mut c, (jwt, _)) = tokio::join!(
+        network_checks(ctx),
         secret_check(ctx, &d.config.immich.jwt_secret, Policy::signing_key()),
     );
-    let units = unit_checks(ctx);
-    let storage = storage_checks(ctx);
-    let (postgres, valkey) = tokio::join!(
-        postgres_checks(ctx, pg_password.as_ref()),
-        valkey_checks(ctx, vk_password.as_ref()),
-    );
-    let checks: Vec<Check> = [
-        network, units, pg_health, vk_health, storage, pg_secret, vk_secret, jwt, postgres, valkey,
-    ]
-    .into_iter()
-    .flat_map(|c| c.0)
-    .collect();
+    c.extend(storage_checks(ctx));
+    c.extend(jwt);
+    c
+}
+
+/// The verification from its parts.
+pub(crate) fn assemble(common: Checks, postgres: Checks, valkey: Checks) -> Verification {
+    let checks: Vec<Check> = [common, postgres, valkey]
+        .into_iter()
+        .flat_map(|c| c.0)
+        .collect();
     let ok = checks
         .iter()
         .all(|ch| ch.ok || ch.severity == Severity::Warning);
     Verification { ok, checks }
+}
+
+/// Runs every check, independent ones at the same time; never fails itself (a
+/// check that cannot run fails).
+pub(crate) async fn verify(ctx: &Context) -> Verification {
+    let (common, postgres, valkey) =
+        tokio::join!(common_part(ctx), postgres_part(ctx), valkey_part(ctx));
+    assemble(common, postgres, valkey)
 }

@@ -252,6 +252,19 @@ fn list_show_rotate_and_recover_interrupted_rotations() {
             let listed = json(&d, &config, &["secrets", "list"]);
             assert_eq!(listed["secrets"][0]["pending_rotation"], true, "{point}");
         }
+        if pending_exists(&d, &d.pg_secret) {
+            // verify points at the interrupted rotation too.
+            let out = run(&d, &config, &["--json", "verify"]);
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let check = report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == format!("rotation {}", d.pg_secret).as_str())
+                .unwrap_or_else(|| panic!("{point}: no rotation check in {report:#}"));
+            assert_eq!(check["ok"], false, "{point}");
+            assert_eq!(code(&out), Some(i32::from(disagree)), "{point}");
+        }
         let out = run_ok(&d, &config, &["secrets", "rotate", &d.pg_secret]);
         let after = d.secret_value(&d.pg_secret).unwrap();
         assert!(postgres_accepts(&d, &after), "{point}: {}", text(&out));
