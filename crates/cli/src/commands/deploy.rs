@@ -18,7 +18,7 @@ use crate::fault;
 use crate::files::write_atomic;
 use crate::lock;
 use crate::output::{Outcome, Ui};
-use crate::plan::{self, FileChange, NetworkAction, Plan, ServiceAction, UnitPlan};
+use crate::plan::{self, FileChange, NetworkAction, Plan, ServiceAction, ServicePlan, UnitPlan};
 use crate::preconditions;
 use crate::systemd::{self, UNIT_PROPERTIES};
 use crate::verify;
@@ -233,23 +233,32 @@ pub(crate) async fn apply(
             done.push(ui, format!("recreated the network {}", d.podman_network()));
         }
         NetworkAction::Create => {
-            // A network service still active from before would not create it
-            // again.
-            ctx.systemd
-                .restart(std::slice::from_ref(&network_service), true)
+            // Starting a container starts its network's service, which creates
+            // the network; but a service still active from before would not
+            // create it again.
+            let props = ctx
+                .systemd
+                .show(&network_service, &["ActiveState"])
                 .map_err(sys)?;
-            done.push(ui, format!("created the network {}", d.podman_network()));
+            if props.get("ActiveState").is_some_and(|s| s == "active") {
+                ctx.systemd
+                    .restart(std::slice::from_ref(&network_service), true)
+                    .map_err(sys)?;
+                done.push(ui, format!("created the network {}", d.podman_network()));
+            }
         }
         NetworkAction::Keep => {}
     }
+    let recreated = matches!(plan.network, NetworkAction::Recreate { .. });
     let mut waiting = Vec::new();
+    let mut to_start = Vec::new();
+    let mut to_restart = Vec::new();
     for service in &plan.services {
         let before = ctx
             .systemd
             .show(&service.service, UNIT_PROPERTIES)
             .map_err(sys)?;
         let since = systemd::timestamp_us(&before, "ActiveEnterTimestamp");
-        let recreated = matches!(plan.network, NetworkAction::Recreate { .. });
         let action = if recreated {
             ServiceAction::Start
         } else {
@@ -258,172 +267,213 @@ pub(crate) async fn apply(
         match action {
             ServiceAction::Keep => continue,
             ServiceAction::Wait => {}
-            ServiceAction::Start => {
-                ctx.systemd
-                    .reset_failed(std::slice::from_ref(&service.service))
-                    .map_err(sys)?;
-                ctx.systemd
-                    .start(std::slice::from_ref(&service.service), false)
-                    .map_err(sys)?;
-                done.push(
-                    ui,
-                    format!("started {} ({})", service.service, service.reason),
-                );
-            }
-            ServiceAction::Restart => {
-                ctx.systemd
-                    .restart(std::slice::from_ref(&service.service), false)
-                    .map_err(sys)?;
-                done.push(
-                    ui,
-                    format!("restarted {} ({})", service.service, service.reason),
-                );
-            }
+            ServiceAction::Start => to_start.push(service),
+            ServiceAction::Restart => to_restart.push(service),
         }
-        waiting.push((service.service.clone(), service.role, since));
+        waiting.push(Waiting {
+            service: service.service.clone(),
+            role: service.role,
+            since,
+        });
+    }
+    let names =
+        |list: &[&ServicePlan]| -> Vec<String> { list.iter().map(|s| s.service.clone()).collect() };
+    if !to_start.is_empty() {
+        ctx.systemd.reset_failed(&names(&to_start)).map_err(sys)?;
+        ctx.systemd.start(&names(&to_start), false).map_err(sys)?;
+        for s in &to_start {
+            done.push(ui, format!("started {} ({})", s.service, s.reason));
+        }
+    }
+    if !to_restart.is_empty() {
+        ctx.systemd
+            .restart(&names(&to_restart), false)
+            .map_err(sys)?;
+        for s in &to_restart {
+            done.push(ui, format!("restarted {} ({})", s.service, s.reason));
+        }
     }
 
+    // Each service is verified as soon as it is healthy; what they share, once
+    // both are.
     fault::point("health");
-    wait_for_health(ctx, &waiting).await?;
+    let progress = Progress::new(ui, &waiting);
+    let part = |role: Role| {
+        let progress = &progress;
+        let waiting = &waiting;
+        async move {
+            if let Some(w) = waiting.iter().find(|w| w.role == role) {
+                wait_one(ctx, w, progress).await?;
+            }
+            Ok::<_, Failure>(match role {
+                Role::Postgres => verify::postgres_part(ctx).await,
+                _ => verify::valkey_part(ctx).await,
+            })
+        }
+    };
+    let (postgres, valkey) = tokio::join!(part(Role::Postgres), part(Role::Valkey));
+    progress.finish();
+    let (postgres, valkey) = (postgres?, valkey?);
 
     fault::point("verify");
     ui.note("verifying");
-    Ok(verify::verify(ctx).await)
+    let common = verify::common_part(ctx).await;
+    Ok(verify::assemble(common, postgres, valkey))
 }
 
-/// Waits until every started service is active (with `Notify=healthy`, that is
-/// when its container is healthy), showing progress.
-async fn wait_for_health(ctx: &Context, waiting: &[(String, Role, Option<i64>)]) -> Result<()> {
-    if waiting.is_empty() {
-        return Ok(());
+/// A service deploy started (or found starting) and waits for.
+#[derive(Debug)]
+struct Waiting {
+    service: String,
+    role: Role,
+    /// When it last became active before this deploy, to tell a restart apart.
+    since: Option<i64>,
+}
+
+/// The live display: a spinner per service on a terminal, plain lines otherwise.
+struct Progress {
+    ui: Ui,
+    start: Instant,
+    bars: Option<(
+        indicatif::MultiProgress,
+        BTreeMap<String, indicatif::ProgressBar>,
+    )>,
+}
+
+impl Progress {
+    fn new(ui: Ui, waiting: &[Waiting]) -> Self {
+        let bars = (ui.is_terminal() && !waiting.is_empty()).then(|| {
+            let multi = indicatif::MultiProgress::new();
+            let style =
+                indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg} ({elapsed})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            let bars = waiting
+                .iter()
+                .map(|w| {
+                    let bar = multi.add(indicatif::ProgressBar::new_spinner());
+                    bar.set_style(style.clone());
+                    bar.set_prefix(w.service.clone());
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    (w.service.clone(), bar)
+                })
+                .collect();
+            (multi, bars)
+        });
+        Self {
+            ui,
+            start: Instant::now(),
+            bars,
+        }
     }
-    let ui = ctx.ui;
-    let start = Instant::now();
-    let limit = Duration::from_secs(desired::POSTGRES_START_TIMEOUT_S + 30);
-    let bars = ui.is_terminal().then(|| {
-        let multi = indicatif::MultiProgress::new();
-        let style =
-            indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg} ({elapsed})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
-        let bars: BTreeMap<String, indicatif::ProgressBar> = waiting
-            .iter()
-            .map(|(service, _, _)| {
-                let bar = multi.add(indicatif::ProgressBar::new_spinner());
-                bar.set_style(style.clone());
-                bar.set_prefix(service.clone());
-                bar.enable_steady_tick(Duration::from_millis(120));
-                (service.clone(), bar)
-            })
-            .collect();
-        (multi, bars)
-    });
-    let mut last: BTreeMap<String, String> = BTreeMap::new();
-    let mut pending: Vec<&(String, Role, Option<i64>)> = waiting.iter().collect();
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for entry in pending {
-            let (service, role, since) = entry;
-            let props = ctx
-                .systemd
-                .show(service, UNIT_PROPERTIES)
-                .map_err(|e| Failure::internal(e.to_string()))?;
-            let state = props.get("ActiveState").cloned().unwrap_or_default();
-            let entered = systemd::timestamp_us(&props, "ActiveEnterTimestamp");
-            let fresh = match (since, entered) {
-                (Some(before), Some(now)) => now > *before,
-                _ => true,
-            };
-            let container = match role {
-                Role::Postgres => &ctx.deployment.config.postgres.container_name,
-                _ => &ctx.deployment.config.valkey.container_name,
-            };
-            if state == "active" && fresh {
-                let message = "healthy".to_owned();
-                if let Some((_, bars)) = &bars {
-                    if let Some(bar) = bars.get(service) {
-                        bar.finish_with_message(message);
-                    }
-                } else {
-                    ui.note(format!(
-                        "  {service}: healthy after {:.1} s",
-                        start.elapsed().as_secs_f64()
-                    ));
-                }
-                continue;
-            }
-            if state == "failed" {
-                let logs = ctx
-                    .runtime
-                    .container_logs(container, 15)
-                    .await
-                    .map(|lines| {
-                        lines
-                            .into_iter()
-                            .map(|l| l.text)
-                            .collect::<Vec<_>>()
-                            .join("\n    ")
-                    })
-                    .unwrap_or_default();
-                return Err(Failure::internal(format!(
-                    "{service} failed to start{}",
-                    if logs.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; the container's last lines:\n    {logs}")
-                    }
-                ))
-                .help(format!(
-                    "see `journalctl --user -u {service}` (or without --user for the system scope)"
-                )));
-            }
-            let health = match ctx.runtime.inspect_container(container).await {
-                Ok(info)
-                    if info.state.running
-                        && info.health_status() == Some(&HealthStatus::Starting) =>
-                {
-                    // Podman's own timer runs the startup check once a second;
-                    // running it now as well sees readiness sooner. The service
-                    // still becomes active only through `Notify=healthy`.
-                    match ctx.runtime.run_health_check(container).await {
-                        Ok(h) => h.status.to_string(),
-                        Err(_) => HealthStatus::Starting.to_string(),
-                    }
-                }
-                Ok(info) => info
-                    .health_status()
-                    .map_or_else(|| info.state.status.to_string(), ToString::to_string),
-                Err(_) => "no container yet".into(),
-            };
-            let message = format!("{state}, {health}");
-            if let Some((_, bars)) = &bars {
-                if let Some(bar) = bars.get(service) {
-                    bar.set_message(message);
-                }
-            } else if last.get(service) != Some(&message) {
-                ui.note(format!("  {service}: {message}"));
-                last.insert(service.clone(), message);
-            }
-            still.push(entry);
+
+    /// Shows a state; `last` keeps plain output to one line per change.
+    fn show(&self, service: &str, message: &str, last: &mut String) {
+        if let Some(bar) = self.bars.as_ref().and_then(|(_, bars)| bars.get(service)) {
+            bar.set_message(message.to_owned());
+        } else if last != message {
+            self.ui.note(format!("  {service}: {message}"));
+            message.clone_into(last);
         }
-        pending = still;
-        if pending.is_empty() {
-            break;
+    }
+
+    fn healthy(&self, service: &str) {
+        let after = format!("healthy after {:.1} s", self.start.elapsed().as_secs_f64());
+        if let Some(bar) = self.bars.as_ref().and_then(|(_, bars)| bars.get(service)) {
+            bar.finish_with_message(after);
+        } else {
+            self.ui.note(format!("  {service}: {after}"));
         }
-        if start.elapsed() > limit {
-            let names: Vec<&str> = pending.iter().map(|(s, _, _)| s.as_str()).collect();
+    }
+
+    fn finish(&self) {
+        if let Some((multi, _)) = &self.bars {
+            let _ = multi.clear();
+        }
+    }
+}
+
+/// Waits until a started service is active (with `Notify=healthy`, that is when
+/// its container is healthy).
+async fn wait_one(ctx: &Context, w: &Waiting, progress: &Progress) -> Result<()> {
+    let limit = Duration::from_secs(
+        match w.role {
+            Role::Postgres => desired::POSTGRES_START_TIMEOUT_S,
+            _ => desired::VALKEY_START_TIMEOUT_S,
+        } + 30,
+    );
+    let container = match w.role {
+        Role::Postgres => &ctx.deployment.config.postgres.container_name,
+        _ => &ctx.deployment.config.valkey.container_name,
+    };
+    let service = &w.service;
+    let mut last = String::new();
+    loop {
+        let props = ctx
+            .systemd
+            .show(service, UNIT_PROPERTIES)
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        let state = props.get("ActiveState").cloned().unwrap_or_default();
+        let entered = systemd::timestamp_us(&props, "ActiveEnterTimestamp");
+        let fresh = match (w.since, entered) {
+            (Some(before), Some(now)) => now > before,
+            _ => true,
+        };
+        if state == "active" && fresh {
+            progress.healthy(service);
+            return Ok(());
+        }
+        if state == "failed" {
+            let logs = ctx
+                .runtime
+                .container_logs(container, 15)
+                .await
+                .map(|lines| {
+                    lines
+                        .into_iter()
+                        .map(|l| l.text)
+                        .collect::<Vec<_>>()
+                        .join("\n    ")
+                })
+                .unwrap_or_default();
             return Err(Failure::internal(format!(
-                "{} did not become healthy within {} s",
-                names.join(", "),
+                "{service} failed to start{}",
+                if logs.is_empty() {
+                    String::new()
+                } else {
+                    format!("; the container's last lines:\n    {logs}")
+                }
+            ))
+            .help(format!(
+                "see `journalctl --user -u {service}` (or without --user for the system scope)"
+            )));
+        }
+        let health = match ctx.runtime.inspect_container(container).await {
+            Ok(info)
+                if info.state.running && info.health_status() == Some(&HealthStatus::Starting) =>
+            {
+                // Podman's own timer runs the startup check once a second;
+                // running it now as well sees readiness sooner. The service
+                // still becomes active only through `Notify=healthy`.
+                match ctx.runtime.run_health_check(container).await {
+                    Ok(h) => h.status.to_string(),
+                    Err(_) => HealthStatus::Starting.to_string(),
+                }
+            }
+            Ok(info) => info
+                .health_status()
+                .map_or_else(|| info.state.status.to_string(), ToString::to_string),
+            Err(_) => "no container yet".into(),
+        };
+        progress.show(service, &format!("{state}, {health}"), &mut last);
+        if progress.start.elapsed() > limit {
+            return Err(Failure::internal(format!(
+                "{service} did not become healthy within {} s",
                 limit.as_secs()
             ))
             .help("see `immich-db status` and the service's journal"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if let Some((multi, _)) = bars {
-        let _ = multi.clear();
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -438,7 +488,7 @@ mod tests {
     use super::*;
     use crate::config::{Loaded, Origin, parse, validate};
     use crate::output::Ui;
-    use crate::systemd::FakeSystemd;
+    use crate::systemd::{FakeSystemd, Systemd as _};
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -487,9 +537,10 @@ mod tests {
         }
     }
 
-    /// What the network service would create.
+    /// What the network service would create (it starts with the containers).
     fn network_created(f: &Fixture) {
         let d = &f.ctx.deployment;
+        let _ = fake(&f.ctx).start(&[d.network_service()], true);
         f.runtime.add_network(NetworkInfo {
             name: d.podman_network(),
             id: "1".repeat(64),
@@ -516,7 +567,7 @@ mod tests {
     }
 
     fn fake(ctx: &Context) -> &FakeSystemd {
-        // SAFETY-free downcast: the fixture always holds a FakeSystemd.
+        // The fixture always holds a FakeSystemd.
         let any: &dyn std::any::Any = ctx.systemd.as_any();
         any.downcast_ref().unwrap()
     }
@@ -543,9 +594,7 @@ mod tests {
                 calls,
                 [
                     "daemon-reload",
-                    "restart photos-network.service",
-                    "start postgresql-immich.service",
-                    "start redis-immich.service",
+                    "start postgresql-immich.service redis-immich.service",
                 ]
             );
             for unit in &plan.units {
@@ -637,8 +686,7 @@ mod tests {
                     "stop postgresql-immich.service redis-immich.service",
                     "stop photos-network.service",
                     "start photos-network.service",
-                    "start postgresql-immich.service",
-                    "start redis-immich.service",
+                    "start postgresql-immich.service redis-immich.service",
                 ]
             );
             assert_eq!(
