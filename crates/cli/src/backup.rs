@@ -890,4 +890,127 @@ mod tests {
         assert!(err.what.contains("NOCOW"), "{err}");
         check_output_dir(&d, Path::new("/var/backups/immich")).unwrap();
     }
+
+    /// A context on the fakes, with a PostgreSQL container whose `pg_dump`
+    /// writes `archive` (or fails) and whose `pg_restore` records its input.
+    fn fake_context(
+        archive: &'static [u8],
+        dump_fails: bool,
+    ) -> (Context, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+        use homelab_podman::{ContainerInfo, ContainerState, ContainerStatus, ExecOutput};
+        let d = deployment();
+        let runtime = homelab_podman::FakeRuntime::new();
+        runtime.add_container(ContainerInfo {
+            id: "pg".into(),
+            name: d.config.postgres.container_name.clone(),
+            image: "image".into(),
+            state: ContainerState {
+                status: ContainerStatus::Running,
+                running: true,
+                pid: Some(1),
+                exit_code: 0,
+                started_at: None,
+                finished_at: None,
+                oom_killed: false,
+                error: None,
+            },
+            health: None,
+            restart_count: 0,
+            networks: std::collections::BTreeMap::new(),
+            labels: std::collections::BTreeMap::new(),
+            cgroup_path: None,
+        });
+        let restored = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = restored.clone();
+        runtime.script_exec(&d.config.postgres.container_name, move |spec| {
+            let ok = |stdout: &[u8]| ExecOutput {
+                exit_code: 0,
+                stdout: stdout.to_vec(),
+                stderr: Vec::new(),
+            };
+            match spec.command()[0].as_str() {
+                "psql" if spec.command().join(" ").contains("server_version") => ok(b"17.2\n"),
+                "psql" => ok(b"0\n"),
+                "pg_dump" if dump_fails => ExecOutput {
+                    exit_code: 1,
+                    stdout: b"PGDMP half".to_vec(),
+                    stderr: b"pg_dump: error: connection lost\n".to_vec(),
+                },
+                "pg_dump" => ok(archive),
+                "pg_restore" => {
+                    *seen.lock().unwrap() = spec.stdin_bytes().unwrap_or_default().to_vec();
+                    ok(b"")
+                }
+                _ => ExecOutput {
+                    exit_code: 127,
+                    ..ExecOutput::default()
+                },
+            }
+        });
+        let ctx = Context {
+            deployment: d,
+            systemd: Box::new(crate::systemd::FakeSystemd::default()),
+            runtime: std::sync::Arc::new(runtime.clone()),
+            secrets: std::sync::Arc::new(runtime),
+            ui: crate::output::Ui { json: true },
+            runtime_dir: None,
+        };
+        (ctx, restored)
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn a_backup_is_written_checked_and_restored_byte_for_byte() {
+        let archive: &'static [u8] = b"PGDMP\x01\x0f\x00 a custom-format archive";
+        let (ctx, restored) = fake_context(archive, false);
+        let dir = tempfile::tempdir().unwrap();
+        let (made, removed) = block_on(run(&ctx, dir.path(), 3)).unwrap();
+        assert!(removed.is_empty());
+        assert_eq!(std::fs::read(&made.dump).unwrap(), archive);
+        assert_eq!(made.manifest.size, archive.len() as u64);
+        assert_eq!(made.manifest.postgres_version, "17.2");
+        assert_eq!(made.manifest.sha256, hex(&Sha256::digest(archive)));
+        let sums = std::fs::read_to_string(with_suffix(&made.dump, CHECKSUM_SUFFIX)).unwrap();
+        assert_eq!(
+            sums,
+            format!(
+                "{}  {}\n",
+                made.manifest.sha256,
+                made.dump.file_name().unwrap().to_string_lossy()
+            )
+        );
+        let checked = check(&made.dump).unwrap();
+        block_on(restore(&ctx, &checked, false)).unwrap();
+        assert_eq!(*restored.lock().unwrap(), archive);
+    }
+
+    #[test]
+    fn a_failed_dump_leaves_nothing_behind() {
+        let (ctx, _) = fake_context(b"", true);
+        let dir = tempfile::tempdir().unwrap();
+        let err = block_on(run(&ctx, dir.path(), 3)).unwrap_err();
+        assert!(err.what.contains("connection lost"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with(".immich-db-backup.lock"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn something_that_is_not_an_archive_is_not_kept() {
+        let (ctx, _) = fake_context(b"pg_dump: warning: not an archive", false);
+        let dir = tempfile::tempdir().unwrap();
+        let err = block_on(run(&ctx, dir.path(), 3)).unwrap_err();
+        assert!(err.what.contains("not a custom-format archive"), "{err}");
+        assert!(list(&ctx.deployment, dir.path()).is_empty());
+    }
 }
