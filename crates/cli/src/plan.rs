@@ -462,6 +462,10 @@ pub(crate) async fn plan(
             reason,
         });
     }
+    // An earlier deploy may have written a unit and stopped before the reload:
+    // whatever is restarted or recreated must run from the units on disk.
+    daemon_reload |= matches!(network, NetworkAction::Recreate { .. })
+        || services.iter().any(|s| s.action == ServiceAction::Restart);
     Ok(Plan {
         lint,
         units,
