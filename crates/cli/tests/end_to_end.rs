@@ -321,3 +321,63 @@ fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
         }
     }
 }
+
+#[test]
+fn a_changed_setting_restarts_only_its_service_and_a_new_subnet_recreates_the_network() {
+    let host = require_host!();
+    let d = TestDeployment::new(host, "chg");
+    d.run_ok(&["deploy"]);
+    let pg_before = d.container_identity(&d.pg);
+    let vk_before = d.container_identity(&d.vk);
+
+    // A PostgreSQL setting: only PostgreSQL restarts.
+    let config = d.write_config(
+        "config.toml",
+        &d.config_text(&[], &[("postgres", "shm_size = \"256m\"")]),
+    );
+    let out = d.command(&config, &["plan"]).output().unwrap();
+    assert!(text(&out).contains("+ShmSize=256m"), "{}", text(&out));
+    let out = d.command(&config, &["deploy"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("restarted {}.service", d.pg)),
+        "{}",
+        text(&out)
+    );
+    assert_ne!(pg_before, d.container_identity(&d.pg));
+    assert_eq!(vk_before, d.container_identity(&d.vk));
+    let shm = host.podman_ok(["inspect", "--format", "{{.HostConfig.ShmSize}}", &d.pg]);
+    assert_eq!(shm.trim(), (256 * 1024 * 1024).to_string());
+
+    // A new subnet: the network is recreated and both containers join it.
+    let (subnet, gateway) = host.free_subnet();
+    let config = d.write_config(
+        "config.toml",
+        &d.config_text(
+            &[
+                ("network", "subnet", Some(&format!("{subnet:?}"))),
+                ("network", "gateway", Some(&format!("{gateway:?}"))),
+            ],
+            &[("postgres", "shm_size = \"256m\"")],
+        ),
+    );
+    let out = d.command(&config, &["--json", "deploy"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verify"]["ok"], true, "{report:#}");
+    let inspect = host.podman_ok(["network", "inspect", &d.podman_network()]);
+    let network: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(
+        network[0]["subnets"][0]["subnet"],
+        subnet.as_str(),
+        "{inspect}"
+    );
+    assert_eq!(
+        network[0]["containers"].as_object().unwrap().len(),
+        2,
+        "{inspect}"
+    );
+    assert_ne!(vk_before, d.container_identity(&d.vk));
+    let out = d.command(&config, &["deploy"]).output().unwrap();
+    assert!(text(&out).contains("No changes"), "{}", text(&out));
+}
