@@ -320,6 +320,26 @@ impl fmt::Display for TimeSpan {
 }
 
 /// An IP network in CIDR notation: `10.89.5.0/24`.
+///
+/// The address is kept as written, so that a value read from a file renders back
+/// unchanged; [`IpNet::network`] is the first address of the network, and
+/// [`IpNet::has_host_bits`] tells whether the two differ (podman refuses such a
+/// `Subnet=`). Membership and overlap compare the networks the values denote.
+///
+/// ```
+/// use homelab_quadlet::IpNet;
+///
+/// let photos: IpNet = "10.89.5.0/24".parse()?;
+/// assert!(photos.contains("10.89.5.1".parse()?));
+/// assert!(photos.is_reserved("10.89.5.255".parse()?));
+/// assert!(photos.overlaps(&"10.89.0.0/16".parse()?));
+/// assert!(!photos.overlaps(&"10.89.6.0/24".parse()?));
+///
+/// let written: IpNet = "10.89.5.7/24".parse()?;
+/// assert!(written.has_host_bits());
+/// assert_eq!(written.normalized(), photos);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IpNet {
     /// The address.
@@ -328,24 +348,92 @@ pub struct IpNet {
     pub prefix: u8,
 }
 
+/// An address as a number, and the width of its family in bits.
+fn ip_bits(ip: IpAddr) -> (u128, u8) {
+    match ip {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+        IpAddr::V6(v6) => (u128::from(v6), 128),
+    }
+}
+
 impl IpNet {
-    /// Whether `ip` is inside the network.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
+    /// The address as written (the `addr` field).
+    pub fn address(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The prefix length in bits (the `prefix` field).
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// The bits of the address that are not part of the prefix.
+    fn host_mask(&self) -> u128 {
+        let (_, width) = ip_bits(self.addr);
+        let host_bits = width.saturating_sub(self.prefix);
+        u128::MAX
+            .checked_shr(128 - u32::from(host_bits))
+            .unwrap_or(0)
+    }
+
+    /// The first address of the network: the address with its host bits cleared.
+    pub fn network(&self) -> IpAddr {
+        let (bits, _) = ip_bits(self.addr);
+        let first = bits & !self.host_mask();
+        match self.addr {
+            IpAddr::V4(_) => IpAddr::V4(u32::try_from(first).unwrap_or_default().into()),
+            IpAddr::V6(_) => IpAddr::V6(first.into()),
         }
+    }
+
+    /// The same network written with its first address (`10.89.5.7/24` gives
+    /// `10.89.5.0/24`).
+    #[must_use]
+    pub fn normalized(&self) -> Self {
+        Self {
+            addr: self.network(),
+            prefix: self.prefix,
+        }
+    }
+
+    /// Whether the address is written with host bits set (`10.89.5.7/24`).
+    pub fn has_host_bits(&self) -> bool {
+        self.addr != self.network()
+    }
+
+    /// Whether `ip` is inside the network (never for an address of the other
+    /// family).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let (net, width) = ip_bits(self.addr);
+        let (bits, ip_width) = ip_bits(ip);
+        let mask = !self.host_mask();
+        width == ip_width && bits & mask == net & mask
+    }
+
+    /// Whether the two networks share at least one address: exactly when the
+    /// one with the shorter prefix contains the other's first address. Networks
+    /// of different families never overlap.
+    pub fn overlaps(&self, other: &IpNet) -> bool {
+        let (wide, narrow) = if self.prefix <= other.prefix {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        wide.contains(narrow.network())
+    }
+
+    /// Whether `ip` is an address of the network that no host (and no gateway)
+    /// can take: in a network of more than two addresses, its first address
+    /// and, for `IPv4`, its broadcast address (the last one). Point-to-point
+    /// (`/31`, `/127`) and single-address networks reserve none.
+    pub fn is_reserved(&self, ip: IpAddr) -> bool {
+        let host = self.host_mask();
+        if !self.contains(ip) || host < 3 {
+            return false;
+        }
+        let (bits, width) = ip_bits(ip);
+        let host_part = bits & host;
+        host_part == 0 || (width == 32 && host_part == host)
     }
 }
 
@@ -354,19 +442,23 @@ impl FromStr for IpNet {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = |reason: &str| ValueError::new("CIDR network", s, reason);
-        let (addr, prefix) = s
-            .split_once('/')
-            .ok_or_else(|| bad("expected ADDRESS/PREFIX, such as 10.89.5.0/24"))?;
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| {
+            bad("there is no prefix length: expected ADDRESS/PREFIX, such as 10.89.5.0/24")
+        })?;
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| bad("the address is not an IP address"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .map_err(|_| bad("the prefix length is not a number"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if prefix > max {
-            return Err(bad(&format!("the prefix length is at most {max}")));
-        }
+            .map_err(|_| bad(&format!("`{addr}` is not an IP address")))?;
+        let (_, max) = ip_bits(addr);
+        // Digits only: `u8::from_str` would also take `+24`.
+        let prefix = Some(prefix)
+            .filter(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u8>().ok())
+            .filter(|p| *p <= max)
+            .ok_or_else(|| {
+                bad(&format!(
+                    "the prefix length `{prefix}` is not a number from 0 to {max}"
+                ))
+            })?;
         Ok(Self { addr, prefix })
     }
 }
@@ -931,11 +1023,95 @@ mod tests {
         let net: IpNet = "10.89.5.0/24".parse().unwrap();
         assert!(net.contains("10.89.5.1".parse().unwrap()));
         assert!(!net.contains("10.89.6.1".parse().unwrap()));
-        assert!("10.89.5.0/33".parse::<IpNet>().is_err());
-        assert!("10.89.5.0".parse::<IpNet>().is_err());
+        assert!(!net.contains("::1".parse().unwrap()));
+        for (bad, reason) in [
+            ("10.89.5.0", "no prefix length"),
+            ("10.89.5/24", "`10.89.5` is not an IP address"),
+            ("/24", "`` is not an IP address"),
+            ("10.89.5.0/33", "`33` is not a number from 0 to 32"),
+            ("fd00::/129", "`129` is not a number from 0 to 128"),
+            ("10.89.5.0/", "not a number"),
+            ("10.89.5.0/+4", "`+4` is not a number"),
+            ("10.89.5.0/2x", "not a number"),
+            ("10.89.5.0/0024", "not a number"),
+        ] {
+            let err = bad.parse::<IpNet>().unwrap_err();
+            assert!(err.reason.contains(reason), "{bad}: {err}");
+            assert_eq!(err.value, bad);
+        }
         round_trip::<IpNet>("fd00::/64");
+        round_trip::<IpNet>("10.89.5.7/24");
+        round_trip::<IpNet>("0.0.0.0/0");
         round_trip::<IpRange>("10.89.5.10-10.89.5.20");
         round_trip::<IpRange>("10.89.5.128/25");
+    }
+
+    fn net(text: &str) -> IpNet {
+        text.parse().unwrap()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn network_addresses_and_host_bits() {
+        assert_eq!(net("10.89.5.7/24").network(), ip("10.89.5.0"));
+        assert_eq!(net("10.89.5.7/24").normalized(), net("10.89.5.0/24"));
+        assert!(net("10.89.5.7/24").has_host_bits());
+        assert!(!net("10.89.5.0/24").has_host_bits());
+        assert!(!net("0.0.0.0/0").has_host_bits());
+        assert!(net("fd00::1/64").has_host_bits());
+        assert_eq!(net("fd00::1/64").network(), ip("fd00::"));
+        assert_eq!(net("10.89.5.7/32").network(), ip("10.89.5.7"));
+        // A prefix longer than the family's width, set through the fields, is
+        // the single address.
+        let long = IpNet {
+            addr: ip("10.89.5.7"),
+            prefix: 40,
+        };
+        assert!(!long.has_host_bits());
+        assert!(long.contains(ip("10.89.5.7")));
+        assert!(!long.contains(ip("10.89.5.8")));
+    }
+
+    #[test]
+    fn overlaps() {
+        assert!(net("10.89.5.0/24").overlaps(&net("10.89.5.0/24")));
+        assert!(net("10.89.5.0/24").overlaps(&net("10.89.5.128/25")));
+        assert!(net("10.89.5.128/25").overlaps(&net("10.89.0.0/16")));
+        assert!(net("0.0.0.0/0").overlaps(&net("192.168.1.0/24")));
+        assert!(!net("10.89.5.0/24").overlaps(&net("10.89.4.0/24")));
+        assert!(!net("10.89.5.0/25").overlaps(&net("10.89.5.128/25")));
+        assert!(!net("10.0.0.0/8").overlaps(&net("fd00::/8")));
+        assert!(!net("0.0.0.0/0").overlaps(&net("::/0")));
+        assert!(net("fd00::/64").overlaps(&net("fd00::1:0/112")));
+        assert!(!net("fd00::/64").overlaps(&net("fd00:0:0:1::/64")));
+        // Written with host bits: compared by the network they denote.
+        assert!(net("10.89.5.7/24").overlaps(&net("10.89.5.200/32")));
+    }
+
+    #[test]
+    fn reserved_addresses() {
+        let photos = net("10.89.5.0/24");
+        assert!(photos.is_reserved(ip("10.89.5.0")));
+        assert!(photos.is_reserved(ip("10.89.5.255")));
+        assert!(!photos.is_reserved(ip("10.89.5.1")));
+        assert!(!photos.is_reserved(ip("10.89.5.254")));
+        assert!(!photos.is_reserved(ip("10.89.6.0")), "outside");
+        // Point-to-point and single-address networks use every address.
+        assert!(net("10.89.5.0/30").is_reserved(ip("10.89.5.3")));
+        assert!(!net("10.89.5.0/30").is_reserved(ip("10.89.5.2")));
+        assert!(!net("10.89.5.0/31").is_reserved(ip("10.89.5.0")));
+        assert!(!net("10.89.5.0/31").is_reserved(ip("10.89.5.1")));
+        assert!(!net("10.89.5.7/32").is_reserved(ip("10.89.5.7")));
+        assert!(!net("fd00::/127").is_reserved(ip("fd00::")));
+        // IPv6 has no broadcast address; its first address is the subnet
+        // router anycast address.
+        let v6 = net("fd00::/64");
+        assert!(v6.is_reserved(ip("fd00::")));
+        assert!(!v6.is_reserved(ip("fd00::ffff:ffff:ffff:ffff")));
+        assert!(!v6.is_reserved(ip("fd00::1")));
     }
 
     #[test]

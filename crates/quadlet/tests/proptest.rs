@@ -73,6 +73,15 @@ fn ip_net() -> impl Strategy<Value = IpNet> {
     })
 }
 
+/// First and last address of an `IPv4` network, by arithmetic on its size.
+fn v4_range(net: &IpNet) -> Option<(u64, u64)> {
+    let IpAddr::V4(first) = net.network() else {
+        return None;
+    };
+    let first = u64::from(u32::from(first));
+    Some((first, first + (1u64 << (32 - net.prefix)) - 1))
+}
+
 fn secret() -> impl Strategy<Value = Secret> {
     (
         "[a-z][a-z0-9-]{0,12}",
@@ -480,6 +489,16 @@ proptest! {
         prop_assert_eq!(s.to_string().parse::<Secret>().unwrap(), s);
         prop_assert_eq!(v.to_string().parse::<VolumeMount>().unwrap(), v);
         prop_assert_eq!(kv.to_string().parse::<KeyValue>().unwrap(), kv);
+    }
+
+    #[test]
+    fn network_overlap_matches_the_address_ranges(a in ip_net(), b in ip_net()) {
+        prop_assert_eq!(a.overlaps(&b), b.overlaps(&a));
+        prop_assert!(a.contains(a.network()) && a.overlaps(&a));
+        prop_assert!(!a.normalized().has_host_bits());
+        if let (Some(ra), Some(rb)) = (v4_range(&a), v4_range(&b)) {
+            prop_assert_eq!(a.overlaps(&b), ra.0 <= rb.1 && rb.0 <= ra.1, "{} {}", a, b);
+        }
     }
 
     #[test]
