@@ -1,9 +1,9 @@
 //! Canonical formatting of unit files (`quadlet fmt`).
 
-use std::io::Write as _;
 use std::path::Path;
 
 use crate::Error;
+use crate::files::{read_text, write_atomic};
 use crate::syntax::{ParseError, UnitFile};
 
 /// The canonical text of a file, and whether it differs from the original.
@@ -38,23 +38,13 @@ pub fn format(text: &str) -> Result<Formatted, ParseError> {
     })
 }
 
-fn read(path: &Path) -> Result<String, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
-        path: path.to_path_buf(),
-    })
-}
-
 /// Formats the file at `path` (without changing it).
 ///
 /// # Errors
 /// [`Error::Read`], [`Error::NotUtf8`], or [`Error::Parse`] with the path, line and
 /// column.
 pub fn format_file(path: &Path) -> Result<Formatted, Error> {
-    let text = read(path)?;
+    let text = read_text(path)?;
     format(&text).map_err(|source| Error::Parse {
         file: path.to_path_buf(),
         source,
@@ -62,9 +52,9 @@ pub fn format_file(path: &Path) -> Result<Formatted, Error> {
 }
 
 /// Rewrites the file at `path` in its canonical form when it is not already;
-/// returns whether it changed. The new text replaces the old atomically (written
-/// beside it, then renamed over it) and keeps the file's permissions; a file with a
-/// syntax error is left untouched.
+/// returns whether it changed. The new text replaces the old atomically and keeps
+/// the file's permissions ([`write_atomic`]); a file with a syntax error is left
+/// untouched.
 ///
 /// # Errors
 /// As [`format_file`], and [`Error::Write`] when the new text cannot be written.
@@ -73,20 +63,6 @@ pub fn format_in_place(path: &Path) -> Result<bool, Error> {
     if !formatted.changed {
         return Ok(false);
     }
-    let write_error = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let permissions = std::fs::metadata(path).map_err(write_error)?.permissions();
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
-    temp.write_all(formatted.text.as_bytes())
-        .map_err(write_error)?;
-    temp.as_file().sync_all().map_err(write_error)?;
-    std::fs::set_permissions(temp.path(), permissions).map_err(write_error)?;
-    temp.persist(path).map_err(|e| write_error(e.error))?;
+    write_atomic(path, formatted.text)?;
     Ok(true)
 }

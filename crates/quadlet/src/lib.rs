@@ -21,6 +21,8 @@
 //!
 //! The naming rules (file → service, podman object, implied dependencies) live in
 //! [`naming`]; which key arrived in which podman release in [`version`].
+//! [`write_atomic`] puts a unit file in place so that the generator never reads
+//! half of one.
 //!
 //! ```
 //! use homelab_quadlet::{lint, ContainerUnit, PodmanVersion, Severity, UnitSet};
@@ -48,6 +50,7 @@
 mod compat;
 mod container;
 mod error;
+mod files;
 mod fmt;
 pub mod lint;
 mod model;
@@ -65,6 +68,7 @@ pub mod words;
 pub use compat::adapt;
 pub use container::Container;
 pub use error::Error;
+pub use files::write_atomic;
 pub use fmt::{Formatted, format, format_file, format_in_place};
 pub use lint::{Code, Finding, LintOptions, Scope, Severity, lint};
 pub use model::{

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
+use crate::files::read_text;
 use crate::naming::{UnitKind, UnitNames};
 use crate::syntax::UnitFile;
 
@@ -37,16 +38,6 @@ pub struct UnitSet {
     units: Vec<SourceUnit>,
     failures: Vec<Error>,
     by_name: HashMap<String, usize>,
-}
-
-fn read_text(path: &Path) -> Result<String, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
-        path: path.to_path_buf(),
-    })
 }
 
 impl UnitSet {
