@@ -5,6 +5,9 @@
 //! they hold) that existed already. The audit walks the tree with a few threads
 //! (one `open` and one `ioctl` per file, no process per file), finds those files,
 //! and sums the bytes used per directory along the way.
+//!
+//! The same walk, without the attribute reads, measures a tree on any
+//! filesystem ([`disk_usage`]).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -147,6 +150,9 @@ struct Found {
 }
 
 struct Walk {
+    /// Whether to read NOCOW attributes and look for migration leftovers; a
+    /// walk that only measures does neither.
+    audit: bool,
     queue: Mutex<Queue>,
     wake: Condvar,
     root_mount: Option<u64>,
@@ -173,32 +179,7 @@ pub fn audit_with_threads(root: impl AsRef<Path>, threads: usize) -> Result<Audi
             filesystem: fs,
         });
     }
-    let root_fd = open_dir(root, false).map_err(|e| from_errno(root, "auditing", e))?;
-    let walk = Walk {
-        queue: Mutex::new(Queue {
-            jobs: vec![Job {
-                path: root.to_path_buf(),
-                under_nocow: None,
-            }],
-            busy: 0,
-        }),
-        wake: Condvar::new(),
-        root_mount: mount_id(root_fd.as_fd()),
-        linked: Mutex::new(HashSet::new()),
-    };
-    drop(root_fd);
-    let found: Vec<Found> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads.max(1))
-            .map(|_| s.spawn(|| walk.work()))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
+    let found = walk(root, threads, true)?;
     let mut report = AuditReport {
         root: root.to_path_buf(),
         root_nocow: false,
@@ -222,6 +203,78 @@ pub fn audit_with_threads(root: impl AsRef<Path>, threads: usize) -> Result<Audi
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     report.dirs = add_up(report.dirs);
     Ok(report)
+}
+
+/// Walks the tree below `root` with `threads` threads; each returns what it
+/// found.
+fn walk(root: &Path, threads: usize, audit: bool) -> Result<Vec<Found>> {
+    let action = if audit { "auditing" } else { "measuring" };
+    let root_fd = open_dir(root, false).map_err(|e| from_errno(root, action, e))?;
+    let walk = Walk {
+        audit,
+        queue: Mutex::new(Queue {
+            jobs: vec![Job {
+                path: root.to_path_buf(),
+                under_nocow: None,
+            }],
+            busy: 0,
+        }),
+        wake: Condvar::new(),
+        root_mount: mount_id(root_fd.as_fd()),
+        linked: Mutex::new(HashSet::new()),
+    };
+    drop(root_fd);
+    Ok(std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| s.spawn(|| walk.work()))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    }))
+}
+
+/// The regular files below `root` and the bytes they use, on any filesystem:
+/// the figures of [`AuditReport::total`] without the audit, as `du -sx` counts
+/// file data (files with several links once, directories themselves not).
+///
+/// The walk stays on the root's mount. What cannot be read, or vanishes while
+/// the walk runs, is left out of the figures rather than failing them.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// std::fs::create_dir(dir.path().join("base"))?;
+/// std::fs::write(dir.path().join("base/16384"), vec![1u8; 20_000])?;
+/// let usage = homelab_btrfs::disk_usage(dir.path())?;
+/// assert_eq!((usage.files, usage.bytes), (1, 20_000));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::NotADirectory`], [`Error::PermissionDenied`] for
+/// the root.
+#[doc(alias = "du")]
+pub fn disk_usage(root: impl AsRef<Path>) -> Result<DirUsage> {
+    let root = root.as_ref();
+    let mut total = DirUsage {
+        path: root.to_path_buf(),
+        files: 0,
+        bytes: 0,
+        allocated: 0,
+    };
+    for dir in walk(root, default_threads(), false)?
+        .into_iter()
+        .flat_map(|f| f.dirs)
+    {
+        total.files += dir.files;
+        total.bytes += dir.bytes;
+        total.allocated += dir.allocated;
+    }
+    Ok(total)
 }
 
 /// Turns per-directory figures (files directly inside) into totals per subtree,
@@ -361,9 +414,10 @@ impl Walk {
             });
             return;
         }
-        let nocow = match attributes::get(&fd, &job.path) {
-            Ok(a) => a.is_nocow(),
-            Err(e) => {
+        let nocow = match self.audit.then(|| attributes::get(&fd, &job.path)) {
+            None => false,
+            Some(Ok(a)) => a.is_nocow(),
+            Some(Err(e)) => {
                 found.skipped.push(Skipped {
                     path: job.path.clone(),
                     reason: SkipReason::Unreadable(e),
@@ -412,7 +466,7 @@ impl Walk {
                     under_nocow: Some(under_nocow),
                 }),
                 FileType::RegularFile => {
-                    if migrate::is_leftover(dirfd, name) {
+                    if self.audit && migrate::is_leftover(dirfd, name) {
                         found.leftovers.push(job.path.join(name));
                         continue;
                     }

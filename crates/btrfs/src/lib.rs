@@ -18,6 +18,7 @@
 //!   that changed or would change ([`ensure_dir`], [`plan_dir`]);
 //! - audits a tree for copy-on-write files below NOCOW directories, with a
 //!   parallel walk that also sums the bytes used per directory ([`audit`]);
+//!   the same walk measures a tree on any filesystem ([`disk_usage`]);
 //! - rewrites such files into NOCOW copies, safely even when interrupted
 //!   ([`migrate_to_nocow`]);
 //! - creates subvolumes, recognises them, and takes read-only snapshots
@@ -86,7 +87,8 @@ mod sys;
 
 pub use attributes::{Attributes, NocowChange, attributes, clear_nocow, set_nocow};
 pub use audit::{
-    AuditReport, CowFile, DirUsage, SkipReason, Skipped, audit, audit_with_threads, default_threads,
+    AuditReport, CowFile, DirUsage, SkipReason, Skipped, audit, audit_with_threads,
+    default_threads, disk_usage,
 };
 pub use dir::{DirChange, DirReport, DirSpec, Nocow, Owner, ensure_dir, plan_dir};
 pub use error::{Error, Result};

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use homelab_btrfs::{
-    Attributes, Error, Filesystem, SkipReason, audit, audit_with_threads, set_nocow,
+    Attributes, Error, Filesystem, SkipReason, audit, audit_with_threads, disk_usage, set_nocow,
 };
 use immich_db_testhost::require_host;
 
@@ -268,6 +268,79 @@ fn roots_that_cannot_be_audited_are_errors() {
     let file = pool.path().join("file");
     fs::write(&file, b"x").unwrap();
     match audit(&file) {
+        Err(Error::NotADirectory { path }) => assert_eq!(path, file),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn disk_usage_measures_a_tree_on_any_filesystem() {
+    let host = require_host!();
+    let dirs = [
+        host.btrfs_dir("usage"),
+        host.ext4_dir("usage"),
+        host.tmpfs_dir("usage"),
+    ];
+    for dir in &dirs {
+        let root = dir.path();
+        fs::create_dir_all(root.join("base/1")).unwrap();
+        fs::write(root.join("PG_VERSION"), b"17\n").unwrap();
+        fs::write(root.join("base/1/1259"), vec![1u8; 8192]).unwrap();
+        fs::write(root.join("base/1/2608"), vec![2u8; 100_000]).unwrap();
+        // A hard link counts once; a symbolic link is not a file's data; a
+        // file named like a migration's temporary copy is a file like any other.
+        fs::hard_link(root.join("base/1/2608"), root.join("base/link")).unwrap();
+        std::os::unix::fs::symlink("base/1/1259", root.join("symlink")).unwrap();
+        fs::write(root.join(".nocow-migrate~x"), b"data").unwrap();
+
+        let usage = disk_usage(root).unwrap();
+        assert_eq!(usage.path, root);
+        assert_eq!((usage.files, usage.bytes), (4, 3 + 8192 + 100_000 + 4));
+        // The plain walk counts the linked file twice.
+        let (files, bytes, allocated) = walk(root);
+        let linked = fs::metadata(root.join("base/link")).unwrap().blocks() * 512;
+        assert!(linked >= 100_000, "{linked}");
+        assert_eq!(
+            (usage.files, usage.bytes, usage.allocated),
+            (files - 1, bytes - 100_000, allocated - linked),
+            "{}",
+            root.display()
+        );
+    }
+    // On BTRFS, the audit's total says the same.
+    let root = dirs[0].path();
+    assert_eq!(
+        audit(root).unwrap().total(),
+        Some(&disk_usage(root).unwrap())
+    );
+}
+
+#[test]
+fn disk_usage_stays_on_the_root_mount_and_refuses_what_is_no_directory() {
+    let host = require_host!();
+    let pool = host.btrfs_dir("usage-mount");
+    let root = pool.path();
+    fs::write(root.join("here"), vec![1u8; 4096]).unwrap();
+    let mnt = root.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1M", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _unmount = Unmount(&mnt);
+    fs::write(mnt.join("elsewhere"), vec![2u8; 8192]).unwrap();
+    let usage = disk_usage(root).unwrap();
+    assert_eq!((usage.files, usage.bytes), (1, 4096));
+
+    let missing = root.join("missing");
+    match disk_usage(&missing) {
+        Err(Error::NotFound { path }) => assert_eq!(path, missing),
+        other => panic!("{other:?}"),
+    }
+    let file = root.join("here");
+    match disk_usage(&file) {
         Err(Error::NotADirectory { path }) => assert_eq!(path, file),
         other => panic!("{other:?}"),
     }
