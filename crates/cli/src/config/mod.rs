@@ -2,7 +2,6 @@
 //! checks that turn it into a [`Deployment`].
 
 pub(crate) mod backup;
-mod net;
 mod template;
 pub(crate) mod validate;
 

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 
+use homelab_quadlet::IpNet;
+use homelab_quadlet::values::ValueError;
 use serde::Serialize;
 
-use super::net::{Cidr, CidrError};
 use super::{Config, Loaded};
 use crate::error::{Failure, Result};
 
@@ -36,7 +37,7 @@ pub(crate) struct Deployment {
     #[serde(flatten)]
     pub(crate) config: Config,
     #[serde(skip)]
-    pub(crate) subnet: Cidr,
+    pub(crate) subnet: IpNet,
     #[serde(skip)]
     pub(crate) gateway: IpAddr,
     #[serde(skip)]
@@ -316,21 +317,30 @@ pub(crate) fn validate(loaded: &Loaded) -> Result<Deployment> {
     // [network]
     let network = &config.network;
     c.name("network", "name", &network.name, "network unit")?;
-    let subnet: Cidr = network.subnet.parse().map_err(|e: CidrError| {
-        let help = match &e {
-            CidrError::HostBits { network } => format!("write `subnet = \"{network}\"`"),
-            _ => "write an IPv4 or IPv6 subnet in CIDR form, such as 10.89.5.0/24".into(),
-        };
+    let bad_subnet = |why: String, help: String| {
         c.fail(
             "network",
             "subnet",
             format!(
-                "`network.subnet` = {:?} is not a valid subnet: {e}",
+                "`network.subnet` = {:?} is not a valid subnet: {why}",
                 network.subnet
             ),
             help,
         )
+    };
+    let subnet: IpNet = network.subnet.parse().map_err(|e: ValueError| {
+        bad_subnet(
+            e.reason,
+            "write an IPv4 or IPv6 subnet in CIDR form, such as 10.89.5.0/24".into(),
+        )
     })?;
+    if subnet.has_host_bits() {
+        let network = subnet.normalized();
+        return Err(bad_subnet(
+            format!("host bits are set (the subnet would be {network})"),
+            format!("write `subnet = \"{network}\"`"),
+        ));
+    }
     let gateway: IpAddr = network.gateway.parse().map_err(|_| {
         c.fail(
             "network",
@@ -763,6 +773,60 @@ mod tests {
             assert_eq!(err.location.as_deref(), Some(*location), "{text}\n{err}");
             assert!(err.help.is_some(), "{text}");
         }
+    }
+
+    /// What is wrong with a subnet or gateway, and the fix, in the message.
+    #[test]
+    fn subnet_and_gateway_messages_say_what_and_how() {
+        for (text, what, help) in [
+            (
+                "[network]\nsubnet = \"10.89.5.0\"\n",
+                "`network.subnet` = \"10.89.5.0\" is not a valid subnet: there is no prefix length",
+                "such as 10.89.5.0/24",
+            ),
+            (
+                "[network]\nsubnet = \"10.89.500.0/24\"\n",
+                "`10.89.500.0` is not an IP address",
+                "CIDR form",
+            ),
+            (
+                "[network]\nsubnet = \"10.89.5.0/+24\"\n",
+                "the prefix length `+24` is not a number from 0 to 32",
+                "CIDR form",
+            ),
+            (
+                "[network]\nsubnet = \"fd00::/129\"\n",
+                "the prefix length `129` is not a number from 0 to 128",
+                "CIDR form",
+            ),
+            (
+                "[network]\nsubnet = \"10.89.5.7/24\"\n",
+                "host bits are set (the subnet would be 10.89.5.0/24)",
+                "write `subnet = \"10.89.5.0/24\"`",
+            ),
+            (
+                "[network]\ngateway = \"10.89.6.1\"\n",
+                "`network.gateway` = 10.89.6.1 is outside the subnet 10.89.5.0/24",
+                "inside the subnet",
+            ),
+            (
+                "[network]\ngateway = \"10.89.5.255\"\n",
+                "is the network or broadcast address of 10.89.5.0/24",
+                "host address",
+            ),
+            (
+                "[network]\nsubnet = \"fd00:5::/64\"\ngateway = \"fd00:5::\"\n",
+                "`network.gateway` = fd00:5:: is the network or broadcast address of fd00:5::/64",
+                "host address",
+            ),
+        ] {
+            let err = check(text).expect_err(text);
+            assert!(err.what.contains(what), "{text}\n{err}");
+            let given = err.help.unwrap_or_default();
+            assert!(given.contains(help), "{text}\n{given}");
+        }
+        let d = check("[network]\nsubnet = \"fd00:5::/64\"\ngateway = \"fd00:5::1\"\n").unwrap();
+        assert_eq!(d.subnet.to_string(), "fd00:5::/64");
     }
 
     #[test]
