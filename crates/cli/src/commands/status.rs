@@ -136,7 +136,9 @@ pub(crate) async fn run(ctx: &Context) -> Result<Outcome> {
         .into_iter()
         .map(|dir| Directory {
             key: dir.key,
-            bytes: crate::files::disk_usage(&dir.path).ok(),
+            bytes: homelab_btrfs::disk_usage(&dir.path)
+                .ok()
+                .map(|u| u.allocated),
             path: dir.path.display().to_string(),
         })
         .collect();
