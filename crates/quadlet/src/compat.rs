@@ -73,30 +73,7 @@ pub fn adapt(
     }
     // Values whose meaning arrived later than their key.
     for entry in file.entries(section) {
-        let feature = match entry.key() {
-            "Notify" if entry.unquoted().eq_ignore_ascii_case("healthy") => {
-                Some(Feature::NotifyHealthy)
-            }
-            "Network"
-                if entry
-                    .value()
-                    .split(':')
-                    .next()
-                    .is_some_and(|n| n.ends_with(".container")) =>
-            {
-                Some(Feature::NetworkOfContainerUnit)
-            }
-            "Environment"
-                if kind == UnitKind::Container
-                    && words::split(entry.value())
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|w| !w.contains('=')) =>
-            {
-                Some(Feature::EnvironmentFromHost)
-            }
-            _ => None,
-        };
+        let feature = Feature::of_value(kind, entry);
         if let Some(feature) = feature
             && feature.since() > target
         {

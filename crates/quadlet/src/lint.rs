@@ -507,37 +507,8 @@ impl<'a> Lint<'a> {
         }
         // Values whose meaning is newer than their key.
         for entry in unit.file.entries(section) {
-            let feature = match entry.key() {
-                "Notify" if entry.unquoted().eq_ignore_ascii_case("healthy") => {
-                    Some((Feature::NotifyHealthy, "`Notify=healthy`"))
-                }
-                "Network"
-                    if entry
-                        .value()
-                        .split(':')
-                        .next()
-                        .is_some_and(|n| n.ends_with(".container")) =>
-                {
-                    Some((
-                        Feature::NetworkOfContainerUnit,
-                        "`Network=` naming a .container file",
-                    ))
-                }
-                "Environment"
-                    if kind == UnitKind::Container
-                        && words::split(entry.value())
-                            .unwrap_or_default()
-                            .iter()
-                            .any(|w| !w.contains('=')) =>
-                {
-                    Some((
-                        Feature::EnvironmentFromHost,
-                        "`Environment=` with a name and no value",
-                    ))
-                }
-                _ => None,
-            };
-            if let Some((feature, what)) = feature
+            let feature = Feature::of_value(kind, entry);
+            if let Some(feature) = feature
                 && feature.since() > target
             {
                 self.at(
@@ -545,7 +516,8 @@ impl<'a> Lint<'a> {
                     entry,
                     Code::TooNew,
                     format!(
-                        "{what} needs podman {}; the target is {target}",
+                        "{} needs podman {}; the target is {target}",
+                        feature.describe(),
                         feature.since()
                     ),
                     Some(format!(

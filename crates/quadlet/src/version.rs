@@ -12,6 +12,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::naming::UnitKind;
+use crate::syntax::Entry;
+use crate::words;
 
 /// A podman release, `major.minor.patch`.
 ///
@@ -460,6 +462,45 @@ impl Feature {
             Self::NetworkOfContainerUnit => V::V5_3,
             Self::UnitFileDependencies => V::V5_5,
             Self::EnvironmentFromHost => V::V5_6,
+        }
+    }
+
+    /// How a unit writes the feature, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::NotifyHealthy => "`Notify=healthy`",
+            Self::NetworkOfContainerUnit => "`Network=` naming a .container file",
+            Self::UnitFileDependencies => "a Quadlet file name in a `[Unit]` dependency",
+            Self::EnvironmentFromHost => "`Environment=` with a name and no value",
+        }
+    }
+
+    /// The feature an entry of the main section of a `kind` unit uses through
+    /// its value, where that meaning is newer than the key.
+    pub(crate) fn of_value(kind: UnitKind, entry: &Entry) -> Option<Self> {
+        match entry.key() {
+            "Notify" if entry.unquoted().eq_ignore_ascii_case("healthy") => {
+                Some(Self::NotifyHealthy)
+            }
+            "Network"
+                if entry
+                    .value()
+                    .split(':')
+                    .next()
+                    .is_some_and(|n| n.ends_with(".container")) =>
+            {
+                Some(Self::NetworkOfContainerUnit)
+            }
+            "Environment"
+                if kind == UnitKind::Container
+                    && words::split(entry.value())
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|w| !w.contains('=')) =>
+            {
+                Some(Self::EnvironmentFromHost)
+            }
+            _ => None,
         }
     }
 }
