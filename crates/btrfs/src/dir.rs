@@ -328,13 +328,14 @@ pub fn plan_dir(spec: &DirSpec) -> Result<DirReport> {
     })
 }
 
-fn open_dir(path: &Path) -> Result<OwnedFd> {
+/// Opens a directory read-only; an error says it failed while `action`.
+pub(crate) fn open_dir(path: &Path, action: &'static str) -> Result<OwnedFd> {
     rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| from_errno(path, "opening", e))
+    .map_err(|e| from_errno(path, action, e))
 }
 
 fn mkdir(path: &Path, mode: u32) -> Result<bool> {
@@ -374,7 +375,7 @@ pub fn ensure_dir(spec: &DirSpec) -> Result<DirReport> {
                     0o777
                 };
                 mkdir(path, initial)?;
-                let dir = open_dir(path)?;
+                let dir = open_dir(path, "opening")?;
                 if let Some(owner) = spec.owner {
                     chown(&dir, path, owner)?;
                 }
@@ -386,7 +387,7 @@ pub fn ensure_dir(spec: &DirSpec) -> Result<DirReport> {
             DirChange::NocowSet { .. } | DirChange::NocowCleared => {
                 let dir = match fd.take() {
                     Some(dir) => dir,
-                    None => open_dir(path)?,
+                    None => open_dir(path, "opening")?,
                 };
                 let on = matches!(change, DirChange::NocowSet { .. });
                 let done = attributes::set_nocow_fd(&dir, path, on, 0)?;
@@ -396,7 +397,7 @@ pub fn ensure_dir(spec: &DirSpec) -> Result<DirReport> {
             DirChange::OwnerChanged { to, .. } => {
                 let dir = match fd.take() {
                     Some(dir) => dir,
-                    None => open_dir(path)?,
+                    None => open_dir(path, "opening")?,
                 };
                 chown(&dir, path, *to)?;
                 fd = Some(dir);
@@ -404,7 +405,7 @@ pub fn ensure_dir(spec: &DirSpec) -> Result<DirReport> {
             DirChange::ModeChanged { to, .. } => {
                 let dir = match fd.take() {
                     Some(dir) => dir,
-                    None => open_dir(path)?,
+                    None => open_dir(path, "opening")?,
                 };
                 chmod(&dir, path, *to)?;
                 fd = Some(dir);

@@ -18,7 +18,7 @@ use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{
     AtFlags, FlockOperation, Gid, IFlags, Mode, OFlags, SeekFrom, Timespec, Timestamps, Uid,
     XattrFlags,
@@ -26,6 +26,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use crate::attributes::{self, Attributes};
+use crate::dir::open_dir;
 use crate::error::{Error, Result, from_errno, from_io};
 use crate::filesystem::Filesystem;
 
@@ -117,15 +118,6 @@ fn has_marker(fd: BorrowedFd<'_>) -> bool {
     rustix::fs::fgetxattr_query(fd, MARKER_XATTR).is_ok()
 }
 
-fn open_dir(path: &Path) -> Result<OwnedFd> {
-    rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| from_errno(path, "opening", e))
-}
-
 /// What to do with an entry named like a temporary copy.
 enum Leftover {
     /// Not a marked regular file: not ours, leave it.
@@ -198,7 +190,7 @@ pub(crate) fn is_leftover(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
 /// [`Error::Io`].
 pub fn clean_leftovers(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
     let dir_path = dir.as_ref();
-    let fd = open_dir(dir_path)?;
+    let fd = open_dir(dir_path, "opening")?;
     let entries =
         rustix::fs::Dir::read_from(&fd).map_err(|e| from_errno(dir_path, "listing", e))?;
     let mut removed = Vec::new();
@@ -425,7 +417,7 @@ fn create_temp<'a>(dir: BorrowedFd<'a>, p: &Planned) -> Result<TempCopy<'a>> {
 
 fn rewrite(p: &Planned) -> Result<()> {
     let path = p.path.as_path();
-    let dir = open_dir(&p.dir)?;
+    let dir = open_dir(&p.dir, "opening")?;
     let src = rustix::fs::openat(
         &dir,
         &p.name,

@@ -5,10 +5,10 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
-use rustix::fd::OwnedFd;
-use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags};
+use rustix::fs::{AtFlags, StatxFlags};
 use rustix::io::Errno;
 
+use crate::dir::open_dir;
 use crate::error::{Error, Result, from_errno, from_io};
 use crate::filesystem::{Filesystem, filesystem};
 use crate::sys;
@@ -42,15 +42,6 @@ fn split(path: &Path) -> Result<(PathBuf, &OsStr)> {
         _ => PathBuf::from("."),
     };
     Ok((parent, name))
-}
-
-fn open_dir(path: &Path, action: &'static str) -> Result<OwnedFd> {
-    rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| from_errno(path, action, e))
 }
 
 /// Whether `path` is the root of a BTRFS subvolume (or snapshot): a directory on

@@ -216,20 +216,16 @@ fn leftovers_of_a_migration_are_listed_apart() {
 }
 
 /// Unmounts a test's mount when dropped, also when the test fails.
-struct Unmount<'a>(&'a Path);
+struct Unmount(PathBuf);
 
-impl Drop for Unmount<'_> {
+impl Drop for Unmount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0).status();
+        let _ = Command::new("umount").arg(&self.0).status();
     }
 }
 
-#[test]
-fn other_mounts_are_skipped() {
-    let host = require_host!();
-    let pool = host.btrfs_dir("audit-mount");
-    let root = pool.path();
-    set_nocow(root).unwrap();
+/// A small tmpfs mounted at `root/mnt`, unmounted when dropped.
+fn mount_tmpfs_below(root: &Path) -> Unmount {
     let mnt = root.join("mnt");
     fs::create_dir(&mnt).unwrap();
     let status = Command::new("mount")
@@ -238,12 +234,22 @@ fn other_mounts_are_skipped() {
         .status()
         .unwrap();
     assert!(status.success());
-    let _unmount = Unmount(&mnt);
+    Unmount(mnt)
+}
+
+#[test]
+fn other_mounts_are_skipped() {
+    let host = require_host!();
+    let pool = host.btrfs_dir("audit-mount");
+    let root = pool.path();
+    set_nocow(root).unwrap();
+    let mounted = mount_tmpfs_below(root);
+    let mnt = &mounted.0;
     fs::write(mnt.join("elsewhere"), b"x").unwrap();
 
     let report = audit(root).unwrap();
     assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
-    assert_eq!(report.skipped[0].path, mnt);
+    assert_eq!(&report.skipped[0].path, mnt);
     assert!(matches!(report.skipped[0].reason, SkipReason::OtherMount));
     assert!(report.cow_files.is_empty());
 }
@@ -321,15 +327,8 @@ fn disk_usage_stays_on_the_root_mount_and_refuses_what_is_no_directory() {
     let pool = host.btrfs_dir("usage-mount");
     let root = pool.path();
     fs::write(root.join("here"), vec![1u8; 4096]).unwrap();
-    let mnt = root.join("mnt");
-    fs::create_dir(&mnt).unwrap();
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1M", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _unmount = Unmount(&mnt);
+    let mounted = mount_tmpfs_below(root);
+    let mnt = &mounted.0;
     fs::write(mnt.join("elsewhere"), vec![2u8; 8192]).unwrap();
     let usage = disk_usage(root).unwrap();
     assert_eq!((usage.files, usage.bytes), (1, 4096));
