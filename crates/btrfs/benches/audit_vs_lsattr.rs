@@ -9,7 +9,7 @@
 //!
 //! `cargo bench -p homelab-btrfs --bench audit_vs_lsattr`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,16 +17,6 @@ const DIRS: usize = 100;
 const FILES_PER_DIR: usize = 1_000;
 const COW_DIRS: usize = 10;
 const RUNS: usize = 5;
-
-fn pool() -> Option<PathBuf> {
-    let pool = PathBuf::from(
-        std::env::var("IMMICH_DB_TEST_BTRFS")
-            .unwrap_or_else(|_| "/mnt/immich-db-test/btrfs".into()),
-    );
-    homelab_btrfs::is_btrfs(&pool)
-        .unwrap_or(false)
-        .then_some(pool)
-}
 
 fn build_tree(root: &Path) {
     let payload = [b'x'; 100];
@@ -79,16 +69,11 @@ fn lsattr_r(root: &Path) -> usize {
 }
 
 fn main() {
-    let Some(pool) = pool() else {
-        println!(
-            "SKIPPED audit_vs_lsattr: no BTRFS pool at $IMMICH_DB_TEST_BTRFS or /mnt/immich-db-test/btrfs (run `sudo scripts/provision --yes`)"
-        );
+    // Skips with a visible line where the test host is not set up.
+    let Some(host) = immich_db_testhost::host("audit_vs_lsattr") else {
         return;
     };
-    let scratch = tempfile::Builder::new()
-        .prefix("idbt-bench-audit-")
-        .tempdir_in(&pool)
-        .expect("create a scratch directory on the pool");
+    let scratch = host.btrfs_dir("bench-audit");
     let root = scratch.path();
     let (built, ()) = time(|| build_tree(root));
     let files = DIRS * FILES_PER_DIR;

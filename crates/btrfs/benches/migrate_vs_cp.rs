@@ -20,16 +20,6 @@ const FILES: usize = 16;
 const FILE_MIB: usize = 32;
 const ROUNDS: usize = 3;
 
-fn pool() -> Option<PathBuf> {
-    let pool = PathBuf::from(
-        std::env::var("IMMICH_DB_TEST_BTRFS")
-            .unwrap_or_else(|_| "/mnt/immich-db-test/btrfs".into()),
-    );
-    homelab_btrfs::is_btrfs(&pool)
-        .unwrap_or(false)
-        .then_some(pool)
-}
-
 fn sync(dir: &Path) {
     let ok = Command::new("sync")
         .arg("-f")
@@ -71,16 +61,11 @@ fn median(mut runs: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let Some(pool) = pool() else {
-        println!(
-            "SKIPPED migrate_vs_cp: no BTRFS pool at $IMMICH_DB_TEST_BTRFS or /mnt/immich-db-test/btrfs (run `sudo scripts/provision --yes`)"
-        );
+    // Skips with a visible line where the test host is not set up.
+    let Some(host) = immich_db_testhost::host("migrate_vs_cp") else {
         return;
     };
-    let scratch = tempfile::Builder::new()
-        .prefix("idbt-bench-migrate-")
-        .tempdir_in(&pool)
-        .expect("create a scratch directory on the pool");
+    let scratch = host.btrfs_dir("bench-migrate");
     let mib = u32::try_from(FILES * FILE_MIB).expect("a few hundred mebibytes");
     let bytes = f64::from(mib) * 1024.0 * 1024.0;
     let (mut cp, mut cp_sync, mut migrate) = (Vec::new(), Vec::new(), Vec::new());
