@@ -220,6 +220,20 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Podman stopped relaying the output of a command in a container before
+    /// the output ended, so what was received is incomplete, although the
+    /// command exited with 0. (A command that failed is returned as failed,
+    /// with podman's note at the end of its standard error.)
+    #[error(
+        "the output of a command in container `{container}` was cut off by podman before it ended: {reason}; the output received is incomplete"
+    )]
+    ExecOutputCut {
+        /// The container.
+        container: String,
+        /// What podman reported.
+        reason: String,
+    },
+
     /// An operation did not finish in time.
     #[error("timed out after {after:?} while trying to {operation}{}", name_suffix(name.as_deref()))]
     Timeout {

@@ -10,8 +10,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use zeroize::Zeroizing;
 
 /// The libpod API prefix. Unversioned paths are served at the service's own
@@ -49,9 +50,21 @@ enum Framing {
 
 /// The body of a response, read piece by piece (for streams such as events).
 #[derive(Debug)]
-pub(crate) struct Body {
-    reader: BufReader<UnixStream>,
+pub(crate) struct Body<R = UnixStream> {
+    reader: BufReader<R>,
     framing: Framing,
+}
+
+/// A response whose connection stays open both ways after the head: podman
+/// takes the connection over to attach a command's standard streams.
+#[derive(Debug)]
+pub(crate) struct Attached {
+    pub(crate) status: u16,
+    /// The rest of the response: the raw stream after a successful head, or an
+    /// error body.
+    pub(crate) body: Body<OwnedReadHalf>,
+    /// This side's half: what is written goes to the command's standard input.
+    pub(crate) input: OwnedWriteHalf,
 }
 
 impl Http {
@@ -73,11 +86,8 @@ impl Http {
         body: Option<(&str, &[u8])>,
     ) -> io::Result<Response> {
         let (status, mut body) = self.open(method, target, body).await?;
-        let mut all = Zeroizing::new(Vec::new());
-        while let Some(piece) = body.next_piece().await? {
-            all.extend_from_slice(&piece);
-        }
-        Ok(Response { status, body: all })
+        let body = body.read_all().await?;
+        Ok(Response { status, body })
     }
 
     /// Sends one request and returns the status and the body still to be read.
@@ -88,26 +98,30 @@ impl Http {
         body: Option<(&str, &[u8])>,
     ) -> io::Result<(u16, Body)> {
         let mut stream = UnixStream::connect(&self.socket).await?;
-        let mut head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: d\r\nUser-Agent: homelab-podman\r\nConnection: close\r\n"
-        );
-        if let Some((content_type, bytes)) = body {
-            let _ = write!(
-                head,
-                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-                bytes.len()
-            );
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await?;
-        if let Some((_, bytes)) = body {
-            // Written straight from the caller's buffer: a secret is never copied.
-            stream.write_all(bytes).await?;
-        }
-        stream.flush().await?;
+        send_request(&mut stream, method, target, body).await?;
         let mut reader = BufReader::new(stream);
         let (status, framing) = read_head(&mut reader).await?;
         Ok((status, Body { reader, framing }))
+    }
+
+    /// Sends one request whose connection podman takes over (an attach), and
+    /// returns the status with both halves of the connection.
+    pub(crate) async fn attach(
+        &self,
+        method: &str,
+        target: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> io::Result<Attached> {
+        let mut stream = UnixStream::connect(&self.socket).await?;
+        send_request(&mut stream, method, target, body).await?;
+        let (read_half, input) = stream.into_split();
+        let mut reader = BufReader::new(read_half);
+        let (status, framing) = read_head(&mut reader).await?;
+        Ok(Attached {
+            status,
+            body: Body { reader, framing },
+            input,
+        })
     }
 
     /// Whether a podman service answers `_ping` on this socket within `timeout`;
@@ -137,11 +151,39 @@ impl Http {
     }
 }
 
+async fn send_request(
+    stream: &mut UnixStream,
+    method: &str,
+    target: &str,
+    body: Option<(&str, &[u8])>,
+) -> io::Result<()> {
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: d\r\nUser-Agent: homelab-podman\r\nConnection: close\r\n"
+    );
+    if let Some((content_type, bytes)) = body {
+        let _ = write!(
+            head,
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            bytes.len()
+        );
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    if let Some((_, bytes)) = body {
+        // Written straight from the caller's buffer: a secret is never copied.
+        stream.write_all(bytes).await?;
+    }
+    stream.flush().await
+}
+
 fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
-async fn read_line(reader: &mut BufReader<UnixStream>, seen: &mut usize) -> io::Result<String> {
+async fn read_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    seen: &mut usize,
+) -> io::Result<String> {
     let mut line = Vec::new();
     let n = reader.read_until(b'\n', &mut line).await?;
     if n == 0 {
@@ -160,7 +202,7 @@ async fn read_line(reader: &mut BufReader<UnixStream>, seen: &mut usize) -> io::
     String::from_utf8(line).map_err(|_| bad("response head is not text"))
 }
 
-async fn read_head(reader: &mut BufReader<UnixStream>) -> io::Result<(u16, Framing)> {
+async fn read_head<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> io::Result<(u16, Framing)> {
     let mut seen = 0;
     let status_line = read_line(reader, &mut seen).await?;
     let status = parse_status_line(&status_line)?;
@@ -204,7 +246,21 @@ fn parse_status_line(line: &str) -> io::Result<u16> {
         .map_err(|_| bad(format!("bad status line {line:?}")))
 }
 
-impl Body {
+impl<R: AsyncRead + Unpin> Body<R> {
+    /// The raw stream after the head, for a connection podman has taken over.
+    pub(crate) fn into_stream(self) -> BufReader<R> {
+        self.reader
+    }
+
+    /// The whole (remaining) body.
+    pub(crate) async fn read_all(&mut self) -> io::Result<Zeroizing<Vec<u8>>> {
+        let mut all = Zeroizing::new(Vec::new());
+        while let Some(piece) = self.next_piece().await? {
+            all.extend_from_slice(&piece);
+        }
+        Ok(all)
+    }
+
     /// The next piece of the body, or `None` at its end.
     pub(crate) async fn next_piece(&mut self) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
         const PIECE: u64 = 16 * 1024;

@@ -81,6 +81,7 @@
 mod cidr;
 mod connect;
 mod error;
+mod exec;
 mod fake;
 mod http;
 mod model;

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::{AsyncWriteExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use homelab_secrets::SecretValue;
 use podman_api::conn::TtyChunk;
 use podman_api::opts;
@@ -34,25 +34,6 @@ use crate::model::{
 };
 use crate::runtime::{EventStream, Runtime};
 use crate::wire;
-
-/// Whether a write to a command's standard input failed because the command
-/// ended without reading all of it: podman then closes the stream (a broken
-/// pipe) or the connection (a reset).
-fn stopped_reading(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
-    )
-}
-
-/// Whether the output of a command with standard input ended in a reset: podman
-/// closes the connection with the unread input still in it when the command
-/// ends, and the kernel then reports a reset after the last output byte
-/// instead of an end of stream. The exit code, read afterwards, tells how the
-/// command ended.
-fn is_reset(e: &podman_api::conn::Error) -> bool {
-    matches!(e, podman_api::conn::Error::IO(io) if io.kind() == std::io::ErrorKind::ConnectionReset)
-}
 
 /// The largest secret podman stores (its limit is "less than 512000 bytes").
 pub const MAX_SECRET_LEN: usize = 511_999;
@@ -122,7 +103,7 @@ impl Podman {
         self.service.as_deref()
     }
 
-    fn connection_error(
+    pub(crate) fn connection_error(
         &self,
         operation: &'static str,
         name: Option<&str>,
@@ -136,91 +117,23 @@ impl Podman {
         }
     }
 
-    /// Creates an exec session for `spec` in the container and starts it,
-    /// attached to its standard output and error (and input when asked).
-    async fn start_exec(
-        &self,
-        op: &'static str,
-        name: &str,
-        spec: &ExecSpec,
-        attach_stdin: bool,
-    ) -> Result<(podman_api::api::Exec, podman_api::conn::Multiplexer)> {
-        if spec.command().is_empty() {
-            return Err(Error::Rejected {
-                operation: op,
-                name: Some(name.to_owned()),
-                status: 400,
-                message: "the command is empty".into(),
-            });
-        }
-        let container = self.api.containers().get(name);
-        let mut builder = opts::ExecCreateOpts::builder()
-            .command(spec.command())
-            .attach_stdout(true)
-            .attach_stderr(true)
-            .attach_stdin(attach_stdin);
-        let env: Vec<(&str, &str)> = spec.env_vars().collect();
-        if !env.is_empty() {
-            builder = builder.env(env);
-        }
-        if let Some(user) = spec.user_name() {
-            builder = builder.user(opts::UserOpt::User(user.to_owned()));
-        }
-        if let Some(dir) = spec.working_dir() {
-            builder = builder.working_dir(dir);
-        }
-        let exec = container
-            .create_exec(&builder.build())
-            .await
-            .map_err(|e| self.api_error(op, ObjectKind::Container, Some(name), e))?;
-        let start_opts = opts::ExecStartOpts::builder().build();
-        let stream = exec
-            .start(&start_opts)
-            .await
-            .map_err(|e| self.api_error(op, ObjectKind::Container, Some(name), e))?
-            .ok_or_else(|| Error::Protocol {
-                operation: op,
-                name: Some(name.to_owned()),
-                detail: "podman started the command detached".into(),
-            })?;
-        Ok((exec, stream))
+    /// The podman-api client.
+    pub(crate) fn api(&self) -> &podman_api::Podman {
+        &self.api
     }
 
-    /// The exit code of an exec session whose output has ended.
-    async fn exec_exit_code(
-        &self,
-        op: &'static str,
-        name: &str,
-        exec: &podman_api::api::Exec,
-    ) -> Result<i32> {
-        let mut details = exec
-            .inspect()
-            .await
-            .map_err(|e| self.api_error(op, ObjectKind::Container, Some(name), e))?;
-        // The exit code is recorded a moment after the output ends.
-        for _ in 0..50 {
-            if details.get("Running").and_then(serde_json::Value::as_bool) != Some(true) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            details = exec
-                .inspect()
-                .await
-                .map_err(|e| self.api_error(op, ObjectKind::Container, Some(name), e))?;
-        }
-        details
-            .get("ExitCode")
-            .and_then(serde_json::Value::as_i64)
-            .and_then(|c| i32::try_from(c).ok())
-            .ok_or_else(|| Error::Protocol {
-                operation: op,
-                name: Some(name.to_owned()),
-                detail: "the exec session has no exit code".into(),
-            })
+    /// The raw HTTP client.
+    pub(crate) fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// `/vX.Y.Z/libpod` at the service's own API version.
+    pub(crate) fn native(&self) -> &str {
+        &self.native
     }
 
     /// Maps a podman-api error.
-    fn api_error(
+    pub(crate) fn api_error(
         &self,
         operation: &'static str,
         kind: ObjectKind,
@@ -522,42 +435,15 @@ impl Runtime for Podman {
     }
 
     async fn exec(&self, name: &str, spec: &ExecSpec) -> Result<ExecOutput> {
-        let op = "run a command in container";
-        let (exec, stream) = self
-            .start_exec(op, name, spec, spec.stdin_bytes().is_some())
+        let mut stdout = Vec::new();
+        let mut input = spec.stdin_bytes();
+        let stdin = input
+            .as_mut()
+            .map(|bytes| bytes as &mut (dyn tokio::io::AsyncRead + Unpin + Send));
+        let mut out = self
+            .run_exec("run a command in container", name, spec, stdin, &mut stdout)
             .await?;
-        let (mut reader, mut writer) = stream.split();
-        let feed = async {
-            if let Some(input) = spec.stdin_bytes() {
-                writer.write_all(input).await?;
-                writer.flush().await?;
-            }
-            // Closing the write half is the end of the command's standard input.
-            writer.close().await
-        };
-        let collect = async {
-            let mut out = ExecOutput::default();
-            while let Some(chunk) = reader.next().await {
-                match chunk {
-                    Ok(TtyChunk::StdOut(b)) => out.stdout.extend_from_slice(&b),
-                    Ok(TtyChunk::StdErr(b)) => out.stderr.extend_from_slice(&b),
-                    Ok(TtyChunk::StdIn(_)) => {}
-                    Err(e) if spec.stdin_bytes().is_some() && is_reset(&e) => break,
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(out)
-        };
-        let (fed_result, collected) = futures_util::join!(feed, collect);
-        let mut out = collected.map_err(|e| self.connection_error(op, Some(name), e))?;
-        if let Err(e) = fed_result {
-            // A command that exits without reading its input closes the pipe:
-            // that is its business, not an error of ours.
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                return Err(self.connection_error(op, Some(name), e));
-            }
-        }
-        out.exit_code = self.exec_exit_code(op, name, &exec).await?;
+        out.stdout = stdout;
         Ok(out)
     }
 
@@ -568,69 +454,8 @@ impl Runtime for Podman {
         stdin: Option<&mut (dyn tokio::io::AsyncRead + Unpin + Send)>,
         stdout: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> Result<ExecOutput> {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let op = "run a command in container";
-        let attached = stdin.is_some();
-        let (exec, stream) = self.start_exec(op, name, spec, attached).await?;
-        let (mut reader, mut writer) = stream.split();
-        let stream_error = |stream: &'static str, source: std::io::Error| Error::ExecStream {
-            container: name.to_owned(),
-            stream,
-            source,
-        };
-        let feed = async {
-            if let Some(input) = stdin {
-                let mut buffer = vec![0u8; 64 * 1024];
-                loop {
-                    let n = input
-                        .read(&mut buffer)
-                        .await
-                        .map_err(|e| Some(stream_error("standard input", e)))?;
-                    if n == 0 {
-                        break;
-                    }
-                    match writer.write_all(&buffer[..n]).await {
-                        Ok(()) => {}
-                        // The command ended without reading the rest.
-                        Err(e) if stopped_reading(&e) => break,
-                        Err(e) => return Err(Some(self.connection_error(op, Some(name), e))),
-                    }
-                }
-            }
-            match writer.close().await {
-                Err(e) if !stopped_reading(&e) => {
-                    Err(Some(self.connection_error(op, Some(name), e)))
-                }
-                _ => Ok(()),
-            }
-        };
-        let collect = async {
-            let mut out = ExecOutput::default();
-            while let Some(chunk) = reader.next().await {
-                match chunk {
-                    Ok(TtyChunk::StdOut(b)) => stdout
-                        .write_all(&b)
-                        .await
-                        .map_err(|e| stream_error("standard output", e))?,
-                    Ok(TtyChunk::StdErr(b)) => out.stderr.extend_from_slice(&b),
-                    Ok(TtyChunk::StdIn(_)) => {}
-                    Err(e) if attached && is_reset(&e) => break,
-                    Err(e) => return Err(self.connection_error(op, Some(name), e)),
-                }
-            }
-            stdout
-                .flush()
-                .await
-                .map_err(|e| stream_error("standard output", e))?;
-            Ok(out)
-        };
-        let (input_result, collected) = futures_util::join!(feed, collect);
-        let mut out = collected?;
-        if let Err(Some(e)) = input_result {
-            return Err(e);
-        }
-        out.exit_code = self.exec_exit_code(op, name, &exec).await?;
-        Ok(out)
+        self.run_exec("run a command in container", name, spec, stdin, stdout)
+            .await
     }
 
     async fn container_stats(&self, name: &str) -> Result<ContainerStats> {

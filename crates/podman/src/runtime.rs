@@ -67,6 +67,14 @@ pub trait Runtime: Send + Sync {
     async fn run_health_check(&self, name: &str) -> Result<Health>;
 
     /// Runs a command in a running container and waits for it to end.
+    ///
+    /// With [standard input](ExecSpec::stdin), podman runs the command under the
+    /// container's `sh`, which afterwards reads (with `cat`) whatever input the
+    /// command left unread: podman drops the end of a command's output when it
+    /// ends with input unread. A command that exited with 0 but whose output
+    /// podman cut off anyway is
+    /// [`Error::ExecOutputCut`](crate::Error::ExecOutputCut), never a short
+    /// output.
     async fn exec(&self, name: &str, spec: &ExecSpec) -> Result<ExecOutput>;
 
     /// Runs a command in a running container as [`exec`](Runtime::exec) does, but
@@ -75,10 +83,12 @@ pub trait Runtime: Send + Sync {
     /// consumes it, so neither has to fit in memory (a `pg_dump`, a
     /// `pg_restore`). The returned [`ExecOutput`] has the exit code and standard
     /// error; its `stdout` is empty. With `stdin`, the spec's own
-    /// [`ExecSpec::stdin`] bytes are not used.
+    /// [`ExecSpec::stdin`] bytes are not used, and the command runs under `sh`
+    /// as for [`exec`](Runtime::exec) with standard input.
     ///
     /// A reader or writer that fails ends the call with
-    /// [`Error::ExecStream`](crate::Error::ExecStream).
+    /// [`Error::ExecStream`](crate::Error::ExecStream) (the command receives no
+    /// more input).
     async fn exec_streaming(
         &self,
         name: &str,
