@@ -302,11 +302,15 @@ pub(crate) fn classify(
             name: owned(),
         };
     }
-    if cause.contains("in use") && cause.contains("name")
-        || cause.contains("already exists")
-        || lower.contains("already exists")
-        || lower.contains("name in use")
-        || lower.contains("already used")
+    // "subnet 10.89.5.0/24 is already used on the host or by another config"
+    // is about the subnet, not the name: the network does not exist.
+    let subnet_taken = lower.contains("subnet") && lower.contains("already used");
+    if !subnet_taken
+        && (cause.contains("in use") && cause.contains("name")
+            || cause.contains("already exists")
+            || lower.contains("already exists")
+            || lower.contains("name in use")
+            || lower.contains("already used"))
     {
         return Error::AlreadyExists {
             kind,
@@ -417,6 +421,26 @@ mod tests {
             br#"{"cause":"container state improper","message":"can only create exec sessions on running containers: container state improper","response":409}"#,
         );
         assert!(matches!(e, Error::Rejected { status: 409, .. }), "{e:?}");
+        let e = from_status(
+            "create network",
+            ObjectKind::Network,
+            Some("n"),
+            500,
+            br#"{"cause":"network already exists","message":"network name n already used: network already exists","response":409}"#,
+        );
+        assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
+        // A subnet another network has is not the name being taken.
+        let e = from_status(
+            "create network",
+            ObjectKind::Network,
+            Some("n"),
+            500,
+            br#"{"cause":"subnet 10.213.81.0/24 is already used on the host or by another config","message":"subnet 10.213.81.0/24 is already used on the host or by another config","response":500}"#,
+        );
+        assert!(
+            matches!(&e, Error::Rejected { message, .. } if message.contains("subnet")),
+            "{e:?}"
+        );
         let e = from_status("x", ObjectKind::Network, Some("n"), 500, b"boom");
         assert!(
             matches!(&e, Error::Rejected { status: 500, message, .. } if message == "boom"),

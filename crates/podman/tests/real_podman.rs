@@ -28,6 +28,40 @@ fn cli_json(host: &Host, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&host.podman_ok(args)).expect("podman prints JSON")
 }
 
+/// Whether podman refused a network because another one has its subnet: a
+/// test running alongside took the subnet between `free_subnet` and the create.
+fn subnet_taken(message: &str) -> bool {
+    message.contains("subnet") && message.contains("already used")
+}
+
+/// Creates a network with `podman network create` on a free subnet (with the
+/// gateway as its DNS server when `dns`), trying another subnet when a test
+/// running alongside took the one found free. Returns the subnet and gateway.
+fn create_cli_network(host: &Host, name: &str, dns: bool) -> (String, String) {
+    for _ in 0..20 {
+        let (subnet, gateway) = host.free_subnet();
+        let mut args = vec![
+            "network",
+            "create",
+            "--subnet",
+            &subnet,
+            "--gateway",
+            &gateway,
+        ];
+        if dns {
+            args.extend(["--dns", &gateway]);
+        }
+        args.push(name);
+        let out = host.podman(&args);
+        if out.status.success() {
+            return (subnet, gateway);
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(subnet_taken(&stderr), "podman {args:?}: {stderr}");
+    }
+    panic!("no free subnet for network {name} after 20 tries");
+}
+
 fn pid_alive(pid: u32) -> bool {
     // A reaped process has no /proc entry; a zombie would say "Z".
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -115,14 +149,31 @@ async fn without_a_socket_a_private_service_serves_and_stops_on_drop() {
     );
     assert_eq!(mode & 0o077, 0, "{mode:o}");
 
-    // It is the same podman: it sees the same networks.
-    let ours = podman.list_networks().await.unwrap();
-    let cli = host.podman_ok(["network", "ls", "--format", "{{.Name}}"]);
-    let mut ours: Vec<_> = ours.into_iter().map(|n| n.name).collect();
-    let mut theirs: Vec<_> = cli.lines().map(str::to_owned).collect();
-    ours.sort();
-    theirs.sort();
-    assert_eq!(ours, theirs);
+    // It is the same podman: a container the CLI creates is there, and a
+    // secret made through it is in the CLI's store. (Only what this test made
+    // is compared: other tests create and remove objects meanwhile.)
+    let mut cleanup = Cleanup::new(host);
+    let container = unique_name("private-ctr");
+    cleanup.container(&container);
+    host.podman_ok(["create", "--name", &container, &host.valkey_image]);
+    assert!(podman.container_exists(&container).await.unwrap());
+    let created = podman.inspect_container(&container).await.unwrap();
+    let cli = cli_json(host, &["container", "inspect", &container]);
+    assert_eq!(created.id, cli[0]["Id"].as_str().unwrap());
+    let secret = unique_name("private-secret");
+    cleanup.secret(&secret);
+    let through_private = podman
+        .create_secret(
+            &secret,
+            &homelab_secrets::SecretValue::new("not a real secret"),
+            &homelab_podman::SecretOptions::default(),
+        )
+        .await
+        .unwrap();
+    let cli = cli_json(host, &["secret", "inspect", &secret]);
+    assert_eq!(through_private.id, cli[0]["ID"].as_str().unwrap());
+    drop(cleanup);
+    assert!(!podman.container_exists(&container).await.unwrap());
 
     // A clone shares it; the last drop stops it and removes its socket.
     let clone = podman.clone();
@@ -145,13 +196,10 @@ async fn network_create_inspect_overlap_remove() {
     let name = unique_name("net");
     let mut cleanup = Cleanup::new(host);
     cleanup.network(&name);
-    let (subnet, gateway) = host.free_subnet();
-    let subnet: Cidr = subnet.parse().unwrap();
-    let gateway: IpAddr = gateway.parse().unwrap();
 
     // Invalid specs are refused before podman sees them: nothing is created.
     let bad = NetworkSpec::new(&name)
-        .subnet(subnet)
+        .subnet("10.213.0.0/24".parse().unwrap())
         .gateway("10.0.0.1".parse().unwrap());
     assert!(matches!(
         podman.create_network(&bad).await,
@@ -163,14 +211,28 @@ async fn network_create_inspect_overlap_remove() {
     assert!(!podman.network_exists(&name).await.unwrap());
 
     // The gateway (this machine's end of the bridge) as the network's DNS server:
-    // no address outside this machine.
-    let spec = NetworkSpec::new(&name)
-        .subnet(subnet)
-        .gateway(gateway)
-        .label("purpose", "homelab-podman test")
-        .dns(gateway)
-        .internal(true);
-    let created = podman.create_network(&spec).await.unwrap();
+    // no address outside this machine. A subnet that a test running alongside
+    // takes first is refused, with nothing created, and another is tried.
+    let mut tries = 0;
+    let (spec, created, subnet, gateway) = loop {
+        let (subnet, gateway) = host.free_subnet();
+        let subnet: Cidr = subnet.parse().unwrap();
+        let gateway: IpAddr = gateway.parse().unwrap();
+        let spec = NetworkSpec::new(&name)
+            .subnet(subnet)
+            .gateway(gateway)
+            .label("purpose", "homelab-podman test")
+            .dns(gateway)
+            .internal(true);
+        match podman.create_network(&spec).await {
+            Ok(created) => break (spec, created, subnet, gateway),
+            Err(Error::Rejected { message, .. }) if subnet_taken(&message) && tries < 20 => {
+                assert!(!podman.network_exists(&name).await.unwrap());
+                tries += 1;
+            }
+            Err(e) => panic!("create network {name}: {e:?}"),
+        }
+    };
     let inspected = podman.inspect_network(&name).await.unwrap();
     assert_eq!(created, inspected);
     assert_eq!(inspected.subnets.len(), 1);
@@ -266,17 +328,8 @@ async fn network_create_inspect_overlap_remove() {
 
 /// Runs a Valkey container with a health check on a network of its own.
 fn run_valkey(host: &Host, cleanup: &mut Cleanup, name: &str, network: &str) {
-    let (subnet, gateway) = host.free_subnet();
     cleanup.network(network);
-    host.podman_ok([
-        "network",
-        "create",
-        "--subnet",
-        &subnet,
-        "--gateway",
-        &gateway,
-        network,
-    ]);
+    create_cli_network(host, network, false);
     cleanup.container(name);
     host.podman_ok([
         "run",
@@ -646,19 +699,8 @@ async fn podman_api_models_do_not_decode_podman5_answers_but_ours_do() {
     // podman-api's network model drops podman 5's fields (DNS servers,
     // containers); this crate keeps them.
     let net = unique_name("decodenet");
-    let (subnet, gateway) = host.free_subnet();
     cleanup.network(&net);
-    host.podman_ok([
-        "network",
-        "create",
-        "--subnet",
-        &subnet,
-        "--gateway",
-        &gateway,
-        "--dns",
-        &gateway,
-        &net,
-    ]);
+    let (_, gateway) = create_cli_network(host, &net, true);
     let theirs = serde_json::to_value(api5.networks().get(&net).inspect().await.unwrap()).unwrap();
     assert!(theirs.get("network_dns_servers").is_none(), "{theirs}");
     let ours = podman.inspect_network(&net).await.unwrap();

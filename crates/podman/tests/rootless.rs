@@ -23,10 +23,24 @@ struct Rootless {
     containers: Vec<String>,
     networks: Vec<String>,
     secrets: Vec<String>,
+    // Held for the life of the service; see `start`.
+    _exclusive: std::fs::File,
 }
 
 impl Rootless {
     fn start() -> Self {
+        // Two runs of this test at once (two checkouts tested on one host)
+        // would share the user's runtime directory and pause process, and each
+        // stops the pause process when it ends: they take turns.
+        let lock_path = std::env::temp_dir().join("idbt-rootless-test.lock");
+        let exclusive = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
+        rustix::fs::flock(&exclusive, rustix::fs::FlockOperation::LockExclusive)
+            .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
         let user = std::env::var("IMMICH_DB_TEST_ROOTLESS_USER")
             .ok()
             .filter(|u| !u.is_empty())
@@ -74,6 +88,7 @@ impl Rootless {
             containers: Vec::new(),
             networks: Vec::new(),
             secrets: Vec::new(),
+            _exclusive: exclusive,
         }
     }
 
@@ -206,12 +221,22 @@ async fn rootless_podman_networks_secrets_and_containers() {
     // Networks (the rootless network namespace, through pasta).
     let network = unique_name("rlnet");
     rootless.networks.push(network.clone());
-    let subnet = "10.214.77.0/24".parse().unwrap();
+    // A subnet none of the user's networks has (one left behind by a killed
+    // run may hold another).
+    let used = podman.list_networks().await.unwrap();
+    let octet = (0..=255u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(77))
+        .find(|o| {
+            let candidate: homelab_podman::Cidr = format!("10.214.{o}.0/24").parse().unwrap();
+            homelab_podman::find_overlaps(&candidate, &used).is_empty()
+        })
+        .expect("a free subnet in 10.214.0.0/16");
+    let subnet = format!("10.214.{octet}.0/24");
     let created = podman
         .create_network(
             &NetworkSpec::new(&network)
-                .subnet(subnet)
-                .gateway("10.214.77.1".parse().unwrap())
+                .subnet(subnet.parse().unwrap())
+                .gateway(format!("10.214.{octet}.1").parse().unwrap())
                 .label("rootless", "yes"),
         )
         .await
@@ -232,7 +257,7 @@ async fn rootless_podman_networks_secrets_and_containers() {
         "{{range .Subnets}}{{.Subnet}}{{end}}",
         &network,
     ]);
-    assert_eq!(cli.trim(), "10.214.77.0/24");
+    assert_eq!(cli.trim(), subnet);
     // Root's podman does not see the user's network.
     assert!(
         !host
