@@ -376,62 +376,78 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for DigestReader<R> {
     }
 }
 
-/// Fails unless the PostgreSQL container is running.
-pub(crate) async fn require_postgres(ctx: &Context) -> Result<()> {
-    let pg = &ctx.deployment.config.postgres;
+/// Fails unless `container` exists and runs; `needed_for` says why it must.
+pub(crate) async fn require_running(
+    ctx: &Context,
+    container: &str,
+    needed_for: &str,
+) -> Result<()> {
     let info = ctx
         .runtime
-        .inspect_container(&pg.container_name)
+        .inspect_container(container)
         .await
         .map_err(|e| {
             if e.is_not_found() {
                 Failure::precondition(format!(
-                    "the PostgreSQL container {} does not exist",
-                    pg.container_name
+                    "the container {container} does not exist: {needed_for}"
                 ))
-                .help("deploy first: `immich-db deploy`")
+                .help("deploy first with `immich-db deploy`, then run this command again")
             } else {
-                ctx.podman_failure(&format!("inspecting {}", pg.container_name), &e)
+                ctx.podman_failure(&format!("inspecting {container}"), &e)
             }
         })?;
     if !info.state.running {
         return Err(Failure::precondition(format!(
-            "the PostgreSQL container {} is {}, not running",
-            pg.container_name, info.state.status
+            "the container {container} is {}, not running: {needed_for}",
+            info.state.status
         ))
         .help(format!(
-            "start it with `systemctl --user start {}.service` or `immich-db deploy`",
-            pg.container_name
+            "start it with `immich-db deploy` (or by starting {container}.service), then run this command again"
         )));
     }
     Ok(())
 }
 
-/// Runs `psql` inside the PostgreSQL container over its local socket and returns
-/// its output, failing on a non-zero exit.
-pub(crate) async fn psql(ctx: &Context, sql: &str) -> Result<String> {
+/// Fails unless the PostgreSQL container is running.
+pub(crate) async fn require_postgres(ctx: &Context) -> Result<()> {
+    require_running(
+        ctx,
+        &ctx.deployment.config.postgres.container_name,
+        "backups and restores run in the PostgreSQL container",
+    )
+    .await
+}
+
+/// Runs `sql` with `psql` inside the PostgreSQL container, as the deployment's
+/// role over the container's local socket, and returns its output (unaligned,
+/// without headers, trimmed). The statements go on psql's standard input, so
+/// none of them is in any process's arguments. A failure says what was being
+/// `doing`, and psql's message.
+pub(crate) async fn psql(ctx: &Context, doing: &str, sql: &str) -> Result<String> {
     let pg = &ctx.deployment.config.postgres;
     let spec = ExecSpec::new([
         "psql",
         "-X",
         "-w",
+        "-q",
+        "-A",
+        "-t",
         "-v",
         "ON_ERROR_STOP=1",
         "-U",
         pg.user.as_str(),
         "-d",
         pg.database.as_str(),
-        "-Atc",
-        sql,
-    ]);
+    ])
+    .stdin(format!("{sql}\n").into_bytes());
     let out = ctx
         .runtime
         .exec(&pg.container_name, &spec)
         .await
-        .map_err(|e| ctx.podman_failure("running psql", &e))?;
+        .map_err(|e| ctx.podman_failure(doing, &e))?;
     if !out.success() {
         return Err(Failure::internal(format!(
-            "psql in {} failed (exit {}): {}",
+            "psql in {} failed while {doing} (exit {}): {}",
             pg.container_name,
             out.exit_code,
             out.stderr_text().trim()
@@ -446,7 +462,7 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
     let d = &ctx.deployment;
     let pg = &d.config.postgres;
     require_postgres(ctx).await?;
-    let version = psql(ctx, "SHOW server_version").await?;
+    let version = psql(ctx, "reading the server's version", "SHOW server_version;").await?;
     let (created_unix_ms, created, stamp) = now();
     let mut base = format!("{}-{stamp}", pg.database);
     let mut n = 1;
@@ -672,10 +688,11 @@ pub(crate) fn check(path: &Path) -> Result<Checked> {
 pub(crate) async fn user_relations(ctx: &Context) -> Result<u64> {
     let count = psql(
         ctx,
+        "counting the database's relations",
         "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
          AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-         AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')",
+         AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f');",
     )
     .await?;
     count.parse().map_err(|_| {
@@ -737,9 +754,63 @@ pub(crate) async fn restore(ctx: &Context, checked: &Checked, clean: bool) -> Re
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    //! Backups against fakes; the context on fakes and the running container
+    //! serve the rotation's tests too.
+
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use homelab_podman::{ContainerInfo, ContainerState, ContainerStatus, ExecOutput, FakeRuntime};
+
     use super::*;
     use crate::config::{Loaded, validate};
+    use crate::systemd::{FakeSystemd, Systemd};
+
+    /// A container that runs.
+    pub(crate) fn running(name: &str) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("{name}-id"),
+            name: name.into(),
+            image: "image".into(),
+            state: ContainerState {
+                status: ContainerStatus::Running,
+                running: true,
+                pid: Some(1),
+                exit_code: 0,
+                started_at: None,
+                finished_at: None,
+                oom_killed: false,
+                error: None,
+            },
+            health: None,
+            restart_count: 0,
+            networks: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            cgroup_path: None,
+        }
+    }
+
+    /// The default deployment, on `runtime` (also its secret store) and
+    /// `systemd`.
+    pub(crate) fn context_on(runtime: &FakeRuntime, systemd: Box<dyn Systemd>) -> Context {
+        Context {
+            deployment: deployment(),
+            systemd,
+            runtime: Arc::new(runtime.clone()),
+            secrets: Arc::new(runtime.clone()),
+            ui: crate::output::Ui { json: true },
+            runtime_dir: None,
+        }
+    }
+
+    pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
 
     fn deployment() -> Deployment {
         validate(&Loaded::defaults()).unwrap()
@@ -893,43 +964,21 @@ mod tests {
 
     /// A context on the fakes, with a PostgreSQL container whose `pg_dump`
     /// writes `archive` (or fails) and whose `pg_restore` records its input.
-    fn fake_context(
-        archive: &'static [u8],
-        dump_fails: bool,
-    ) -> (Context, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
-        use homelab_podman::{ContainerInfo, ContainerState, ContainerStatus, ExecOutput};
+    fn fake_context(archive: &'static [u8], dump_fails: bool) -> (Context, Arc<Mutex<Vec<u8>>>) {
         let d = deployment();
-        let runtime = homelab_podman::FakeRuntime::new();
-        runtime.add_container(ContainerInfo {
-            id: "pg".into(),
-            name: d.config.postgres.container_name.clone(),
-            image: "image".into(),
-            state: ContainerState {
-                status: ContainerStatus::Running,
-                running: true,
-                pid: Some(1),
-                exit_code: 0,
-                started_at: None,
-                finished_at: None,
-                oom_killed: false,
-                error: None,
-            },
-            health: None,
-            restart_count: 0,
-            networks: std::collections::BTreeMap::new(),
-            labels: std::collections::BTreeMap::new(),
-            cgroup_path: None,
-        });
-        let restored = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let runtime = FakeRuntime::new();
+        runtime.add_container(running(&d.config.postgres.container_name));
+        let restored = Arc::new(Mutex::new(Vec::new()));
         let seen = restored.clone();
         runtime.script_exec(&d.config.postgres.container_name, move |spec| {
+            let stdin = String::from_utf8_lossy(spec.stdin_bytes().unwrap_or_default());
             let ok = |stdout: &[u8]| ExecOutput {
                 exit_code: 0,
                 stdout: stdout.to_vec(),
                 stderr: Vec::new(),
             };
             match spec.command()[0].as_str() {
-                "psql" if spec.command().join(" ").contains("server_version") => ok(b"17.2\n"),
+                "psql" if stdin.contains("server_version") => ok(b"17.2\n"),
                 "psql" => ok(b"0\n"),
                 "pg_dump" if dump_fails => ExecOutput {
                     exit_code: 1,
@@ -947,23 +996,8 @@ mod tests {
                 },
             }
         });
-        let ctx = Context {
-            deployment: d,
-            systemd: Box::new(crate::systemd::FakeSystemd::default()),
-            runtime: std::sync::Arc::new(runtime.clone()),
-            secrets: std::sync::Arc::new(runtime),
-            ui: crate::output::Ui { json: true },
-            runtime_dir: None,
-        };
+        let ctx = context_on(&runtime, Box::new(FakeSystemd::default()));
         (ctx, restored)
-    }
-
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(future)
     }
 
     #[test]

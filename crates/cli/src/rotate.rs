@@ -19,10 +19,14 @@ use homelab_podman::ExecSpec;
 use homelab_secrets::{Policy, SecretValue, StoreError};
 use serde::Serialize;
 
+use crate::backup;
 use crate::context::Context;
 use crate::error::{Failure, Result};
 use crate::fault;
 use crate::scram;
+
+/// Why a rotation needs the consumer's container running.
+const ROTATION_NEEDS: &str = "a rotation changes and checks the password in it";
 
 /// The suffix of the journal secret that holds a rotation's new value.
 pub(crate) const PENDING_SUFFIX: &str = ".rotating";
@@ -59,6 +63,22 @@ impl Kind {
             Self::ValkeyPassword => "Valkey password",
             Self::JwtSecret => "Immich JWT signing key",
         }
+    }
+
+    /// What a value of this secret is called in messages.
+    fn noun(self) -> &'static str {
+        match self {
+            Self::PostgresPassword | Self::ValkeyPassword => "password",
+            Self::JwtSecret => "key",
+        }
+    }
+
+    /// A new value, by the secret's policy.
+    fn generate(self) -> Result<SecretValue> {
+        self.policy()
+            .generator
+            .generate()
+            .map_err(|e| Failure::internal(format!("cannot generate a {}: {e}", self.noun())))
     }
 
     /// The configuration key that names the secret.
@@ -122,16 +142,107 @@ pub(crate) struct Report {
     pub(crate) warnings: Vec<String>,
 }
 
-struct Steps<'a> {
+/// One rotation in progress: the secret, its journal, and the steps taken.
+struct Rotation<'a> {
     ctx: &'a Context,
+    kind: Kind,
+    /// The secret.
+    name: &'a str,
+    /// Its journal secret, which holds the new value while the rotation runs.
+    pending: String,
     steps: Vec<String>,
 }
 
-impl Steps<'_> {
+impl Rotation<'_> {
     fn done(&mut self, what: impl Into<String>) {
         let what = what.into();
         self.ctx.ui.note(format!("  {what}"));
         self.steps.push(what);
+    }
+
+    /// The secret's value now.
+    async fn current(&self) -> Result<SecretValue> {
+        let name = self.name;
+        self.ctx.secrets.read(name).await.map_err(|e| match e {
+            StoreError::NotFound { .. } => {
+                Failure::precondition(format!("the secret {name} does not exist"))
+                    .help("deploy first (`immich-db deploy` creates the secrets), then rotate")
+            }
+            other => store_failure(&format!("read the secret {name}"), &other),
+        })
+    }
+
+    /// The new value of an interrupted rotation, when there is one.
+    async fn interrupted(&self) -> Result<Option<SecretValue>> {
+        match self.ctx.secrets.read(&self.pending).await {
+            Ok(value) => Ok(Some(value)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_failure(
+                &format!("read the secret {}", self.pending),
+                &e,
+            )),
+        }
+    }
+
+    /// Generates the new value and stores it in the journal, before anything
+    /// else changes.
+    async fn begin(&mut self) -> Result<SecretValue> {
+        let new = self.kind.generate()?;
+        self.ctx
+            .secrets
+            .create(&self.pending, &new)
+            .await
+            .map_err(|e| {
+                store_failure(&format!("create the journal secret {}", self.pending), &e)
+            })?;
+        self.done(format!(
+            "stored the new {} in the journal secret {}",
+            self.kind.noun(),
+            self.pending
+        ));
+        fault::point("rotate-pending");
+        Ok(new)
+    }
+
+    /// Replaces the secret with the new value.
+    async fn replace(&mut self, new: &SecretValue) -> Result<()> {
+        replace(self.ctx, self.name, new).await?;
+        self.done(format!("replaced the secret {}", self.name));
+        fault::point("rotate-replaced");
+        Ok(())
+    }
+
+    /// Stores an interrupted rotation's value in the secret, unless it is
+    /// there already; `step` says so.
+    async fn adopt(
+        &mut self,
+        current: &SecretValue,
+        pending: &SecretValue,
+        step: String,
+    ) -> Result<()> {
+        if current != pending {
+            replace(self.ctx, self.name, pending).await?;
+            self.done(step);
+        }
+        Ok(())
+    }
+
+    /// Removes the journal: the rotation is over.
+    async fn finish(&mut self) -> Result<()> {
+        remove_pending(self.ctx, &self.pending).await?;
+        self.done(format!("removed the journal secret {}", self.pending));
+        Ok(())
+    }
+
+    /// Removes the journal of an interrupted rotation that never reached the
+    /// consumer, which still has the secret's value.
+    async fn undo(&mut self, consumer: &str) -> Result<()> {
+        remove_pending(self.ctx, &self.pending).await?;
+        self.done(format!(
+            "undid an interrupted rotation: {consumer} still had the password in {}; removed {}",
+            self.name, self.pending
+        ));
+        Ok(())
     }
 }
 
@@ -222,53 +333,10 @@ pub(crate) async fn set_postgres_password(ctx: &Context, new: &SecretValue) -> R
         .map_err(|e| Failure::bad_input(format!("cannot hash the new password: {e}")))?;
     // The role name passed the configuration's identifier check: no quoting
     // issues.
-    let sql = format!("ALTER ROLE \"{}\" PASSWORD '{verifier}';\n", pg.user);
-    let spec = ExecSpec::new([
-        "psql",
-        "-X",
-        "-w",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-U",
-        pg.user.as_str(),
-        "-d",
-        pg.database.as_str(),
-    ])
-    .stdin(sql.into_bytes());
-    let out = ctx
-        .runtime
-        .exec(&pg.container_name, &spec)
+    let sql = format!("ALTER ROLE \"{}\" PASSWORD '{verifier}';", pg.user);
+    backup::psql(ctx, "changing the role's password", &sql)
         .await
-        .map_err(|e| ctx.podman_failure("changing the role's password", &e))?;
-    if !out.success() {
-        return Err(Failure::internal(format!(
-            "ALTER ROLE {} failed in {} (exit {}): {}",
-            pg.user,
-            pg.container_name,
-            out.exit_code,
-            out.stderr_text().trim()
-        )));
-    }
-    Ok(())
-}
-
-async fn read(ctx: &Context, name: &str) -> Result<SecretValue> {
-    ctx.secrets.read(name).await.map_err(|e| match e {
-        StoreError::NotFound { .. } => {
-            Failure::precondition(format!("the secret {name} does not exist"))
-                .help("deploy first (`immich-db deploy` creates the secrets), then rotate")
-        }
-        other => store_failure(&format!("read the secret {name}"), &other),
-    })
-}
-
-async fn read_if_exists(ctx: &Context, name: &str) -> Result<Option<SecretValue>> {
-    match ctx.secrets.read(name).await {
-        Ok(value) => Ok(Some(value)),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(store_failure(&format!("read the secret {name}"), &e)),
-    }
+        .map(drop)
 }
 
 async fn remove_pending(ctx: &Context, pending: &str) -> Result<()> {
@@ -283,23 +351,6 @@ async fn replace(ctx: &Context, name: &str, value: &SecretValue) -> Result<()> {
         .await
         .map(drop)
         .map_err(|e| Failure::internal(format!("cannot replace the secret {name}: {e}")))
-}
-
-/// Whether the container of a service is running.
-async fn running(ctx: &Context, container: &str) -> Result<()> {
-    match ctx.runtime.inspect_container(container).await {
-        Ok(info) if info.state.running => Ok(()),
-        Ok(info) => Err(Failure::precondition(format!(
-            "the container {container} is {}, not running: a rotation needs it running to change and check the password",
-            info.state.status
-        ))
-        .help("start the deployment with `immich-db deploy`, then rotate")),
-        Err(e) if e.is_not_found() => Err(Failure::precondition(format!(
-            "the container {container} does not exist"
-        ))
-        .help("deploy first with `immich-db deploy`, then rotate")),
-        Err(e) => Err(ctx.podman_failure(&format!("inspecting {container}"), &e)),
-    }
 }
 
 /// Restarts a service and waits until it is active again (with `Notify=healthy`
@@ -317,55 +368,55 @@ fn restart(ctx: &Context, service: &str) -> Result<()> {
 /// interrupted rotation first.
 pub(crate) async fn rotate(ctx: &Context, name: &str) -> Result<Report> {
     let kind = kind_of(ctx, name)?;
-    let mut steps = Steps {
+    let mut rotation = Rotation {
         ctx,
+        kind,
+        name,
+        pending: pending_name(name),
         steps: Vec::new(),
     };
-    let mut warnings = Vec::new();
     let action = match kind {
-        Kind::PostgresPassword => rotate_postgres(ctx, name, &mut steps).await?,
-        Kind::ValkeyPassword => rotate_valkey(ctx, name, &mut steps).await?,
-        Kind::JwtSecret => rotate_jwt(ctx, name, &mut steps).await?,
+        Kind::PostgresPassword => rotate_postgres(&mut rotation).await?,
+        Kind::ValkeyPassword => rotate_valkey(&mut rotation).await?,
+        Kind::JwtSecret => rotate_jwt(&mut rotation).await?,
     };
-    match kind {
-        Kind::PostgresPassword | Kind::ValkeyPassword => warnings.push(format!(
+    let warning = match kind {
+        Kind::PostgresPassword | Kind::ValkeyPassword => format!(
             "restart the Immich server (and anything else that uses {name}) so that it reads the new password"
-        )),
-        Kind::JwtSecret => warnings.push(
-            "every Immich session ends: users log in again once the Immich server restarts with the new key".to_owned(),
         ),
-    }
+        Kind::JwtSecret => "every Immich session ends: users log in again once the Immich server restarts with the new key".to_owned(),
+    };
     Ok(Report {
         secret: name.to_owned(),
         kind,
         action,
-        steps: steps.steps,
-        warnings,
+        steps: rotation.steps,
+        warnings: vec![warning],
     })
 }
 
-async fn rotate_postgres(ctx: &Context, name: &str, steps: &mut Steps<'_>) -> Result<Action> {
+async fn rotate_postgres(r: &mut Rotation<'_>) -> Result<Action> {
+    let ctx = r.ctx;
+    let name = r.name;
+    let pending_name = r.pending.clone();
     let pg = &ctx.deployment.config.postgres;
     let service = format!("{}.service", pg.container_name);
-    let pending_name = pending_name(name);
-    running(ctx, &pg.container_name).await?;
-    let current = read(ctx, name).await?;
+    backup::require_running(ctx, &pg.container_name, ROTATION_NEEDS).await?;
+    let current = r.current().await?;
 
-    if let Some(pending) = read_if_exists(ctx, &pending_name).await? {
-        let accepts_pending = postgres_accepts(ctx, &pending).await?;
-        if accepts_pending {
-            if current != pending {
-                replace(ctx, name, &pending).await?;
-                steps.done(format!(
-                    "PostgreSQL already had the new password of an interrupted rotation: stored it in {name}"
-                ));
-            }
-            remove_pending(ctx, &pending_name).await?;
-            steps.done(format!("removed the journal secret {pending_name}"));
+    if let Some(pending) = r.interrupted().await? {
+        if postgres_accepts(ctx, &pending).await? {
+            r.adopt(
+                &current,
+                &pending,
+                format!("PostgreSQL already had the new password of an interrupted rotation: stored it in {name}"),
+            )
+            .await?;
+            r.finish().await?;
             restart(ctx, &service)?;
-            steps.done(format!("restarted {service}"));
+            r.done(format!("restarted {service}"));
             check_postgres_switched(ctx, &pending, None).await?;
-            steps.done("PostgreSQL accepts the stored password".to_owned());
+            r.done("PostgreSQL accepts the stored password");
             return Ok(Action::FinishedInterrupted);
         }
         if !postgres_accepts(ctx, &current).await? {
@@ -376,10 +427,7 @@ async fn rotate_postgres(ctx: &Context, name: &str, steps: &mut Steps<'_>) -> Re
                 "find the role's password (a backup of the secrets), set it with ALTER ROLE, store it in {name}, then remove {pending_name}"
             )));
         }
-        remove_pending(ctx, &pending_name).await?;
-        steps.done(format!(
-            "undid an interrupted rotation: PostgreSQL still had the password in {name}; removed {pending_name}"
-        ));
+        r.undo("PostgreSQL").await?;
     } else if !postgres_accepts(ctx, &current).await? {
         return Err(Failure::precondition(format!(
             "PostgreSQL does not accept the password stored in {name}: the database and the secret already disagree, nothing was changed"
@@ -387,20 +435,7 @@ async fn rotate_postgres(ctx: &Context, name: &str, steps: &mut Steps<'_>) -> Re
         .help("find the role's real password and store it in the secret, or set the stored one with ALTER ROLE; then rotate"));
     }
 
-    let new = Kind::PostgresPassword
-        .policy()
-        .generator
-        .generate()
-        .map_err(|e| Failure::internal(format!("cannot generate a password: {e}")))?;
-    ctx.secrets
-        .create(&pending_name, &new)
-        .await
-        .map_err(|e| store_failure(&format!("create the journal secret {pending_name}"), &e))?;
-    steps.done(format!(
-        "stored the new password in the journal secret {pending_name}"
-    ));
-    fault::point("rotate-pending");
-
+    let new = r.begin().await?;
     if let Err(failure) = set_postgres_password(ctx, &new).await {
         // The role may or may not have changed: ask the database.
         return Err(match postgres_accepts(ctx, &new).await {
@@ -415,13 +450,13 @@ async fn rotate_postgres(ctx: &Context, name: &str, steps: &mut Steps<'_>) -> Re
             )),
         });
     }
-    steps.done(format!(
+    r.done(format!(
         "changed the password of role {} in PostgreSQL (sent as a SCRAM-SHA-256 verifier)",
         pg.user
     ));
     fault::point("rotate-consumer");
 
-    if let Err(failure) = replace(ctx, name, &new).await {
+    if let Err(failure) = r.replace(&new).await {
         // Put the old password back so the secret and the database agree.
         let undo = set_postgres_password(ctx, &current).await;
         return Err(match undo {
@@ -434,17 +469,13 @@ async fn rotate_postgres(ctx: &Context, name: &str, steps: &mut Steps<'_>) -> Re
             )),
         });
     }
-    steps.done(format!("replaced the secret {name}"));
-    fault::point("rotate-replaced");
-
-    remove_pending(ctx, &pending_name).await?;
-    steps.done(format!("removed the journal secret {pending_name}"));
+    r.finish().await?;
     fault::point("rotate-cleared");
 
     restart(ctx, &service)?;
-    steps.done(format!("restarted {service}"));
+    r.done(format!("restarted {service}"));
     check_postgres_switched(ctx, &new, Some(&current)).await?;
-    steps.done("PostgreSQL accepts the new password and refuses the old one".to_owned());
+    r.done("PostgreSQL accepts the new password and refuses the old one");
     Ok(Action::Rotated)
 }
 
@@ -472,90 +503,71 @@ async fn check_postgres_switched(
     Ok(())
 }
 
-async fn rotate_valkey(ctx: &Context, name: &str, steps: &mut Steps<'_>) -> Result<Action> {
+async fn rotate_valkey(r: &mut Rotation<'_>) -> Result<Action> {
+    let ctx = r.ctx;
+    let name = r.name;
+    let pending_name = r.pending.clone();
     let vk = &ctx.deployment.config.valkey;
     let service = format!("{}.service", vk.container_name);
-    let pending_name = pending_name(name);
-    running(ctx, &vk.container_name).await?;
-    let current = read(ctx, name).await?;
+    backup::require_running(ctx, &vk.container_name, ROTATION_NEEDS).await?;
+    let current = r.current().await?;
 
-    if let Some(pending) = read_if_exists(ctx, &pending_name).await? {
-        if valkey_accepts(ctx, &pending).await? {
-            if current != pending {
-                replace(ctx, name, &pending).await?;
-                steps.done(format!(
-                    "Valkey already ran with the new password of an interrupted rotation: stored it in {name}"
-                ));
-            }
-        } else if current == pending {
-            // The secret was replaced but Valkey not yet restarted with it.
-            restart(ctx, &service)?;
-            steps.done(format!(
-                "restarted {service} with the new password of an interrupted rotation"
-            ));
-        } else if valkey_accepts(ctx, &current).await? {
-            remove_pending(ctx, &pending_name).await?;
-            steps.done(format!(
-                "undid an interrupted rotation: Valkey still had the password in {name}; removed {pending_name}"
-            ));
-            return rotate_valkey_fresh(ctx, name, &current, steps).await;
-        } else {
-            return Err(Failure::internal(format!(
-                "Valkey accepts neither the password in {name} nor the one in {pending_name} (an interrupted rotation): nothing was changed"
+    let Some(pending) = r.interrupted().await? else {
+        if !valkey_accepts(ctx, &current).await? {
+            return Err(Failure::precondition(format!(
+                "Valkey does not accept the password stored in {name}: it runs with another one, nothing was changed"
             ))
-            .help(format!("restart {service} so it reads {name}, then rotate again")));
+            .help(format!("restart {service} so that it reads the secret, then rotate")));
         }
-        if !valkey_accepts(ctx, &pending).await? {
-            return Err(Failure::internal(format!(
-                "Valkey refuses the password in {name} after the restart"
-            ))
-            .help(format!("see `journalctl --user -u {service}`")));
-        }
-        remove_pending(ctx, &pending_name).await?;
-        steps.done(format!("removed the journal secret {pending_name}"));
-        return Ok(Action::FinishedInterrupted);
-    }
-    if !valkey_accepts(ctx, &current).await? {
-        return Err(Failure::precondition(format!(
-            "Valkey does not accept the password stored in {name}: it runs with another one, nothing was changed"
+        return rotate_valkey_fresh(r, &service, &current).await;
+    };
+    if valkey_accepts(ctx, &pending).await? {
+        r.adopt(
+            &current,
+            &pending,
+            format!("Valkey already ran with the new password of an interrupted rotation: stored it in {name}"),
+        )
+        .await?;
+    } else if current == pending {
+        // The secret was replaced but Valkey not yet restarted with it.
+        restart(ctx, &service)?;
+        r.done(format!(
+            "restarted {service} with the new password of an interrupted rotation"
+        ));
+    } else if valkey_accepts(ctx, &current).await? {
+        r.undo("Valkey").await?;
+        return rotate_valkey_fresh(r, &service, &current).await;
+    } else {
+        return Err(Failure::internal(format!(
+            "Valkey accepts neither the password in {name} nor the one in {pending_name} (an interrupted rotation): nothing was changed"
         ))
-        .help(format!("restart {service} so that it reads the secret, then rotate")));
+        .help(format!("restart {service} so it reads {name}, then rotate again")));
     }
-    rotate_valkey_fresh(ctx, name, &current, steps).await
+    if !valkey_accepts(ctx, &pending).await? {
+        return Err(Failure::internal(format!(
+            "Valkey refuses the password in {name} after the restart"
+        ))
+        .help(format!("see `journalctl --user -u {service}`")));
+    }
+    r.finish().await?;
+    Ok(Action::FinishedInterrupted)
 }
 
 async fn rotate_valkey_fresh(
-    ctx: &Context,
-    name: &str,
+    r: &mut Rotation<'_>,
+    service: &str,
     current: &SecretValue,
-    steps: &mut Steps<'_>,
 ) -> Result<Action> {
-    let vk = &ctx.deployment.config.valkey;
-    let service = format!("{}.service", vk.container_name);
-    let pending_name = pending_name(name);
-    let new = Kind::ValkeyPassword
-        .policy()
-        .generator
-        .generate()
-        .map_err(|e| Failure::internal(format!("cannot generate a password: {e}")))?;
-    ctx.secrets
-        .create(&pending_name, &new)
-        .await
-        .map_err(|e| store_failure(&format!("create the journal secret {pending_name}"), &e))?;
-    steps.done(format!(
-        "stored the new password in the journal secret {pending_name}"
-    ));
-    fault::point("rotate-pending");
+    let ctx = r.ctx;
+    let name = r.name;
+    let new = r.begin().await?;
+    r.replace(&new).await?;
 
-    replace(ctx, name, &new).await?;
-    steps.done(format!("replaced the secret {name}"));
-    fault::point("rotate-replaced");
-
-    if let Err(failure) = restart(ctx, &service) {
+    if let Err(failure) = restart(ctx, service) {
         // Back to the old password, which the old container had.
-        let undone = replace(ctx, name, current).await.is_ok() && restart(ctx, &service).is_ok();
+        let undone = replace(ctx, name, current).await.is_ok() && restart(ctx, service).is_ok();
         if undone {
-            let _ = remove_pending(ctx, &pending_name).await;
+            let _ = remove_pending(ctx, &r.pending).await;
         }
         return Err(failure.help(if undone {
             "Valkey is back on its old password: nothing changed".to_owned()
@@ -563,7 +575,7 @@ async fn rotate_valkey_fresh(
             format!("run `immich-db secrets rotate {name}` again once {service} starts")
         }));
     }
-    steps.done(format!("restarted {service} with the new password"));
+    r.done(format!("restarted {service} with the new password"));
     fault::point("rotate-consumer");
 
     if !valkey_accepts(ctx, &new).await? || valkey_accepts(ctx, current).await? {
@@ -573,47 +585,28 @@ async fn rotate_valkey_fresh(
             ),
         );
     }
-    steps.done("Valkey accepts the new password and refuses the old one".to_owned());
-    remove_pending(ctx, &pending_name).await?;
-    steps.done(format!("removed the journal secret {pending_name}"));
+    r.done("Valkey accepts the new password and refuses the old one");
+    r.finish().await?;
     fault::point("rotate-cleared");
     Ok(Action::Rotated)
 }
 
-async fn rotate_jwt(ctx: &Context, name: &str, steps: &mut Steps<'_>) -> Result<Action> {
-    let pending_name = pending_name(name);
-    let current = read(ctx, name).await?;
+async fn rotate_jwt(r: &mut Rotation<'_>) -> Result<Action> {
+    let current = r.current().await?;
     // Nothing holds a copy of this key: an interrupted rotation is always
     // finished.
-    if let Some(pending) = read_if_exists(ctx, &pending_name).await? {
-        if pending != current {
-            replace(ctx, name, &pending).await?;
-            steps.done(format!(
-                "stored the new key of an interrupted rotation in {name}"
-            ));
-        }
-        remove_pending(ctx, &pending_name).await?;
-        steps.done(format!("removed the journal secret {pending_name}"));
+    if let Some(pending) = r.interrupted().await? {
+        let step = format!(
+            "stored the new key of an interrupted rotation in {}",
+            r.name
+        );
+        r.adopt(&current, &pending, step).await?;
+        r.finish().await?;
         return Ok(Action::FinishedInterrupted);
     }
-    let new = Kind::JwtSecret
-        .policy()
-        .generator
-        .generate()
-        .map_err(|e| Failure::internal(format!("cannot generate a key: {e}")))?;
-    ctx.secrets
-        .create(&pending_name, &new)
-        .await
-        .map_err(|e| store_failure(&format!("create the journal secret {pending_name}"), &e))?;
-    steps.done(format!(
-        "stored the new key in the journal secret {pending_name}"
-    ));
-    fault::point("rotate-pending");
-    replace(ctx, name, &new).await?;
-    steps.done(format!("replaced the secret {name}"));
-    fault::point("rotate-replaced");
-    remove_pending(ctx, &pending_name).await?;
-    steps.done(format!("removed the journal secret {pending_name}"));
+    let new = r.begin().await?;
+    r.replace(&new).await?;
+    r.finish().await?;
     fault::point("rotate-cleared");
     Ok(Action::Rotated)
 }
@@ -628,11 +621,11 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
-    use homelab_podman::{ContainerInfo, ContainerState, ContainerStatus, ExecOutput, FakeRuntime};
+    use homelab_podman::{ExecOutput, FakeRuntime};
 
     use super::*;
+    use crate::backup::tests::{block_on, context_on, running};
     use crate::config::{Loaded, validate};
-    use crate::output::Ui;
     use crate::systemd::{FakeSystemd, Systemd, SystemdResult};
 
     /// A systemd whose restarts also run a hook (Valkey reads its secret).
@@ -722,29 +715,6 @@ mod tests {
         valkey: Arc<Mutex<Vec<u8>>>,
     }
 
-    fn running(name: &str) -> ContainerInfo {
-        ContainerInfo {
-            id: format!("{name}-id"),
-            name: name.into(),
-            image: "image".into(),
-            state: ContainerState {
-                status: ContainerStatus::Running,
-                running: true,
-                pid: Some(1),
-                exit_code: 0,
-                started_at: None,
-                finished_at: None,
-                oom_killed: false,
-                error: None,
-            },
-            health: None,
-            restart_count: 0,
-            networks: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            cgroup_path: None,
-        }
-    }
-
     /// The stdin line a command got, without its newline.
     fn stdin_line(spec: &ExecSpec) -> Vec<u8> {
         let mut bytes = spec.stdin_bytes().unwrap_or_default().to_vec();
@@ -755,8 +725,7 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let deployment = validate(&Loaded::defaults()).unwrap();
-        let c = deployment.config.clone();
+        let c = validate(&Loaded::defaults()).unwrap().config;
         let runtime = FakeRuntime::new();
         runtime.add_container(running(&c.postgres.container_name));
         runtime.add_container(running(&c.valkey.container_name));
@@ -827,27 +796,13 @@ mod tests {
                 }
             }),
         };
-        let ctx = Context {
-            deployment,
-            systemd: Box::new(systemd),
-            runtime: Arc::new(runtime.clone()),
-            secrets: Arc::new(runtime.clone()),
-            ui: Ui { json: true },
-            runtime_dir: None,
-        };
+        let ctx = context_on(&runtime, Box::new(systemd));
         Fixture {
             ctx,
             runtime,
             role,
             valkey,
         }
-    }
-
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(future)
     }
 
     impl Fixture {
@@ -859,6 +814,20 @@ mod tests {
         }
         fn vk(&self) -> String {
             self.ctx.deployment.config.valkey.password_secret.clone()
+        }
+        /// What a rotation killed after writing its journal leaves.
+        fn journal(&self, name: &str, value: &str) {
+            block_on(
+                self.ctx
+                    .secrets
+                    .create(&pending_name(name), &SecretValue::new(value)),
+            )
+            .unwrap();
+        }
+        /// What a rotation killed after replacing the secret leaves (with the
+        /// journal).
+        fn store(&self, name: &str, value: &str) {
+            block_on(self.ctx.secrets.replace(name, &SecretValue::new(value))).unwrap();
         }
         /// The database accepts exactly the stored password, and no journal is
         /// left.
@@ -892,12 +861,7 @@ mod tests {
         // Killed after the journal was written: the database has the old
         // password, so the journal is dropped and a new rotation runs.
         let f = fixture();
-        block_on(
-            f.ctx
-                .secrets
-                .create(&pending_name(&f.pg()), &SecretValue::new("pgnew")),
-        )
-        .unwrap();
+        f.journal(&f.pg(), "pgnew");
         let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
         assert_eq!(report.action, Action::Rotated);
         assert!(report.steps[0].contains("undid"), "{:?}", report.steps);
@@ -907,12 +871,7 @@ mod tests {
         // Killed after ALTER ROLE: the database has the journal's value, which
         // becomes the secret.
         let f = fixture();
-        block_on(
-            f.ctx
-                .secrets
-                .create(&pending_name(&f.pg()), &SecretValue::new("pgnew")),
-        )
-        .unwrap();
+        f.journal(&f.pg(), "pgnew");
         *f.role.lock().unwrap() = Role::Plain(b"pgnew".to_vec());
         let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
         assert_eq!(report.action, Action::FinishedInterrupted);
@@ -921,13 +880,8 @@ mod tests {
 
         // Killed after the secret was replaced: only the journal is left.
         let f = fixture();
-        block_on(
-            f.ctx
-                .secrets
-                .create(&pending_name(&f.pg()), &SecretValue::new("pgnew")),
-        )
-        .unwrap();
-        block_on(f.ctx.secrets.replace(&f.pg(), &SecretValue::new("pgnew"))).unwrap();
+        f.journal(&f.pg(), "pgnew");
+        f.store(&f.pg(), "pgnew");
         *f.role.lock().unwrap() = Role::Plain(b"pgnew".to_vec());
         let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
         assert_eq!(report.action, Action::FinishedInterrupted);
@@ -937,12 +891,7 @@ mod tests {
     #[test]
     fn a_database_that_accepts_neither_password_changes_nothing() {
         let f = fixture();
-        block_on(
-            f.ctx
-                .secrets
-                .create(&pending_name(&f.pg()), &SecretValue::new("pgnew")),
-        )
-        .unwrap();
+        f.journal(&f.pg(), "pgnew");
         *f.role.lock().unwrap() = Role::Plain(b"something else".to_vec());
         let err = block_on(rotate(&f.ctx, &f.pg())).unwrap_err();
         assert!(err.what.contains("neither"), "{err}");
@@ -970,12 +919,7 @@ mod tests {
     fn an_interrupted_valkey_rotation_is_undone_or_finished() {
         // Journal only: undone, then rotated afresh.
         let f = fixture();
-        block_on(
-            f.ctx
-                .secrets
-                .create(&pending_name(&f.vk()), &SecretValue::new("vknew")),
-        )
-        .unwrap();
+        f.journal(&f.vk(), "vknew");
         assert_eq!(
             block_on(rotate(&f.ctx, &f.vk())).unwrap().action,
             Action::Rotated
@@ -985,13 +929,8 @@ mod tests {
 
         // Secret replaced, Valkey not restarted yet.
         let f = fixture();
-        block_on(
-            f.ctx
-                .secrets
-                .create(&pending_name(&f.vk()), &SecretValue::new("vknew")),
-        )
-        .unwrap();
-        block_on(f.ctx.secrets.replace(&f.vk(), &SecretValue::new("vknew"))).unwrap();
+        f.journal(&f.vk(), "vknew");
+        f.store(&f.vk(), "vknew");
         assert_eq!(
             block_on(rotate(&f.ctx, &f.vk())).unwrap().action,
             Action::FinishedInterrupted
@@ -1001,13 +940,8 @@ mod tests {
 
         // Restarted with the new value, journal still there.
         let f = fixture();
-        block_on(
-            f.ctx
-                .secrets
-                .create(&pending_name(&f.vk()), &SecretValue::new("vknew")),
-        )
-        .unwrap();
-        block_on(f.ctx.secrets.replace(&f.vk(), &SecretValue::new("vknew"))).unwrap();
+        f.journal(&f.vk(), "vknew");
+        f.store(&f.vk(), "vknew");
         *f.valkey.lock().unwrap() = b"vknew".to_vec();
         assert_eq!(
             block_on(rotate(&f.ctx, &f.vk())).unwrap().action,
@@ -1028,12 +962,7 @@ mod tests {
             report.warnings
         );
         assert_ne!(f.secret(&jwt).unwrap(), b"jwtold");
-        block_on(
-            f.ctx
-                .secrets
-                .create(&pending_name(&jwt), &SecretValue::new("jwtnew")),
-        )
-        .unwrap();
+        f.journal(&jwt, "jwtnew");
         assert_eq!(
             block_on(rotate(&f.ctx, &jwt)).unwrap().action,
             Action::FinishedInterrupted
