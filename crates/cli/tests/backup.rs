@@ -11,28 +11,12 @@ mod ops;
 
 use std::path::{Path, PathBuf};
 
-use common::{TestDeployment, text};
+use common::{TestDeployment, first_word, lsattr_flags, text};
 use immich_db_testhost::require_host;
 use ops::{code, config_with_backup, json, run, run_ok, sql};
 
-fn lsattr(host: &immich_db_testhost::Host, path: &Path) -> String {
-    let out = host.command("lsattr").arg("-d").arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 fn sha256sum(host: &immich_db_testhost::Host, path: &Path) -> String {
-    let out = host.command("sha256sum").arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
+    first_word(&host.command("sha256sum").arg(path).output().unwrap())
 }
 
 fn dumps(dir: &Path) -> Vec<PathBuf> {
@@ -126,8 +110,8 @@ fn backup_restore_prune_and_schedule() {
         text(&listing)
     );
     // On copy-on-write storage, private to its owner, and no temporary left.
-    assert!(!lsattr(host, &backups).contains('C'));
-    assert!(!lsattr(host, &dump).contains('C'));
+    assert!(!lsattr_flags(host, &backups).contains('C'));
+    assert!(!lsattr_flags(host, &dump).contains('C'));
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dump).unwrap().permissions());
     assert_eq!(mode & 0o077, 0, "{mode:o}");

@@ -7,18 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestDeployment, text};
+use common::{TestDeployment, lsattr_flags, text};
 use immich_db_testhost::{require_host, wait_for};
-
-fn lsattr_flags(host: &immich_db_testhost::Host, path: &std::path::Path) -> String {
-    let out = host.command("lsattr").arg("-d").arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
 
 #[test]
 fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {

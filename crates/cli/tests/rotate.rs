@@ -10,7 +10,6 @@ mod common;
 mod ops;
 
 use std::collections::BTreeSet;
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -115,8 +114,16 @@ fn pending_exists(d: &TestDeployment, secret: &str) -> bool {
         .success()
 }
 
-fn killed(out: &Output) -> bool {
-    std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9)
+/// Runs `secrets rotate` with the fault hook at `point` and asserts that it
+/// was killed there.
+fn rotate_killed_at(d: &TestDeployment, config: &std::path::Path, secret: &str, point: &str) {
+    let out = d
+        .command(config, &["secrets", "rotate", secret])
+        .env("IMMICH_DB_FAULT_AT", point)
+        .output()
+        .unwrap();
+    let killed = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9);
+    assert!(killed, "{point}: not killed: {}", text(&out));
 }
 
 #[test]
@@ -238,12 +245,7 @@ fn list_show_rotate_and_recover_interrupted_rotations() {
     // the stored password, and the journal is gone.
     for point in FAULT_POINTS {
         let before = d.secret_value(&d.pg_secret).unwrap();
-        let out = d
-            .command(&config, &["secrets", "rotate", &d.pg_secret])
-            .env("IMMICH_DB_FAULT_AT", point)
-            .output()
-            .unwrap();
-        assert!(killed(&out), "{point}: not killed: {}", text(&out));
+        rotate_killed_at(&d, &config, &d.pg_secret, point);
         let stored = d.secret_value(&d.pg_secret).unwrap();
         let disagree = !postgres_accepts(&d, &stored);
         if disagree {
@@ -291,12 +293,7 @@ fn list_show_rotate_and_recover_interrupted_rotations() {
     // (Each restart of Valkey takes seconds.)
     for point in ["rotate-replaced", "rotate-consumer"] {
         let before = d.secret_value(&d.vk_secret).unwrap();
-        let out = d
-            .command(&config, &["secrets", "rotate", &d.vk_secret])
-            .env("IMMICH_DB_FAULT_AT", point)
-            .output()
-            .unwrap();
-        assert!(killed(&out), "{point}: not killed: {}", text(&out));
+        rotate_killed_at(&d, &config, &d.vk_secret, point);
         run_ok(&d, &config, &["secrets", "rotate", &d.vk_secret]);
         let after = d.secret_value(&d.vk_secret).unwrap();
         assert!(valkey_accepts(&d, &after), "{point}");

@@ -37,6 +37,12 @@ fn attributes(host: &immich_db_testhost::Host, dir: &Path) -> Vec<(String, Strin
     found
 }
 
+/// `chattr FLAG path`, as the operator runs it.
+fn chattr(host: &immich_db_testhost::Host, flag: &str, path: &Path) {
+    let out = host.command("chattr").arg(flag).arg(path).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 #[test]
 fn a_database_initialised_before_nocow_is_found_and_repaired() {
     let host = require_host!();
@@ -82,21 +88,12 @@ fn a_database_initialised_before_nocow_is_found_and_repaired() {
         .success()
         .then_some(())
     });
-    let out = host.podman([
-        "exec",
+    ops::sql_in(
+        &d,
         &init,
-        "psql",
-        "-U",
-        "immich",
-        "-d",
-        "immich",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-c",
         "CREATE TABLE albums (id int PRIMARY KEY, title text); \
          INSERT INTO albums SELECT g, 'album ' || g FROM generate_series(1, 20000) g; CHECKPOINT",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    );
     host.podman_ok(["stop", "--time", "30", &init]);
     host.podman_ok(["rm", &init]);
     let cow_before = attributes(host, &data)
@@ -106,13 +103,7 @@ fn a_database_initialised_before_nocow_is_found_and_repaired() {
     assert!(cow_before > 100, "{cow_before}");
 
     // The operator's fix that came too late: NOCOW on the directory only.
-    let out = host
-        .command("chattr")
-        .arg("+C")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    chattr(host, "+C", &data);
     let config = d.config();
     let out = run(&d, &config, &["deploy"]);
     // Deploy runs the database but its verify flags the copy-on-write files.
@@ -176,13 +167,7 @@ fn a_database_initialised_before_nocow_is_found_and_repaired() {
 
     // NOCOW where copy-on-write was intended is a finding too.
     let library = d.library_dir();
-    let out = host
-        .command("chattr")
-        .arg("+C")
-        .arg(&library)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    chattr(host, "+C", &library);
     let out = run(&d, &config, &["storage", "audit"]);
     assert_eq!(code(&out), Some(1), "{}", text(&out));
     assert!(
@@ -190,11 +175,5 @@ fn a_database_initialised_before_nocow_is_found_and_repaired() {
         "{}",
         text(&out)
     );
-    let out = host
-        .command("chattr")
-        .arg("-C")
-        .arg(&library)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    chattr(host, "-C", &library);
 }

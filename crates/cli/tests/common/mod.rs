@@ -194,15 +194,7 @@ impl TestDeployment {
 
     /// Runs the binary and asserts it succeeded.
     pub fn run_ok(&self, args: &[&str]) -> Output {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "immich-db {args:?} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        succeeded(self.run(args), args)
     }
 
     /// A secret's stored value.
@@ -369,4 +361,31 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The binary's output, once asserted that it succeeded.
+pub fn succeeded(out: Output, args: &[&str]) -> Output {
+    assert!(
+        out.status.success(),
+        "immich-db {args:?} failed ({}):\n{}",
+        out.status,
+        text(&out)
+    );
+    out
+}
+
+/// The first word a host tool printed (a checksum, attribute letters), once
+/// asserted that it succeeded.
+pub fn first_word(out: &Output) -> String {
+    assert!(out.status.success(), "{}", text(out));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The attribute letters `lsattr -d` shows for `path`.
+pub fn lsattr_flags(host: &Host, path: &Path) -> String {
+    first_word(&host.command("lsattr").arg("-d").arg(path).output().unwrap())
 }

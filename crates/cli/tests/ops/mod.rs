@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use crate::common::{TestDeployment, text};
+use crate::common::{TestDeployment, succeeded, text};
 
 /// Where the tests put the backup timer and service: the user manager's
 /// runtime unit directory, which a reboot empties.
@@ -32,14 +32,7 @@ pub(crate) fn run(d: &TestDeployment, config: &std::path::Path, args: &[&str]) -
 
 /// Runs the binary with `config` and asserts it succeeded.
 pub(crate) fn run_ok(d: &TestDeployment, config: &std::path::Path, args: &[&str]) -> Output {
-    let out = run(d, config, args);
-    assert!(
-        out.status.success(),
-        "immich-db {args:?} failed ({}):\n{}",
-        out.status,
-        text(&out)
-    );
-    out
+    succeeded(run(d, config, args), args)
 }
 
 /// Runs the binary with `--json` and returns what it printed.
@@ -63,9 +56,14 @@ pub(crate) fn code(out: &Output) -> Option<i32> {
 /// `psql` inside the PostgreSQL container over its local socket, as the
 /// deployment's role; its trimmed output, or a panic with psql's error.
 pub(crate) fn sql(d: &TestDeployment, statement: &str) -> String {
+    sql_in(d, &d.pg, statement)
+}
+
+/// [`sql`] in another PostgreSQL container, with the same role and database.
+pub(crate) fn sql_in(d: &TestDeployment, container: &str, statement: &str) -> String {
     let out = d.host.podman([
         "exec",
-        &d.pg,
+        container,
         "psql",
         "-X",
         "-U",
