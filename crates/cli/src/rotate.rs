@@ -815,6 +815,14 @@ mod tests {
         fn vk(&self) -> String {
             self.ctx.deployment.config.valkey.password_secret.clone()
         }
+        /// Runs a rotation that must succeed.
+        fn rotate(&self, name: &str) -> Report {
+            block_on(rotate(&self.ctx, name)).unwrap()
+        }
+        /// Runs a rotation that must fail.
+        fn rotate_err(&self, name: &str) -> Failure {
+            block_on(rotate(&self.ctx, name)).unwrap_err()
+        }
         /// What a rotation killed after writing its journal leaves.
         fn journal(&self, name: &str, value: &str) {
             block_on(
@@ -846,7 +854,7 @@ mod tests {
     #[test]
     fn postgres_rotation_alters_the_role_with_a_verifier_and_stores_the_new_value() {
         let f = fixture();
-        let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
+        let report = f.rotate(&f.pg());
         assert_eq!(report.action, Action::Rotated);
         let stored = f.secret(&f.pg()).unwrap();
         assert_ne!(stored, b"pgold");
@@ -862,7 +870,7 @@ mod tests {
         // password, so the journal is dropped and a new rotation runs.
         let f = fixture();
         f.journal(&f.pg(), "pgnew");
-        let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
+        let report = f.rotate(&f.pg());
         assert_eq!(report.action, Action::Rotated);
         assert!(report.steps[0].contains("undid"), "{:?}", report.steps);
         assert_ne!(f.secret(&f.pg()).unwrap(), b"pgnew");
@@ -873,7 +881,7 @@ mod tests {
         let f = fixture();
         f.journal(&f.pg(), "pgnew");
         *f.role.lock().unwrap() = Role::Plain(b"pgnew".to_vec());
-        let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
+        let report = f.rotate(&f.pg());
         assert_eq!(report.action, Action::FinishedInterrupted);
         assert_eq!(f.secret(&f.pg()).unwrap(), b"pgnew");
         f.assert_postgres_consistent();
@@ -883,7 +891,7 @@ mod tests {
         f.journal(&f.pg(), "pgnew");
         f.store(&f.pg(), "pgnew");
         *f.role.lock().unwrap() = Role::Plain(b"pgnew".to_vec());
-        let report = block_on(rotate(&f.ctx, &f.pg())).unwrap();
+        let report = f.rotate(&f.pg());
         assert_eq!(report.action, Action::FinishedInterrupted);
         f.assert_postgres_consistent();
     }
@@ -893,14 +901,14 @@ mod tests {
         let f = fixture();
         f.journal(&f.pg(), "pgnew");
         *f.role.lock().unwrap() = Role::Plain(b"something else".to_vec());
-        let err = block_on(rotate(&f.ctx, &f.pg())).unwrap_err();
+        let err = f.rotate_err(&f.pg());
         assert!(err.what.contains("neither"), "{err}");
         assert_eq!(f.secret(&f.pg()).unwrap(), b"pgold");
         assert_eq!(f.secret(&pending_name(&f.pg())).unwrap(), b"pgnew");
 
         let f = fixture();
         *f.role.lock().unwrap() = Role::Plain(b"something else".to_vec());
-        let err = block_on(rotate(&f.ctx, &f.pg())).unwrap_err();
+        let err = f.rotate_err(&f.pg());
         assert_eq!(err.exit, crate::error::Exit::Precondition, "{err}");
         assert_eq!(f.secret(&f.pg()).unwrap(), b"pgold");
         assert!(f.secret(&pending_name(&f.pg())).is_none());
@@ -909,7 +917,7 @@ mod tests {
     #[test]
     fn valkey_rotation_restarts_valkey_with_the_new_secret() {
         let f = fixture();
-        let report = block_on(rotate(&f.ctx, &f.vk())).unwrap();
+        let report = f.rotate(&f.vk());
         assert_eq!(report.action, Action::Rotated);
         assert_ne!(f.secret(&f.vk()).unwrap(), b"vkold");
         f.assert_valkey_consistent();
@@ -920,10 +928,7 @@ mod tests {
         // Journal only: undone, then rotated afresh.
         let f = fixture();
         f.journal(&f.vk(), "vknew");
-        assert_eq!(
-            block_on(rotate(&f.ctx, &f.vk())).unwrap().action,
-            Action::Rotated
-        );
+        assert_eq!(f.rotate(&f.vk()).action, Action::Rotated);
         f.assert_valkey_consistent();
         assert_ne!(f.secret(&f.vk()).unwrap(), b"vknew");
 
@@ -931,10 +936,7 @@ mod tests {
         let f = fixture();
         f.journal(&f.vk(), "vknew");
         f.store(&f.vk(), "vknew");
-        assert_eq!(
-            block_on(rotate(&f.ctx, &f.vk())).unwrap().action,
-            Action::FinishedInterrupted
-        );
+        assert_eq!(f.rotate(&f.vk()).action, Action::FinishedInterrupted);
         f.assert_valkey_consistent();
         assert_eq!(f.secret(&f.vk()).unwrap(), b"vknew");
 
@@ -943,10 +945,7 @@ mod tests {
         f.journal(&f.vk(), "vknew");
         f.store(&f.vk(), "vknew");
         *f.valkey.lock().unwrap() = b"vknew".to_vec();
-        assert_eq!(
-            block_on(rotate(&f.ctx, &f.vk())).unwrap().action,
-            Action::FinishedInterrupted
-        );
+        assert_eq!(f.rotate(&f.vk()).action, Action::FinishedInterrupted);
         f.assert_valkey_consistent();
     }
 
@@ -954,7 +953,7 @@ mod tests {
     fn jwt_rotation_replaces_the_key_and_finishes_an_interrupted_one() {
         let f = fixture();
         let jwt = f.ctx.deployment.config.immich.jwt_secret.clone();
-        let report = block_on(rotate(&f.ctx, &jwt)).unwrap();
+        let report = f.rotate(&jwt);
         assert_eq!(report.action, Action::Rotated);
         assert!(
             report.warnings[0].contains("session"),
@@ -963,10 +962,7 @@ mod tests {
         );
         assert_ne!(f.secret(&jwt).unwrap(), b"jwtold");
         f.journal(&jwt, "jwtnew");
-        assert_eq!(
-            block_on(rotate(&f.ctx, &jwt)).unwrap().action,
-            Action::FinishedInterrupted
-        );
+        assert_eq!(f.rotate(&jwt).action, Action::FinishedInterrupted);
         assert_eq!(f.secret(&jwt).unwrap(), b"jwtnew");
         assert!(f.secret(&pending_name(&jwt)).is_none());
     }
@@ -974,7 +970,7 @@ mod tests {
     #[test]
     fn unknown_names_are_bad_input_and_list_the_secrets() {
         let f = fixture();
-        let err = block_on(rotate(&f.ctx, "redis_password")).unwrap_err();
+        let err = f.rotate_err("redis_password");
         assert_eq!(err.exit, crate::error::Exit::BadInput);
         assert!(err.help.unwrap().contains("postgres-password"));
     }
@@ -982,8 +978,8 @@ mod tests {
     #[test]
     fn passwords_travel_only_on_standard_input() {
         let f = fixture();
-        block_on(rotate(&f.ctx, &f.pg())).unwrap();
-        block_on(rotate(&f.ctx, &f.vk())).unwrap();
+        f.rotate(&f.pg());
+        f.rotate(&f.vk());
         let stored = [
             f.secret(&f.pg()).unwrap(),
             f.secret(&f.vk()).unwrap(),
