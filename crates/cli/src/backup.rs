@@ -647,9 +647,7 @@ pub(crate) fn check(path: &Path) -> Result<Checked> {
         Failure::bad_input(format!("cannot read the dump {}: {e}", dump.display()))
             .at(manifest_path.display().to_string())
     })?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut head = Vec::new();
+    let mut digest = Digest::default();
     let mut buffer = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buffer).map_err(|e| {
@@ -658,27 +656,22 @@ pub(crate) fn check(path: &Path) -> Result<Checked> {
         if n == 0 {
             break;
         }
-        if head.len() < DUMP_MAGIC.len() {
-            let take = (DUMP_MAGIC.len() - head.len()).min(n);
-            head.extend_from_slice(&buffer[..take]);
-        }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
+        digest.update(&buffer[..n]);
     }
-    if size != manifest.size {
+    if digest.size != manifest.size {
         return Err(corrupt(format!(
-            "it has {size} bytes, the manifest records {}",
-            manifest.size
+            "it has {} bytes, the manifest records {}",
+            digest.size, manifest.size
         )));
     }
-    let sha256 = hex(&hasher.finalize());
+    let sha256 = hex(&digest.hasher.finalize());
     if sha256 != manifest.sha256 {
         return Err(corrupt(format!(
             "its SHA-256 is {sha256}, the manifest records {}",
             manifest.sha256
         )));
     }
-    if head != DUMP_MAGIC {
+    if digest.head != DUMP_MAGIC {
         return Err(corrupt("it is not a pg_dump custom-format archive".into()));
     }
     Ok(Checked { manifest, dump })
