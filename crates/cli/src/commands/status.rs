@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::storage::{PoolUsage, pool_usage};
 use crate::context::Context;
 use crate::desired;
 use crate::error::Result;
@@ -35,19 +36,10 @@ struct Directory {
 }
 
 #[derive(Debug, Serialize)]
-struct Pool {
-    path: String,
-    filesystem: Option<String>,
-    size: Option<u64>,
-    used: Option<u64>,
-    available: Option<u64>,
-}
-
-#[derive(Debug, Serialize)]
 struct Status {
     services: Vec<Service>,
     directories: Vec<Directory>,
-    pool: Pool,
+    pool: PoolUsage,
     backup: super::backup::Summary,
 }
 
@@ -142,14 +134,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Outcome> {
             path: dir.path.display().to_string(),
         })
         .collect();
-    let usage = homelab_btrfs::usage(&d.pool).ok();
-    let pool = Pool {
-        path: d.pool.display().to_string(),
-        filesystem: usage.map(|u| u.filesystem.to_string()),
-        size: usage.map(|u| u.size),
-        used: usage.map(|u| u.used),
-        available: usage.map(|u| u.available),
-    };
+    let pool = pool_usage(ctx);
 
     let mut human = String::new();
     let _ = writeln!(
@@ -189,7 +174,7 @@ pub(crate) async fn run(ctx: &Context) -> Result<Outcome> {
     let _ = writeln!(
         human,
         "pool {} ({}): {} used of {}, {} available",
-        pool.path,
+        pool.path.display(),
         pool.filesystem.as_deref().unwrap_or("unknown"),
         bytes(pool.used),
         bytes(pool.size),

@@ -52,13 +52,14 @@ struct DirAudit {
     problems: Vec<String>,
 }
 
+/// The pool's filesystem and how full it is (`None` where it cannot be read).
 #[derive(Debug, Serialize)]
-struct PoolUsage {
-    path: PathBuf,
-    filesystem: Option<String>,
-    size: Option<u64>,
-    used: Option<u64>,
-    available: Option<u64>,
+pub(crate) struct PoolUsage {
+    pub(crate) path: PathBuf,
+    pub(crate) filesystem: Option<String>,
+    pub(crate) size: Option<u64>,
+    pub(crate) used: Option<u64>,
+    pub(crate) available: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -161,7 +162,7 @@ fn audit_dir(dir: &Dir) -> (DirAudit, Option<AuditReport>) {
     (a, Some(report))
 }
 
-fn pool_usage(ctx: &Context) -> PoolUsage {
+pub(crate) fn pool_usage(ctx: &Context) -> PoolUsage {
     let pool = &ctx.deployment.pool;
     let usage = homelab_btrfs::usage(pool).ok();
     PoolUsage {
