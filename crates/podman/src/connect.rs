@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, START_SOCKET_COMMAND, SocketAttempt};
-use crate::http::Http;
+use crate::http::{Http, ServiceHeaders};
 
 /// The rootful podman service socket.
 pub const ROOTFUL_SOCKET: &str = "/run/podman/podman.sock";
@@ -142,12 +142,15 @@ pub fn candidate_sockets(uid: u32, xdg_runtime_dir: Option<OsString>) -> Vec<Pat
     }
 }
 
-/// Tries each socket in turn; the first that answers `_ping`, or every failure.
-pub(crate) async fn find_socket(options: &ConnectOptions) -> Result<PathBuf, Vec<SocketAttempt>> {
+/// Tries each socket in turn; the first that answers `_ping` (with what the
+/// service said about itself), or every failure.
+pub(crate) async fn find_socket(
+    options: &ConnectOptions,
+) -> Result<(PathBuf, ServiceHeaders), Vec<SocketAttempt>> {
     let mut tried = Vec::new();
     for socket in &options.sockets {
         match Http::new(socket).ping(options.ping_timeout).await {
-            Ok(()) => return Ok(socket.clone()),
+            Ok(service) => return Ok((socket.clone(), service)),
             Err(e) => tried.push(SocketAttempt {
                 socket: socket.clone(),
                 reason: describe_io(&e),
@@ -329,12 +332,22 @@ impl Drop for PrivateService {
     }
 }
 
+/// A socket that answered, what the service said about itself, and the private
+/// service behind it if one was started.
+pub(crate) struct Connected {
+    pub(crate) socket: PathBuf,
+    pub(crate) headers: ServiceHeaders,
+    pub(crate) service: Option<Arc<PrivateService>>,
+}
+
 /// Connects per `options`: the first socket that answers, else the fallback.
-pub(crate) async fn connect(
-    options: &ConnectOptions,
-) -> Result<(PathBuf, Option<Arc<PrivateService>>), Error> {
+pub(crate) async fn connect(options: &ConnectOptions) -> Result<Connected, Error> {
     match find_socket(options).await {
-        Ok(socket) => Ok((socket, None)),
+        Ok((socket, headers)) => Ok(Connected {
+            socket,
+            headers,
+            service: None,
+        }),
         Err(tried) => match options.fallback {
             Fallback::Fail => Err(Error::NoService {
                 tried,
@@ -342,7 +355,17 @@ pub(crate) async fn connect(
             }),
             Fallback::StartPrivateService => {
                 let service = PrivateService::start(options).await?;
-                Ok((service.socket.clone(), Some(service)))
+                // It has just answered; a second ping is a millisecond and tells
+                // its versions.
+                let headers = Http::new(&service.socket)
+                    .ping(options.ping_timeout)
+                    .await
+                    .unwrap_or_default();
+                Ok(Connected {
+                    socket: service.socket.clone(),
+                    headers,
+                    service: Some(service),
+                })
             }
         },
     }
@@ -388,7 +411,9 @@ mod tests {
         drop(std::os::unix::net::UnixListener::bind(&listener_path).unwrap());
         let mut options = ConnectOptions::new().fallback(Fallback::Fail);
         options.sockets = vec![missing.clone(), listener_path.clone()];
-        let e = connect(&options).await.unwrap_err();
+        let Err(e) = connect(&options).await else {
+            panic!("connected to a dead socket")
+        };
         let Error::NoService { tried, command } = &e else {
             panic!("{e:?}")
         };
@@ -405,7 +430,9 @@ mod tests {
         let options = ConnectOptions::new()
             .socket(dir.path().join("none.sock"))
             .podman_program(dir.path().join("no-such-podman"));
-        let e = connect(&options).await.unwrap_err();
+        let Err(e) = connect(&options).await else {
+            panic!("connected without a podman program")
+        };
         let text = e.to_string();
         assert!(matches!(e, Error::PrivateService { .. }), "{e:?}");
         assert!(text.contains("cannot run"), "{text}");

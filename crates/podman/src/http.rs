@@ -32,6 +32,25 @@ pub(crate) struct Http {
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) body: Zeroizing<Vec<u8>>,
+    pub(crate) service: ServiceHeaders,
+}
+
+/// What podman says about itself in the head of every answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ServiceHeaders {
+    /// `Server`, such as `Libpod/5.4.2 (linux)`.
+    pub(crate) server: Option<String>,
+    /// `Libpod-API-Version`, such as `5.4.2`.
+    pub(crate) libpod_api_version: Option<String>,
+}
+
+impl ServiceHeaders {
+    /// Podman's release, from `Server: Libpod/5.4.2 (linux)`.
+    pub(crate) fn podman_version(&self) -> Option<&str> {
+        let product = self.server.as_deref()?.split_whitespace().next()?;
+        let version = product.strip_prefix("Libpod/")?;
+        (!version.is_empty()).then_some(version)
+    }
 }
 
 impl Response {
@@ -53,6 +72,7 @@ enum Framing {
 pub(crate) struct Body<R = UnixStream> {
     reader: BufReader<R>,
     framing: Framing,
+    service: ServiceHeaders,
 }
 
 /// A response whose connection stays open both ways after the head: podman
@@ -86,8 +106,12 @@ impl Http {
         body: Option<(&str, &[u8])>,
     ) -> io::Result<Response> {
         let (status, mut body) = self.open(method, target, body).await?;
-        let body = body.read_all().await?;
-        Ok(Response { status, body })
+        let all = body.read_all().await?;
+        Ok(Response {
+            status,
+            body: all,
+            service: body.service,
+        })
     }
 
     /// Sends one request and returns the status and the body still to be read.
@@ -100,8 +124,15 @@ impl Http {
         let mut stream = UnixStream::connect(&self.socket).await?;
         send_request(&mut stream, method, target, body).await?;
         let mut reader = BufReader::new(stream);
-        let (status, framing) = read_head(&mut reader).await?;
-        Ok((status, Body { reader, framing }))
+        let (status, framing, service) = read_head(&mut reader).await?;
+        Ok((
+            status,
+            Body {
+                reader,
+                framing,
+                service,
+            },
+        ))
     }
 
     /// Sends one request whose connection podman takes over (an attach), and
@@ -116,17 +147,21 @@ impl Http {
         send_request(&mut stream, method, target, body).await?;
         let (read_half, input) = stream.into_split();
         let mut reader = BufReader::new(read_half);
-        let (status, framing) = read_head(&mut reader).await?;
+        let (status, framing, service) = read_head(&mut reader).await?;
         Ok(Attached {
             status,
-            body: Body { reader, framing },
+            body: Body {
+                reader,
+                framing,
+                service,
+            },
             input,
         })
     }
 
-    /// Whether a podman service answers `_ping` on this socket within `timeout`;
-    /// the error says why not.
-    pub(crate) async fn ping(&self, timeout: Duration) -> io::Result<()> {
+    /// Whether a podman service answers `_ping` on this socket within `timeout`,
+    /// with what it says about itself; the error says why not.
+    pub(crate) async fn ping(&self, timeout: Duration) -> io::Result<ServiceHeaders> {
         let target = format!("{LIBPOD}/_ping");
         let answer = tokio::time::timeout(timeout, self.request("GET", &target, None))
             .await
@@ -137,7 +172,7 @@ impl Http {
                 )
             })??;
         if answer.is_success() && answer.body.starts_with(b"OK") {
-            Ok(())
+            Ok(answer.service)
         } else {
             Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -202,11 +237,14 @@ async fn read_line<R: AsyncRead + Unpin>(
     String::from_utf8(line).map_err(|_| bad("response head is not text"))
 }
 
-async fn read_head<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> io::Result<(u16, Framing)> {
+async fn read_head<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+) -> io::Result<(u16, Framing, ServiceHeaders)> {
     let mut seen = 0;
     let status_line = read_line(reader, &mut seen).await?;
     let status = parse_status_line(&status_line)?;
     let mut framing = Framing::UntilEof;
+    let mut service = ServiceHeaders::default();
     loop {
         let line = read_line(reader, &mut seen).await?;
         if line.is_empty() {
@@ -216,7 +254,11 @@ async fn read_head<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> io::Resul
             return Err(bad(format!("malformed header line {line:?}")));
         };
         let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding")
+        if name.eq_ignore_ascii_case("server") {
+            service.server = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("libpod-api-version") {
+            service.libpod_api_version = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
             && value.to_ascii_lowercase().contains("chunked")
         {
             framing = Framing::Chunked {
@@ -232,7 +274,7 @@ async fn read_head<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> io::Resul
             framing = Framing::Length(n);
         }
     }
-    Ok((status, framing))
+    Ok((status, framing, service))
 }
 
 fn parse_status_line(line: &str) -> io::Result<u16> {
@@ -409,6 +451,21 @@ mod tests {
         let sent = task.await.unwrap();
         assert!(sent.starts_with(b"POST /libpod/x?name=y HTTP/1.1\r\n"));
         assert!(sent.ends_with(b"\r\n\r\na\"b\\c\n\xff"), "{sent:?}");
+    }
+
+    #[tokio::test]
+    async fn a_ping_tells_podmans_versions() {
+        let (_dir, path, _task) = serve_once(
+            b"HTTP/1.1 200 OK\r\nLibpod-Api-Version: 5.4.2\r\nServer: Libpod/5.4.2 (linux)\r\nContent-Length: 2\r\n\r\nOK",
+        );
+        let service = Http::new(&path).ping(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(service.libpod_api_version.as_deref(), Some("5.4.2"));
+        assert_eq!(service.podman_version(), Some("5.4.2"));
+        let other = ServiceHeaders {
+            server: Some("nginx/1.2".into()),
+            libpod_api_version: None,
+        };
+        assert_eq!(other.podman_version(), None);
     }
 
     #[tokio::test]

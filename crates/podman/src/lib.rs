@@ -17,7 +17,9 @@
 //! `podman system service` for the life of the connection
 //! ([`Fallback::StartPrivateService`], the default), or fails with an error that
 //! names the command that starts the user's socket,
-//! `systemctl --user start podman.socket` ([`Fallback::Fail`]).
+//! `systemctl --user start podman.socket` ([`Fallback::Fail`]). Connecting costs
+//! one `_ping` per socket tried: podman's answer names its release and API
+//! version, which the connection keeps, so [`Runtime::version`] asks nothing.
 //!
 //! # Secrets
 //!

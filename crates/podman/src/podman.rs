@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 
 use crate::connect::{ConnectOptions, PrivateService, connect};
 use crate::error::{Error, ObjectKind, Result, classify, from_status};
-use crate::http::{Http, Response, encode};
+use crate::http::{Http, Response, ServiceHeaders, encode};
 use crate::model::{
     CgroupVersion, ContainerInfo, ContainerStats, EventFilter, ExecOutput, ExecSpec, Health,
     HealthStatus, HostInfo, ImageInfo, LogLine, LogStream, NetworkInfo, NetworkSpec, SecretInfo,
@@ -61,6 +61,11 @@ pub struct Podman {
     http: Http,
     /// `/vX.Y.Z/libpod` at the service's own API version, for podman 5's shapes.
     native: String,
+    /// The versions, learnt while connecting: podman tells them in the head of
+    /// its answer to the ping that finds it, so asking `/version` (slow: podman
+    /// asks the package manager about conmon and the OCI runtime) is seldom
+    /// needed.
+    version: Version,
     service: Option<Arc<PrivateService>>,
 }
 
@@ -72,25 +77,33 @@ impl Podman {
     }
 
     /// Connects as `options` say.
+    ///
+    /// This costs one `_ping` per socket tried: podman's answer names its
+    /// release and API version, which the connection keeps (for
+    /// [`version`](Runtime::version) and for the API paths it uses). Only a
+    /// service that does not say them is asked its `/version`.
     pub async fn connect_with(options: &ConnectOptions) -> Result<Self> {
-        let (socket, service) = connect(options).await?;
-        let http = Http::new(&socket);
-        let mut podman = Self {
-            api: podman_api::Podman::unix(&socket),
-            http,
-            native: BASE_API.to_owned(),
-            service,
+        let connected = connect(options).await?;
+        let http = Http::new(&connected.socket);
+        let version = match announced_version(&connected.headers) {
+            Some(version) => version,
+            None => query_version(&http).await?,
         };
-        let version = podman.version().await?;
-        if let Some((major, minor, patch)) = (Version {
+        let api = Version {
             version: version.api_version.clone(),
             api_version: version.api_version.clone(),
+        };
+        let native = api.numbers().map_or_else(
+            || BASE_API.to_owned(),
+            |(major, minor, patch)| format!("/v{major}.{minor}.{patch}/libpod"),
+        );
+        Ok(Self {
+            api: podman_api::Podman::unix(&connected.socket),
+            http,
+            native,
+            version,
+            service: connected.service,
         })
-        .numbers()
-        {
-            podman.native = format!("/v{major}.{minor}.{patch}/libpod");
-        }
-        Ok(podman)
     }
 
     /// The socket this connection talks to.
@@ -213,6 +226,44 @@ impl Podman {
     }
 }
 
+/// The versions podman announced in the head of an answer, when it did.
+fn announced_version(headers: &ServiceHeaders) -> Option<Version> {
+    let api_version = headers.libpod_api_version.as_ref()?;
+    Some(Version {
+        version: headers.podman_version().unwrap_or(api_version).to_owned(),
+        api_version: api_version.clone(),
+    })
+}
+
+/// Asks the service its versions (`/version`, at the base API that podman 4
+/// and 5 serve).
+async fn query_version(http: &Http) -> Result<Version> {
+    let op = "read the podman version";
+    let response = http
+        .request("GET", &format!("{BASE_API}/version"), None)
+        .await
+        .map_err(|e| Error::Connection {
+            socket: http.socket().to_owned(),
+            operation: op,
+            name: None,
+            source: Box::new(e),
+        })?;
+    if !response.is_success() {
+        return Err(from_status(
+            op,
+            ObjectKind::Container,
+            None,
+            response.status,
+            &response.body,
+        ));
+    }
+    let v: wire::VersionJson = decode(op, None, &response.body)?;
+    Ok(Version {
+        api_version: v.libpod_api_version().unwrap_or_else(|| v.version.clone()),
+        version: v.version,
+    })
+}
+
 fn decode<T: DeserializeOwned>(
     operation: &'static str,
     name: Option<&str>,
@@ -255,24 +306,7 @@ fn memory_peak(cgroup_path: Option<&str>) -> Option<u64> {
 #[async_trait::async_trait]
 impl Runtime for Podman {
     async fn version(&self) -> Result<Version> {
-        let op = "read the podman version";
-        // The first call of a connection runs before the native version is known;
-        // BASE_API serves it on podman 4 and 5.
-        let response = self.raw(op, None, "GET", "/version", None).await?;
-        if !response.is_success() {
-            return Err(from_status(
-                op,
-                ObjectKind::Container,
-                None,
-                response.status,
-                &response.body,
-            ));
-        }
-        let v: wire::VersionJson = decode(op, None, &response.body)?;
-        Ok(Version {
-            api_version: v.libpod_api_version().unwrap_or_else(|| v.version.clone()),
-            version: v.version,
-        })
+        Ok(self.version.clone())
     }
 
     async fn host_info(&self) -> Result<HostInfo> {
@@ -891,4 +925,32 @@ pub(crate) fn check_secret(name: &str, value: &SecretValue) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ping_head_gives_both_versions() {
+        let headers = ServiceHeaders {
+            server: Some("Libpod/5.4.2 (linux)".into()),
+            libpod_api_version: Some("5.4.2".into()),
+        };
+        assert_eq!(
+            announced_version(&headers),
+            Some(Version {
+                version: "5.4.2".into(),
+                api_version: "5.4.2".into()
+            })
+        );
+        // Without a Server header the API version stands for the release.
+        let headers = ServiceHeaders {
+            server: None,
+            libpod_api_version: Some("4.9.3".into()),
+        };
+        assert_eq!(announced_version(&headers).unwrap().version, "4.9.3");
+        // A service that does not say is asked.
+        assert_eq!(announced_version(&ServiceHeaders::default()), None);
+    }
 }
