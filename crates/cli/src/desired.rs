@@ -23,6 +23,41 @@ pub(crate) const POSTGRES_START_TIMEOUT_S: u64 = 900;
 /// How long systemd waits for Valkey to become healthy.
 pub(crate) const VALKEY_START_TIMEOUT_S: u64 = 300;
 
+/// Where the PostgreSQL password is mounted in its container (under
+/// `/run/secrets`).
+pub(crate) const POSTGRES_SECRET_FILE: &str = "postgres-password";
+/// Where the Valkey password is mounted in its container (under
+/// `/run/secrets`).
+pub(crate) const VALKEY_SECRET_FILE: &str = "valkey-password";
+
+/// Valkey's command: the server reads its `requirepass` line from standard
+/// input, which is a FIFO that this shell opens both ways, fills from the
+/// mounted secret and closes; then the shell becomes the server. So the server
+/// is the container's PID 1 and gets `SIGTERM` on stop (and saves its data), the
+/// password is in no process's arguments, no environment and no file but the
+/// mounted secret, and the FIFO is unlinked before the server starts. `read` and
+/// `printf` are shell builtins. For systemd, `%%` is a literal `%`.
+fn valkey_command() -> String {
+    format!(
+        "sh -c 'f=/tmp/valkey-config; rm -f \"$f\"; mkfifo -m 600 \"$f\" \
+         && exec 3<>\"$f\" 4<\"$f\" && rm -f \"$f\" \
+         && {{ IFS= read -r p || [ -n \"$p\" ]; }} </run/secrets/{VALKEY_SECRET_FILE} \
+         && printf \"requirepass %%s\\n\" \"$p\" >&3 \
+         && exec valkey-server - <&4 4<&- 3>&-'"
+    )
+}
+
+/// Valkey's health check: PING with the mounted password answers PONG (an
+/// answer without the password, `NOAUTH`, would also exit 0). Podman runs it
+/// with `/bin/sh -c`.
+fn valkey_health_command() -> String {
+    format!(
+        "{{ IFS= read -r REDISCLI_AUTH || [ -n \"$REDISCLI_AUTH\" ]; }} \
+         </run/secrets/{VALKEY_SECRET_FILE} && export REDISCLI_AUTH \
+         && test \"$(valkey-cli --no-auth-warning ping)\" = PONG"
+    )
+}
+
 /// What a unit is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -173,8 +208,15 @@ pub(crate) fn postgres_unit(deployment: &Deployment) -> Unit {
         environment: vec![
             KeyValue::new("POSTGRES_USER", &pg.user),
             KeyValue::new("POSTGRES_DB", &pg.database),
+            KeyValue::new(
+                "POSTGRES_PASSWORD_FILE",
+                format!("/run/secrets/{POSTGRES_SECRET_FILE}"),
+            ),
         ],
-        secret: vec![Secret::env(&pg.password_secret, "POSTGRES_PASSWORD")],
+        // A file, not an environment variable: every command run in the
+        // container (health checks, verify's login) inherits the container's
+        // environment, and podman writes each one's environment to a file.
+        secret: vec![Secret::mount(&pg.password_secret, POSTGRES_SECRET_FILE)],
         volume: vec![
             VolumeMount::bind(
                 deployment.dirs.postgres.display().to_string(),
@@ -224,17 +266,15 @@ pub(crate) fn valkey_unit(deployment: &Deployment) -> Unit {
         ..Container::default()
     };
     if vk.require_password {
-        // valkey-cli reads REDISCLI_AUTH, so the health check authenticates by
-        // itself; the server reads its configuration from standard input, so the
-        // password is in no process's arguments and not in this file. `%%` is a
-        // literal `%` for systemd; printf is a shell builtin.
-        c.secret = vec![Secret::env(&vk.password_secret, "REDISCLI_AUTH")];
-        c.exec = Some(
-            r#"sh -c 'printf "requirepass %%s\n" "$REDISCLI_AUTH" | exec valkey-server -'"#
-                .to_owned(),
-        );
+        c.secret = vec![Secret {
+            mode: Some(0o400),
+            ..Secret::mount(&vk.password_secret, VALKEY_SECRET_FILE)
+        }];
+        c.exec = Some(valkey_command());
+        health(&mut c, &valkey_health_command());
+    } else {
+        health(&mut c, "valkey-cli ping");
     }
-    health(&mut c, "valkey-cli ping");
     let unit = ContainerUnit {
         unit: described("Valkey for Immich"),
         container: c,
@@ -325,14 +365,45 @@ mod tests {
         assert!(
             units[1]
                 .content
-                .contains("Secret=postgres-password,type=env,target=POSTGRES_PASSWORD\n")
+                .contains("Secret=postgres-password,type=mount,target=postgres-password\n")
+        );
+        assert!(
+            units[1]
+                .content
+                .contains("Environment=POSTGRES_PASSWORD_FILE=/run/secrets/postgres-password\n")
         );
         assert!(
             units[2]
                 .content
-                .contains("Secret=redis-password,type=env,target=REDISCLI_AUTH\n")
+                .contains("Secret=redis-password,type=mount,target=valkey-password,mode=0400\n")
         );
         assert!(!units[0].content.contains("DNS="));
+    }
+
+    #[test]
+    fn no_password_travels_in_an_environment_variable() {
+        // Commands run in a container inherit its environment, and podman
+        // writes each one's environment to a file: the passwords are files.
+        let d = defaults();
+        for unit in units(&d) {
+            assert!(!unit.content.contains("type=env"), "{}", unit.content);
+            assert!(!unit.content.contains("REDISCLI_AUTH="), "{}", unit.content);
+        }
+    }
+
+    #[test]
+    fn valkey_becomes_pid_1_and_reads_its_password_from_a_fifo() {
+        let exec = valkey_command();
+        // The server is exec'd by the shell, not run in a pipeline's subshell.
+        assert!(!exec.replace("||", "").contains('|'), "{exec}");
+        assert!(exec.contains("&& exec valkey-server - <&4"), "{exec}");
+        // The FIFO is unlinked before the server starts; the password is read
+        // by builtins from the mounted secret.
+        assert!(exec.contains("mkfifo -m 600"), "{exec}");
+        assert!(exec.contains(&format!("</run/secrets/{VALKEY_SECRET_FILE}")));
+        // `%%` is a literal `%` for systemd.
+        assert!(exec.contains("requirepass %%s"), "{exec}");
+        assert!(!exec.replace("%%", "").contains('%'), "{exec}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 mod common;
 
-use std::time::Duration;
+use std::io::BufRead as _;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use common::{TestDeployment, lsattr_flags, text};
 use immich_db_testhost::{require_host, wait_for};
@@ -370,4 +372,118 @@ fn a_changed_setting_restarts_only_its_service_and_a_new_subnet_recreates_the_ne
     assert_ne!(vk_before, d.container_identity(&d.vk));
     let out = d.command(&config, &["deploy"]).output().unwrap();
     assert!(text(&out).contains("No changes"), "{}", text(&out));
+}
+
+/// `valkey-cli ARGS` from the host to the deployment's Valkey, with the
+/// password in the client's environment.
+fn valkey_cli(d: &TestDeployment, password: &str, args: &[&str]) -> String {
+    let ip = d.container_ip(&d.vk);
+    let out = d
+        .host
+        .command("valkey-cli")
+        .args(["-h", &ip])
+        .args(args)
+        .env("REDISCLI_AUTH", password)
+        .output()
+        .unwrap();
+    text(&out).trim().to_owned()
+}
+
+#[test]
+fn valkey_stops_at_once_saves_its_data_and_keeps_it_over_a_restart() {
+    let host = require_host!();
+    let d = TestDeployment::new(host, "vkstop");
+    d.run_ok(&["deploy"]);
+    let service = format!("{}.service", d.vk);
+
+    // valkey-server itself is PID 1 of the container, so SIGTERM reaches it.
+    let top = host.podman_ok(["top", &d.vk, "pid", "args"]);
+    let pid1 = top
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .unwrap_or_default();
+    assert!(pid1.contains("valkey-server"), "{top}");
+    let password = d.secret_value(&d.vk_secret).unwrap();
+    assert!(!top.contains(&password));
+
+    assert_eq!(valkey_cli(&d, &password, &["set", "album:1", "kept"]), "OK");
+
+    // Valkey's output from now until it ends (the container is removed when
+    // it stops). A SAVE shows that the output is followed.
+    let mut attach = host
+        .command("podman")
+        .args(["attach", "--no-stdin", "--sig-proxy=false", &d.vk])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = attach.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log: Vec<String> = Vec::new();
+    let following = Instant::now();
+    'follow: loop {
+        assert!(following.elapsed() < Duration::from_secs(30), "{log:#?}");
+        assert_eq!(valkey_cli(&d, &password, &["save"]), "OK");
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_millis(500) {
+            if let Ok(line) = lines.recv_timeout(Duration::from_millis(50)) {
+                let saved = line.contains("DB saved on disk");
+                log.push(line);
+                if saved {
+                    break 'follow;
+                }
+            }
+        }
+    }
+
+    let stop_timeout: u64 = host
+        .podman_ok(["inspect", "--format", "{{.Config.StopTimeout}}", &d.vk])
+        .trim()
+        .parse()
+        .unwrap();
+    let dump = d.valkey_dir().join("dump.rdb");
+    let saved_before = std::fs::metadata(&dump).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let start = Instant::now();
+    host.systemctl_ok(["stop", &service]);
+    let took = start.elapsed();
+    let ended = Instant::now();
+    while attach.try_wait().unwrap().is_none() && ended.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = attach.kill();
+    let _ = attach.wait();
+    reader.join().unwrap();
+    log.extend(lines.try_iter());
+    let log = log.join("\n");
+    assert!(
+        took < Duration::from_secs(stop_timeout) / 2,
+        "stopping Valkey took {took:?} (stop timeout {stop_timeout} s): it did not get SIGTERM\n{log}"
+    );
+    let Some((_, shutdown)) = log.split_once("Received SIGTERM") else {
+        panic!("Valkey got no SIGTERM:\n{log}");
+    };
+    assert!(shutdown.contains("DB saved on disk"), "{log}");
+    assert!(shutdown.contains("ready to exit"), "{log}");
+    assert!(
+        std::fs::metadata(&dump).unwrap().modified().unwrap() > saved_before,
+        "the final save did not reach {}",
+        dump.display()
+    );
+
+    // Started again, it has the data written before.
+    host.systemctl_ok(["start", &service]);
+    d.wait_active(Duration::from_secs(60));
+    assert_eq!(valkey_cli(&d, &password, &["get", "album:1"]), "kept");
+    let out = d.run_ok(&["--json", "verify"]);
+    let verification: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verification["ok"], true, "{verification:#}");
 }
