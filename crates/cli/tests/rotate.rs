@@ -72,7 +72,7 @@ fn found_below(dir: &std::path::Path, value: &str) -> Option<std::path::PathBuf>
                 stack.extend(entries.flatten().map(|e| e.path()));
             }
         } else if meta.is_file()
-            && !path.ends_with("userdata/config.json")
+            && !path.parent().is_some_and(|p| p.ends_with("userdata/secrets"))
             && std::fs::read(&path)
                 .is_ok_and(|b| b.windows(value.len()).any(|w| w == value.as_bytes()))
         {
@@ -211,8 +211,8 @@ fn list_show_rotate_and_recover_interrupted_rotations() {
         .trim()
         .to_owned();
     // No exec session of the rotation left the password in the container's
-    // files. (The container's own runtime spec, `config.json`, holds it: the
-    // unit asks podman for it as an environment variable, `Secret=...,type=env`.)
+    // files. (Podman's copy of the secret mounted into the container,
+    // `userdata/secrets/NAME`, holds it: the unit asks for it as a file.)
     let found = found_below(std::path::Path::new(&static_dir), &pg_new);
     assert!(found.is_none(), "the new password is in {found:?}");
     verify_ok(&d, &config);
