@@ -143,26 +143,6 @@ async fn installed_podman() -> std::result::Result<homelab_podman::Version, Stri
     })
 }
 
-/// Pulls an image with `podman pull` (only the reference is an argument).
-pub(crate) fn pull_image(reference: &str) -> std::result::Result<(), String> {
-    let out = std::process::Command::new("podman")
-        .args(["pull", "--quiet", reference])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run podman: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        Err(err
-            .lines()
-            .last()
-            .unwrap_or("pull failed")
-            .trim()
-            .to_owned())
-    }
-}
-
 /// Checks everything, changing nothing but, where an image is missing, pulling
 /// it (an image pull is a cache fill, not a change to the deployment).
 pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> Report {
@@ -312,18 +292,33 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
     ] {
         match exists {
             Ok(true) => report.ok("images", format!("image {image} is present")),
-            Ok(false) if pull && !image.starts_with("localhost/") => match pull_image(image) {
-                Ok(()) => report.ok("images", format!("image {image} pulled")),
-                Err(e) => report.error(
-                    "images",
-                    format!(
-                        "the image {image} ([{key}] image) is not present and cannot be pulled: {e}"
+            // Images under localhost/ were built or loaded here: no registry
+            // has them.
+            Ok(false)
+                if pull && !homelab_podman::ImageRef::parse(image).is_ok_and(|i| i.is_local()) =>
+            {
+                match ctx.runtime.pull_image(image).await {
+                    Ok(_) => report.ok("images", format!("image {image} pulled")),
+                    Err(homelab_podman::Error::PullFailed { reason, .. }) => report.error(
+                        "images",
+                        format!(
+                            "the image {image} ([{key}] image) is not present and cannot be pulled: {reason}"
+                        ),
+                        format!(
+                            "check [{key}] image and that its registry is reachable, or load the image (`podman load`)"
+                        ),
                     ),
-                    format!(
-                        "pull it by hand (`podman pull {image}`), load it, or fix [{key}] image"
+                    Err(e) => report.error(
+                        "images",
+                        format!(
+                            "the image {image} ([{key}] image) is not present and cannot be pulled: {e}"
+                        ),
+                        format!(
+                            "pull it by hand (`podman pull {image}`), load it, or fix [{key}] image"
+                        ),
                     ),
-                ),
-            },
+                }
+            }
             Ok(false) => report.error(
                 "images",
                 format!("the image {image} ([{key}] image) is not present"),

@@ -234,6 +234,29 @@ pub enum Error {
         reason: String,
     },
 
+    /// A container image reference is not valid; nothing was asked of podman.
+    #[error(
+        "invalid image reference `{reference}`: {reason} (write it as REGISTRY/PATH:TAG, such as docker.io/valkey/valkey:8)"
+    )]
+    InvalidImageReference {
+        /// The reference as given.
+        reference: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An image could not be pulled (the registry cannot be reached, does not
+    /// have it, or refused); nothing was stored.
+    #[error(
+        "cannot pull image `{image}`: {reason} (check the reference and that its registry is reachable, or load the image with `podman load`)"
+    )]
+    PullFailed {
+        /// The image reference.
+        image: String,
+        /// Podman's explanation.
+        reason: String,
+    },
+
     /// An operation did not finish in time.
     #[error("timed out after {after:?} while trying to {operation}{}", name_suffix(name.as_deref()))]
     Timeout {

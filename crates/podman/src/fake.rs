@@ -38,6 +38,7 @@ pub enum Operation {
     RemoveContainer,
     ImageExists,
     InspectImage,
+    PullImage,
     ListSecrets,
     InspectSecret,
     SecretExists,
@@ -75,6 +76,7 @@ struct State {
     stats: HashMap<String, ContainerStats>,
     logs: HashMap<String, Vec<LogLine>>,
     images: BTreeMap<String, ImageInfo>,
+    registry: BTreeMap<String, ImageInfo>,
     secrets: BTreeMap<String, (SecretInfo, SecretValue)>,
     events: Vec<ContainerEvent>,
     next_id: u64,
@@ -218,6 +220,15 @@ impl FakeRuntime {
         let mut s = self.lock();
         for tag in &image.tags {
             s.images.insert(tag.clone(), image.clone());
+        }
+    }
+
+    /// Makes an image pullable: [`Runtime::pull_image`] of any of its tags
+    /// stores it locally. Other pulls fail as an unreachable registry does.
+    pub fn publish_image(&self, image: &ImageInfo) {
+        let mut s = self.lock();
+        for tag in &image.tags {
+            s.registry.insert(tag.clone(), image.clone());
         }
     }
 
@@ -561,6 +572,22 @@ impl Runtime for FakeRuntime {
             .get(reference)
             .cloned()
             .ok_or_else(|| not_found(ObjectKind::Image, reference))
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<ImageInfo> {
+        self.enter(Operation::PullImage, Some(reference), vec![])?;
+        crate::ImageRef::parse(reference)?;
+        let mut s = self.lock();
+        let Some(image) = s.registry.get(reference).cloned() else {
+            return Err(Error::PullFailed {
+                image: reference.to_owned(),
+                reason: "fake runtime: no registry serves it".into(),
+            });
+        };
+        for tag in &image.tags {
+            s.images.insert(tag.clone(), image.clone());
+        }
+        Ok(image)
     }
 
     async fn list_secrets(&self) -> Result<Vec<SecretInfo>> {

@@ -86,6 +86,7 @@ mod error;
 mod exec;
 mod fake;
 mod http;
+mod image;
 mod model;
 mod podman;
 mod runtime;
@@ -98,6 +99,7 @@ pub use connect::{
 };
 pub use error::{Error, ObjectKind, Result, START_SOCKET_COMMAND, SocketAttempt};
 pub use fake::{Call, FakeRuntime, Operation};
+pub use image::ImageRef;
 pub use model::{
     CgroupVersion, ContainerEvent, ContainerInfo, ContainerNetwork, ContainerState, ContainerStats,
     ContainerStatus, EventFilter, EventKind, EventType, ExecOutput, ExecSpec, Health,

@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use crate::connect::{ConnectOptions, PrivateService, connect};
 use crate::error::{Error, ObjectKind, Result, classify, from_status};
 use crate::http::{Http, Response, ServiceHeaders, encode};
+use crate::image::ImageRef;
 use crate::model::{
     CgroupVersion, ContainerInfo, ContainerStats, EventFilter, ExecOutput, ExecSpec, Health,
     HealthStatus, HostInfo, ImageInfo, LogLine, LogStream, NetworkInfo, NetworkSpec, SecretInfo,
@@ -648,6 +649,55 @@ impl Runtime for Podman {
             architecture: image.architecture,
             os: image.os,
         })
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<ImageInfo> {
+        let op = "pull image";
+        let image = ImageRef::parse(reference)?;
+        let failed = |reason: String| Error::PullFailed {
+            image: reference.to_owned(),
+            reason,
+        };
+        let response = self
+            .raw(
+                op,
+                Some(reference),
+                "POST",
+                &format!(
+                    "/images/pull?reference={}&quiet=true",
+                    encode(image.as_str())
+                ),
+                None,
+            )
+            .await?;
+        if !response.is_success() {
+            let body: Option<crate::error::ErrorBody> = serde_json::from_slice(&response.body).ok();
+            let reason = body.map_or_else(
+                || String::from_utf8_lossy(&response.body).trim().to_owned(),
+                |b| b.message,
+            );
+            return Err(failed(format!("HTTP {}: {reason}", response.status)));
+        }
+        // Podman answers 200 at once and reports the outcome in the stream of
+        // JSON objects that follows: an `error`, or the pulled image's `id`.
+        let mut id = None;
+        for report in
+            serde_json::Deserializer::from_slice(&response.body).into_iter::<wire::PullReportJson>()
+        {
+            let report = report.map_err(|e| Error::Protocol {
+                operation: op,
+                name: Some(reference.to_owned()),
+                detail: format!("cannot decode the answer: {e}"),
+            })?;
+            if let Some(error) = report.error.filter(|e| !e.is_empty()) {
+                return Err(failed(error));
+            }
+            id = report.id.filter(|i| !i.is_empty()).or(id);
+        }
+        let Some(id) = id else {
+            return Err(failed("podman reported no image".into()));
+        };
+        self.inspect_image(&id).await
     }
 
     async fn list_secrets(&self) -> Result<Vec<SecretInfo>> {

@@ -113,6 +113,16 @@ pub trait Runtime: Send + Sync {
     /// An image in local storage.
     async fn inspect_image(&self, reference: &str) -> Result<ImageInfo>;
 
+    /// Pulls an image from its registry into local storage (a newer one
+    /// replaces the tag's old one) and returns it as stored. The reference is
+    /// [checked](crate::ImageRef) first:
+    /// [`Error::InvalidImageReference`](crate::Error::InvalidImageReference)
+    /// asks nothing of podman. A registry that cannot be reached or has no such
+    /// image is [`Error::PullFailed`](crate::Error::PullFailed), naming the
+    /// image. A reference without a registry is looked up in podman's search
+    /// registries.
+    async fn pull_image(&self, reference: &str) -> Result<ImageInfo>;
+
     /// All secrets (metadata only).
     async fn list_secrets(&self) -> Result<Vec<SecretInfo>>;
 

@@ -401,6 +401,17 @@ pub(crate) struct StatsJson {
     pub(crate) pids: u64,
 }
 
+// --- images -----------------------------------------------------------------------
+
+/// One object of the stream podman answers an image pull with.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PullReportJson {
+    #[serde(default)]
+    pub(crate) error: Option<String>,
+    #[serde(default)]
+    pub(crate) id: Option<String>,
+}
+
 // --- events -----------------------------------------------------------------------
 
 #[derive(Debug, Deserialize)]

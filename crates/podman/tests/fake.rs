@@ -272,6 +272,37 @@ async fn scripted_failures_come_once_in_order() {
 }
 
 #[tokio::test]
+async fn the_fake_pulls_what_is_published_and_fails_like_an_unreachable_registry() {
+    let fake = FakeRuntime::new();
+    let reference = "docker.io/valkey/valkey:8";
+    let e = fake.pull_image(reference).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::PullFailed { image, .. } if image == reference),
+        "{e:?}"
+    );
+    assert!(!fake.image_exists(reference).await.unwrap());
+    fake.publish_image(&ImageInfo {
+        id: "sha".into(),
+        digest: None,
+        tags: vec![reference.into()],
+        created: None,
+        size: 1,
+        labels: BTreeMap::new(),
+        architecture: None,
+        os: None,
+    });
+    assert!(!fake.image_exists(reference).await.unwrap());
+    assert_eq!(fake.pull_image(reference).await.unwrap().id, "sha");
+    assert!(fake.image_exists(reference).await.unwrap());
+    let e = fake.pull_image("Valkey:8").await.unwrap_err();
+    assert!(matches!(e, Error::InvalidImageReference { .. }), "{e:?}");
+    assert_eq!(
+        fake.calls_to(Operation::PullImage),
+        [reference, reference, "Valkey:8"]
+    );
+}
+
+#[tokio::test]
 async fn secrets_work_with_the_secrets_crate_and_are_never_recorded() {
     let fake = FakeRuntime::new();
     fake.add_secret("redis_password", SecretValue::new("left over"));

@@ -671,6 +671,32 @@ async fn images_exist_and_inspect() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_pull_that_cannot_reach_the_registry_names_the_image_and_stores_nothing() {
+    let host = require_host!();
+    let podman = connect(host).await;
+    // A registry on this machine's loopback, where none listens: the pull
+    // fails without any request leaving the machine.
+    let image = format!("localhost/{}:1", unique_name("nopull"));
+    let e = podman.pull_image(&image).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::PullFailed { image: named, .. } if *named == image),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(text.contains(&image), "{text}");
+    assert!(text.contains("localhost"), "{text}");
+    assert!(!podman.image_exists(&image).await.unwrap());
+    assert!(!host.podman(["image", "exists", &image]).status.success());
+
+    // A reference that is not one is refused before podman is asked.
+    let e = podman.pull_image("localhost/Bad Name:1").await.unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidImageReference { reference, .. } if reference == "localhost/Bad Name:1"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn podman_api_models_do_not_decode_podman5_answers_but_ours_do() {
     let host = require_host!();
     let podman = connect(host).await;

@@ -150,99 +150,6 @@ fn check_size(value: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// A container image reference: `[registry[:port]/]path[:tag][@algorithm:hex]`.
-pub(crate) fn check_image(value: &str) -> std::result::Result<(), String> {
-    if value.is_empty() {
-        return Err("it is empty".into());
-    }
-    if value.chars().any(char::is_whitespace) {
-        return Err("it contains whitespace".into());
-    }
-    let (rest, digest) = match value.split_once('@') {
-        Some((rest, digest)) => (rest, Some(digest)),
-        None => (value, None),
-    };
-    if let Some(digest) = digest {
-        let (algorithm, hex) = digest
-            .split_once(':')
-            .ok_or_else(|| format!("digest `{digest}` is not ALGORITHM:HEX"))?;
-        let algorithm_ok = !algorithm.is_empty()
-            && algorithm
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+.-_".contains(&b));
-        if !algorithm_ok || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("digest `{digest}` is not ALGORITHM:HEX"));
-        }
-    }
-    // A tag follows the last `:` that comes after the last `/`.
-    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match rest[last_slash..].rfind(':') {
-        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-        None => (rest, None),
-    };
-    if let Some(tag) = tag {
-        let ok = !tag.is_empty()
-            && tag.len() <= 128
-            && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-            && tag
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-        if !ok {
-            return Err(format!(
-                "tag `{tag}` is not valid (letters, digits, `_`, `.`, `-`; at most 128)"
-            ));
-        }
-    }
-    if name.len() > 255 {
-        return Err("the name is longer than 255 characters".into());
-    }
-    let mut components: Vec<&str> = name.split('/').collect();
-    let first = components[0];
-    let has_domain = components.len() > 1
-        && (first.contains('.')
-            || first.contains(':')
-            || first == "localhost"
-            || first.chars().any(|c| c.is_ascii_uppercase()));
-    if has_domain {
-        let (host, port) = match first.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (first, None),
-        };
-        let host_ok = !host.is_empty()
-            && host.split('.').all(|label| {
-                !label.is_empty()
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
-        let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        if !host_ok || !port_ok {
-            return Err(format!(
-                "registry `{first}` is not a host name with an optional port"
-            ));
-        }
-        components.remove(0);
-    }
-    for component in components {
-        let ok = !component.is_empty()
-            && component.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && component.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && component
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-            && !component.contains("..")
-            && !component.contains("___");
-        if !ok {
-            return Err(format!(
-                "path component `{component}` is not valid (lowercase letters and digits, separated by `.`, `_` or `-`)"
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// A directory of the deployment: relative to the pool, or absolute; never with
 /// `..`.
 pub(super) fn resolve_dir(pool: &Path, value: &str) -> std::result::Result<PathBuf, String> {
@@ -471,7 +378,11 @@ pub(crate) fn validate(loaded: &Loaded) -> Result<Deployment> {
     let pg = &config.postgres;
     let vk = &config.valkey;
     for (section, image) in [("postgres", &pg.image), ("valkey", &vk.image)] {
-        check_image(image).map_err(|why| {
+        homelab_podman::ImageRef::parse(image).map_err(|e| {
+            let why = match e {
+                homelab_podman::Error::InvalidImageReference { reason, .. } => reason,
+                other => other.to_string(),
+            };
             c.fail(
                 section,
                 "image",
@@ -868,32 +779,5 @@ mod tests {
             check("[valkey]\nrequire_password = false\npassword_secret = \"immich-jwt-secret\"\n")
                 .unwrap();
         assert_eq!(d.secret_names(), ["postgres-password", "immich-jwt-secret"]);
-    }
-
-    #[test]
-    fn image_references() {
-        for ok in [
-            "docker.io/valkey/valkey:8",
-            "valkey/valkey",
-            "localhost/immich-db-test/postgres:latest",
-            "localhost:5000/a/b:c",
-            "ghcr.io/immich-app/postgres:14-vectorchord0.4.3-pgvectors0.2.0",
-            "postgres@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-        ] {
-            assert_eq!(check_image(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "",
-            "Valkey",
-            "a//b",
-            "a:b:c",
-            "valkey:",
-            "valkey@sha256:xyz",
-            "-a/b",
-            "reg istry/a",
-            "a/b_",
-        ] {
-            assert!(check_image(bad).is_err(), "{bad}");
-        }
     }
 }
