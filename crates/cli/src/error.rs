@@ -46,11 +46,15 @@ impl From<Exit> for ExitCode {
 /// ```text
 /// error: WHAT
 ///   --> WHERE
+///   - A PROBLEM, when several things are wrong at once
+///     --> ITS PLACE
+///     help: ITS FIX
 ///   done: ...
 ///   help: HOW TO FIX
 /// ```
 ///
-/// and as an object under `"error"` with `--json`.
+/// and as an object under `"error"` with `--json` (the problems as a
+/// `problems` list of `{what, where, help}`).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Failure {
     pub(crate) exit: Exit,
@@ -59,9 +63,23 @@ pub(crate) struct Failure {
     pub(crate) location: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) help: Option<String>,
+    /// When several things are wrong at once: each, with its own place and fix.
+    /// (A boxed slice keeps a `Result` of this small.)
+    #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
+    pub(crate) problems: Box<[Problem]>,
     /// For a deploy that stopped part-way: the steps that were completed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) done: Vec<String>,
+}
+
+/// One of several things wrong at once.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Problem {
+    pub(crate) what: String,
+    #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
+    pub(crate) location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) help: Option<String>,
 }
 
 impl Failure {
@@ -71,6 +89,7 @@ impl Failure {
             what: what.into(),
             location: None,
             help: None,
+            problems: Box::default(),
             done: Vec::new(),
         }
     }
@@ -97,6 +116,12 @@ impl Failure {
         self
     }
 
+    /// Lists the things wrong, each with its own place and fix.
+    pub(crate) fn problems(mut self, problems: Vec<Problem>) -> Self {
+        self.problems = problems.into_boxed_slice();
+        self
+    }
+
     /// Turns this failure into a deploy that stopped part-way after `done`.
     pub(crate) fn part_way(mut self, done: Vec<String>) -> Self {
         self.exit = Exit::DeployFailed;
@@ -115,6 +140,15 @@ impl fmt::Display for Failure {
         write!(f, "error: {}", self.what)?;
         if let Some(location) = &self.location {
             write!(f, "\n  --> {location}")?;
+        }
+        for problem in &*self.problems {
+            write!(f, "\n  - {}", problem.what)?;
+            if let Some(location) = &problem.location {
+                write!(f, "\n    --> {location}")?;
+            }
+            if let Some(help) = &problem.help {
+                write!(f, "\n    help: {help}")?;
+            }
         }
         if !self.done.is_empty() {
             write!(f, "\n  done before it stopped:")?;
@@ -148,6 +182,35 @@ mod tests {
             "error: `subnet` is not a CIDR\n  --> config.toml:3:10 ([network] subnet)\n  help: write it as 10.89.5.0/24"
         );
         assert_eq!(ExitCode::from(failure.exit), ExitCode::from(2));
+    }
+
+    #[test]
+    fn several_problems_each_have_their_place_and_fix() {
+        let problem = |what: &str, location: &str, help: &str| Problem {
+            what: what.into(),
+            location: Some(location.into()),
+            help: Some(help.into()),
+        };
+        let failure = Failure::precondition("2 host preconditions are not met")
+            .problems(vec![
+                problem("the pool /p does not exist", "pool", "mount it"),
+                problem("podman 4.3 is too old", "podman", "install podman 5"),
+            ])
+            .help("nothing was changed");
+        assert_eq!(
+            failure.to_string(),
+            "error: 2 host preconditions are not met\n  - the pool /p does not exist\n    --> pool\n    help: mount it\n  - podman 4.3 is too old\n    --> podman\n    help: install podman 5\n  help: nothing was changed"
+        );
+        let json = serde_json::to_value(&failure).unwrap();
+        assert_eq!(json["exit"], "precondition");
+        assert_eq!(json["what"], "2 host preconditions are not met");
+        assert_eq!(json["help"], "nothing was changed");
+        assert_eq!(json["problems"][1]["where"], "podman");
+        assert_eq!(json["problems"][1]["help"], "install podman 5");
+        assert_eq!(json["problems"].as_array().unwrap().len(), 2);
+        // One failure alone has no list.
+        let one = serde_json::to_value(Failure::precondition("x")).unwrap();
+        assert!(one.get("problems").is_none(), "{one}");
     }
 
     #[test]

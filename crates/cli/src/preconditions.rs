@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::Scope;
 use crate::context::Context;
-use crate::error::{Failure, Result};
+use crate::error::{Failure, Problem, Result};
 
 /// Where distributions put Podman's Quadlet generator.
 const QUADLET_GENERATORS: &[&str] = &[
@@ -77,33 +77,44 @@ impl Report {
             .filter(|f| f.severity == Severity::Warning)
     }
 
-    /// Exit 3 with every failed precondition, or `Ok`.
+    /// Exit 3 with every failed precondition, or `Ok`. Several failed ones are
+    /// listed each with its own place and fix.
     pub(crate) fn into_result(self) -> Result<Self> {
         let errors: Vec<&Finding> = self
             .findings
             .iter()
             .filter(|f| f.severity == Severity::Error)
             .collect();
-        let Some(first) = errors.first() else {
-            return Ok(self);
-        };
-        let what = if errors.len() == 1 {
-            format!("a host precondition is not met: {}", first.detail)
-        } else {
-            let list: Vec<String> = errors
-                .iter()
-                .map(|f| format!("\n  - {}", f.detail))
-                .collect();
-            format!(
-                "{} host preconditions are not met:{}",
-                errors.len(),
-                list.concat()
+        match errors.as_slice() {
+            [] => Ok(self),
+            [only] => {
+                let help = only.fix.as_deref().map_or_else(
+                    || "nothing was changed".to_owned(),
+                    |fix| format!("{fix}; nothing was changed"),
+                );
+                Err(Failure::precondition(format!(
+                    "a host precondition is not met: {}",
+                    only.detail
+                ))
+                .at(only.name)
+                .help(help))
+            }
+            several => Err(Failure::precondition(format!(
+                "{} host preconditions are not met",
+                several.len()
+            ))
+            .problems(
+                several
+                    .iter()
+                    .map(|f| Problem {
+                        what: f.detail.clone(),
+                        location: Some(f.name.to_owned()),
+                        help: f.fix.clone(),
+                    })
+                    .collect(),
             )
-        };
-        let help: Vec<String> = errors.iter().filter_map(|f| f.fix.clone()).collect();
-        Err(Failure::precondition(what)
-            .at(first.name)
-            .help(format!("{}; nothing was changed", help.join("; "))))
+            .help("fix each of them; nothing was changed")),
+        }
     }
 }
 
@@ -404,4 +415,68 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
         );
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Exit;
+
+    #[test]
+    fn one_failed_precondition_is_the_error_itself() {
+        let mut report = Report::default();
+        report.ok("podman", "podman 5.4.2");
+        report.error("pool", "the pool /p does not exist", "mount it");
+        report.warn("linger", "lingering is off", "loginctl enable-linger");
+        let failure = report.into_result().unwrap_err();
+        assert_eq!(failure.exit, Exit::Precondition);
+        assert_eq!(
+            failure.to_string(),
+            "error: a host precondition is not met: the pool /p does not exist\n  --> pool\n  help: mount it; nothing was changed"
+        );
+        assert!(failure.problems.is_empty());
+    }
+
+    #[test]
+    fn several_failed_preconditions_are_listed_each_with_its_place_and_fix() {
+        let mut report = Report::default();
+        report.error("pool", "the pool /p does not exist", "mount it");
+        report.ok("quadlet", "Quadlet generator found");
+        report.error("images", "the image a is not present", "pull a");
+        report.error("images", "the image b is not present", "pull b");
+        let failure = report.into_result().unwrap_err();
+        assert_eq!(failure.exit, Exit::Precondition);
+        assert_eq!(failure.what, "3 host preconditions are not met");
+        assert_eq!(failure.location, None);
+        let listed: Vec<(&str, Option<&str>, Option<&str>)> = failure
+            .problems
+            .iter()
+            .map(|p| (p.what.as_str(), p.location.as_deref(), p.help.as_deref()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("the pool /p does not exist", Some("pool"), Some("mount it")),
+                ("the image a is not present", Some("images"), Some("pull a")),
+                ("the image b is not present", Some("images"), Some("pull b")),
+            ]
+        );
+        let text = failure.to_string();
+        assert!(
+            text.contains("  - the image b is not present\n    --> images\n    help: pull b\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("help: fix each of them; nothing was changed"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_failed_precondition_is_ok() {
+        let mut report = Report::default();
+        report.ok("podman", "podman 5.4.2");
+        report.warn("linger", "lingering is off", "loginctl enable-linger");
+        assert!(report.into_result().is_ok());
+    }
 }
