@@ -2,8 +2,10 @@
 //!
 //! [`Runtime`] has the operations a deployment tool needs: host information,
 //! networks (and whether a subnet is free), containers (state, health, a health
-//! check run now, commands, statistics, logs), images, secrets and a stream of
-//! container events. [`Podman`] implements it over podman's service socket;
+//! check run now, commands, statistics, logs), images (present, inspected,
+//! pulled), secrets and a stream of container events. [`ImageRef`] checks an
+//! image reference before anything is pulled or written. [`Podman`] implements
+//! it over podman's service socket;
 //! [`FakeRuntime`] implements it in memory, recording every call, for fast tests
 //! of code that uses a runtime. Both are also a
 //! [`homelab_secrets::SecretStore`], so the secrets crate's `ensure` and `rotate`
@@ -20,6 +22,13 @@
 //! `systemctl --user start podman.socket` ([`Fallback::Fail`]). Connecting costs
 //! one `_ping` per socket tried: podman's answer names its release and API
 //! version, which the connection keeps, so [`Runtime::version`] asks nothing.
+//!
+//! # Commands in containers
+//!
+//! [`Runtime::exec`] and [`Runtime::exec_streaming`] never return a short
+//! output as if it were whole. A command given standard input runs under the
+//! container's `sh`, which reads what the command leaves unread: podman drops
+//! the end of the output of a command that ends with input unread.
 //!
 //! # Secrets
 //!
