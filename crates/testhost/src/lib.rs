@@ -138,17 +138,24 @@ impl Host {
     /// A /24 subnet in 10.213.0.0/16 that no podman network uses now, with its
     /// gateway (`.1`). Tests give it to the networks they create.
     pub fn free_subnet(&self) -> (String, String) {
+        // Tests of one binary run side by side: a subnet handed out here is not
+        // handed out again by this process, even before its network exists.
+        static HANDED_OUT: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
         let used = self.podman_ok([
             "network",
             "ls",
             "--format",
             "{{range .Subnets}}{{.Subnet}} {{end}}",
         ]);
+        let mut handed_out = HANDED_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let seed = unique_seed();
         for i in 0..256u32 {
             let octet = (seed.wrapping_add(i.wrapping_mul(97))) % 254 + 1;
             let subnet = format!("10.213.{octet}.0/24");
-            if !used.split_whitespace().any(|s| s == subnet) {
+            if !handed_out.contains(&octet) && !used.split_whitespace().any(|s| s == subnet) {
+                handed_out.push(octet);
                 return (subnet, format!("10.213.{octet}.1"));
             }
         }
