@@ -72,7 +72,9 @@ fn found_below(dir: &std::path::Path, value: &str) -> Option<std::path::PathBuf>
                 stack.extend(entries.flatten().map(|e| e.path()));
             }
         } else if meta.is_file()
-            && !path.parent().is_some_and(|p| p.ends_with("userdata/secrets"))
+            && !path
+                .parent()
+                .is_some_and(|p| p.ends_with("userdata/secrets"))
             && std::fs::read(&path)
                 .is_ok_and(|b| b.windows(value.len()).any(|w| w == value.as_bytes()))
         {
