@@ -11,6 +11,7 @@ mod config;
 mod context;
 mod desired;
 mod error;
+mod exec_secret;
 mod fault;
 mod files;
 mod lock;

@@ -15,13 +15,13 @@
 //! (PostgreSQL altered, or Valkey restarted), `rotate-replaced` (secret
 //! replaced) and `rotate-cleared` (journal removed).
 
-use homelab_podman::ExecSpec;
 use homelab_secrets::{Policy, SecretValue, StoreError};
 use serde::Serialize;
 
 use crate::backup;
 use crate::context::Context;
 use crate::error::{Failure, Result};
+use crate::exec_secret;
 use crate::fault;
 use crate::scram;
 
@@ -250,28 +250,12 @@ fn store_failure(doing: &str, e: &StoreError) -> Failure {
     Failure::internal(format!("cannot {doing}: {e}"))
 }
 
-/// `value` followed by a newline, for a shell's `read` in the container.
-fn line(value: &SecretValue) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(value.len() + 1);
-    bytes.extend_from_slice(value.expose());
-    bytes.push(b'\n');
-    bytes
-}
-
 /// Whether PostgreSQL accepts `password` for the role, logging in over TCP as
 /// Immich does. The password reaches `psql` on its standard input, through the
 /// shell's `read`, so it is in no process's arguments and in no file.
 pub(crate) async fn postgres_accepts(ctx: &Context, password: &SecretValue) -> Result<bool> {
     let pg = &ctx.deployment.config.postgres;
-    let spec = ExecSpec::new([
-        "sh",
-        "-c",
-        "IFS= read -r PGPASSWORD && export PGPASSWORD && exec psql -X -w -h 127.0.0.1 -U \"$1\" -d \"$2\" -Atc 'SELECT 1'",
-        "sh",
-        pg.user.as_str(),
-        pg.database.as_str(),
-    ])
-    .stdin(line(password));
+    let spec = exec_secret::psql_over_tcp(&pg.user, &pg.database, "SELECT 1", password);
     let out = ctx
         .runtime
         .exec(&pg.container_name, &spec)
@@ -296,12 +280,7 @@ pub(crate) async fn postgres_accepts(ctx: &Context, password: &SecretValue) -> R
 /// `valkey-cli` on standard input, as for PostgreSQL.
 pub(crate) async fn valkey_accepts(ctx: &Context, password: &SecretValue) -> Result<bool> {
     let vk = &ctx.deployment.config.valkey;
-    let spec = ExecSpec::new([
-        "sh",
-        "-c",
-        "IFS= read -r REDISCLI_AUTH && export REDISCLI_AUTH && exec valkey-cli --no-auth-warning ping",
-    ])
-    .stdin(line(password));
+    let spec = exec_secret::valkey_ping(password);
     let out = ctx
         .runtime
         .exec(&vk.container_name, &spec)
@@ -621,7 +600,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
-    use homelab_podman::{ExecOutput, FakeRuntime};
+    use homelab_podman::{ExecOutput, ExecSpec, FakeRuntime};
 
     use super::*;
     use crate::backup::tests::{block_on, context_on, running};

@@ -3,12 +3,13 @@
 
 use std::fmt::Write as _;
 
-use homelab_podman::{ExecSpec, HealthStatus};
+use homelab_podman::HealthStatus;
 use homelab_secrets::{Policy, SecretValue};
 use serde::Serialize;
 
 use crate::context::Context;
 use crate::desired::{self, Cow};
+use crate::exec_secret;
 
 /// How much a failed check matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,12 +79,6 @@ impl Checks {
     fn error(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
         self.add(name, ok, Severity::Error, detail);
     }
-}
-
-/// A secret's bytes as text for an environment variable of an exec; `None` when
-/// they are not UTF-8 (then no login can be tried with them).
-fn as_env(value: &SecretValue) -> Option<String> {
-    String::from_utf8(value.expose().to_vec()).ok()
 }
 
 /// The network: subnet, gateway and both containers on it.
@@ -263,23 +258,16 @@ async fn secret_check(ctx: &Context, name: &str, policy: Policy) -> (Checks, Opt
 async fn postgres_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks {
     let pg = &ctx.deployment.config.postgres;
     let mut c = Checks::default();
-    let Some(password) = password.and_then(as_env) else {
-        c.error("postgres login", false, "no usable password in the secret");
+    let Some(password) = password else {
+        c.error("postgres login", false, "no password to log in with");
         return c;
     };
-    let login = ExecSpec::new([
-        "psql",
-        "-h",
-        "127.0.0.1",
-        "-U",
-        pg.user.as_str(),
-        "-d",
-        pg.database.as_str(),
-        "-w",
-        "-Atc",
+    let login = exec_secret::psql_over_tcp(
+        &pg.user,
+        &pg.database,
         "SELECT version(); SELECT coalesce(string_agg(name, ','), '') FROM pg_available_extensions WHERE name IN ('vector', 'vchord', 'vectors')",
-    ])
-    .env("PGPASSWORD", password);
+        password,
+    );
     match ctx.runtime.exec(&pg.container_name, &login).await {
         Ok(out) if out.success() => {
             let text = out.stdout_text();
@@ -324,20 +312,16 @@ async fn postgres_checks(ctx: &Context, password: Option<&SecretValue>) -> Check
 async fn valkey_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks {
     let vk = &ctx.deployment.config.valkey;
     let mut c = Checks::default();
-    let ping = |password: Option<String>| {
-        let spec = match password {
-            Some(p) => ExecSpec::new(["valkey-cli", "ping"]).env("REDISCLI_AUTH", p),
-            None => ExecSpec::new(["env", "-u", "REDISCLI_AUTH", "valkey-cli", "ping"]),
-        };
+    let ping = |password: Option<&SecretValue>| {
+        let spec = password.map_or_else(
+            exec_secret::valkey_ping_without_password,
+            exec_secret::valkey_ping,
+        );
         let runtime = ctx.runtime.clone();
         let container = vk.container_name.clone();
         async move { runtime.exec(&container, &spec).await }
     };
-    let with_password = if vk.require_password {
-        password.and_then(as_env)
-    } else {
-        None
-    };
+    let with_password = if vk.require_password { password } else { None };
     let (with, without) = tokio::join!(ping(with_password), async {
         if vk.require_password {
             Some(ping(None).await)

@@ -6,7 +6,10 @@
 mod common;
 
 use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{TestDeployment, lsattr_flags, text};
@@ -258,16 +261,44 @@ fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
         })
     };
     let deploy = d.run_ok(&["deploy"]);
-    let deploy_json = d.run_ok(&["--json", "verify"]);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let cmdlines = watcher.join().unwrap();
-    assert!(cmdlines.len() > 10);
-
+    // While verify runs its commands in the containers, podman keeps each
+    // command's process description, environment included, in a file of the
+    // container's directory (`<session>/exec-process-*`).
     let values: Vec<String> = d
         .secrets()
         .iter()
         .map(|s| d.secret_value(s).unwrap())
         .collect();
+    let container_dirs: Vec<PathBuf> = [&d.pg, &d.vk]
+        .iter()
+        .map(|c| {
+            PathBuf::from(
+                host.podman_ok(["inspect", "--format", "{{.StaticDir}}", c])
+                    .trim(),
+            )
+        })
+        .collect();
+    let scan_stop = Arc::new(AtomicBool::new(false));
+    let scanner = {
+        let stop = scan_stop.clone();
+        let values = values.clone();
+        std::thread::spawn(move || scan_while(&stop, &container_dirs, &values))
+    };
+    let deploy_json = d.run_ok(&["--json", "verify"]);
+    scan_stop.store(true, Ordering::Relaxed);
+    let scan = scanner.join().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let cmdlines = watcher.join().unwrap();
+    assert!(cmdlines.len() > 10);
+    assert!(
+        scan.exec_files_seen > 0,
+        "the scan saw no command's process file: it proves nothing"
+    );
+    assert!(
+        scan.found.is_empty(),
+        "a secret is in the containers' files: {:?}",
+        scan.found
+    );
     assert_eq!(
         values[0], old_password,
         "an existing secret is never regenerated"
@@ -486,4 +517,59 @@ fn valkey_stops_at_once_saves_its_data_and_keeps_it_over_a_restart() {
     let out = d.run_ok(&["--json", "verify"]);
     let verification: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(verification["ok"], true, "{verification:#}");
+}
+
+/// What a scan of the containers' directories found.
+#[derive(Debug, Default)]
+struct Scan {
+    /// `exec-process-*` files read (a command was running in a container).
+    exec_files_seen: usize,
+    /// Files that held a secret value.
+    found: std::collections::BTreeSet<PathBuf>,
+}
+
+/// Reads every file below `dirs` again and again until `stop`, looking for
+/// `values`. The copy podman keeps of a secret mounted into the container
+/// (`secrets/`) holds it by design and is skipped.
+fn scan_while(stop: &AtomicBool, dirs: &[PathBuf], values: &[String]) -> Scan {
+    fn walk(dir: &Path, scan: &mut Scan, values: &[String]) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if entry.file_name() != "secrets" {
+                    walk(&path, scan, values);
+                }
+            } else if kind.is_file()
+                && let Ok(bytes) = std::fs::read(&path)
+            {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("exec-process-")
+                {
+                    scan.exec_files_seen += 1;
+                }
+                for value in values {
+                    let needle = value.as_bytes();
+                    if bytes.windows(needle.len()).any(|w| w == needle) {
+                        scan.found.insert(path.clone());
+                    }
+                }
+            }
+        }
+    }
+    let mut scan = Scan::default();
+    while !stop.load(Ordering::Relaxed) {
+        for dir in dirs {
+            walk(dir, &mut scan, values);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    scan
 }
