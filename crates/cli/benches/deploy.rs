@@ -3,7 +3,12 @@
 //! - deploy from nothing (images present, directories absent) to verified, against
 //!   the floor measured in the same run: the same two containers started directly
 //!   with `podman run` and polled every 100 ms until PostgreSQL accepts a login and
-//!   Valkey answers PING (target: deploy at most 1.3 times the floor);
+//!   Valkey answers PING (target: deploy at most 1.3 times the floor). Deploy talks
+//!   to podman's API service; where a socket starts that service on demand (and it
+//!   stops after some seconds without clients), deploy is measured both with the
+//!   service running and, when the host lets it go idle, with the service stopped
+//!   so that deploy's first request starts it; with the time the service takes to
+//!   start on its own;
 //! - a deploy with nothing to change (target: under 1 s; container IDs and start
 //!   times unchanged);
 //! - verify on a healthy deployment (target: under 2 s).
@@ -15,12 +20,27 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{TestDeployment, text};
 use immich_db_testhost::{Cleanup, Host, unique_name};
 
 const ROUNDS: usize = 3;
+
+/// How often the floor looks whether both services are ready.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Valkey's command in the unit (without systemd's `%%` escape): the server is
+/// PID 1 and reads its `requirepass` line from a FIFO filled from the mounted
+/// secret.
+const VALKEY_COMMAND: &str = "f=/tmp/valkey-config; rm -f \"$f\"; mkfifo -m 600 \"$f\" \
+    && exec 3<>\"$f\" 4<\"$f\" && rm -f \"$f\" \
+    && { IFS= read -r p || [ -n \"$p\" ]; } </run/secrets/valkey-password \
+    && printf \"requirepass %s\\n\" \"$p\" >&3 \
+    && exec valkey-server - <&4 4<&- 3>&-";
 
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
@@ -31,7 +51,8 @@ fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
 
-/// The same two containers, started by hand, polled every 100 ms.
+/// The same two containers, started by hand, polled every 100 ms from the host:
+/// a PostgreSQL login over TCP with the password, and PING with the password.
 fn floor(host: &'static Host) -> Duration {
     let name = unique_name("floor");
     let data = host.btrfs_dir("floor");
@@ -89,9 +110,11 @@ fn floor(host: &'static Host) -> Duration {
         "-e",
         "POSTGRES_DB=immich",
         "-e",
+        "POSTGRES_PASSWORD_FILE=/run/secrets/postgres-password",
+        "-e",
         "POSTGRES_INITDB_ARGS=--data-checksums",
         "--secret",
-        &format!("{pg_secret},type=env,target=POSTGRES_PASSWORD"),
+        &format!("{pg_secret},type=mount,target=postgres-password"),
         "-v",
         &format!("{}:/var/lib/postgresql/data:Z", pg_dir.display()),
         "--shm-size",
@@ -106,13 +129,13 @@ fn floor(host: &'static Host) -> Duration {
         "--network",
         &network,
         "--secret",
-        &format!("{vk_secret},type=env,target=REDISCLI_AUTH"),
+        &format!("{vk_secret},type=mount,target=valkey-password,mode=0400"),
         "-v",
         &format!("{}:/data:Z", vk_dir.display()),
         &host.valkey_image,
         "sh",
         "-c",
-        "printf 'requirepass %s\\n' \"$REDISCLI_AUTH\" | exec valkey-server -",
+        VALKEY_COMMAND,
     ]);
     let ip = |c: &str| {
         host.podman_ok([
@@ -127,6 +150,7 @@ fn floor(host: &'static Host) -> Duration {
     let (pg_ip, vk_ip) = (ip(&pg), ip(&vk));
     let (mut pg_ready, mut vk_ready) = (false, false);
     while !(pg_ready && vk_ready) {
+        let round = Instant::now();
         assert!(
             start.elapsed() < Duration::from_secs(300),
             "the floor never got ready"
@@ -154,7 +178,7 @@ fn floor(host: &'static Host) -> Duration {
             vk_ready = String::from_utf8_lossy(&out.stdout).trim() == "PONG";
         }
         if !(pg_ready && vk_ready) {
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(POLL.saturating_sub(round.elapsed()));
         }
     }
     let elapsed = start.elapsed();
@@ -163,15 +187,112 @@ fn floor(host: &'static Host) -> Duration {
     elapsed
 }
 
-/// `immich-db deploy` from nothing to verified.
-fn deploy_from_nothing(host: &'static Host) -> Duration {
+/// podman's API socket, and whether a systemd socket starts its service on
+/// demand (then the service stops by itself when idle).
+struct ApiService {
+    socket: PathBuf,
+    on_demand: bool,
+}
+
+impl ApiService {
+    fn find(host: &Host) -> Self {
+        let socket = host.runtime_dir.join("podman/podman.sock");
+        let on_demand = host
+            .systemctl(["is-active", "podman.socket"])
+            .status
+            .success();
+        Self { socket, on_demand }
+    }
+
+    /// Asks the service for `/_ping`; returns how long the answer took.
+    fn ping(&self) -> Duration {
+        let start = Instant::now();
+        let mut stream = UnixStream::connect(&self.socket).unwrap();
+        stream
+            .write_all(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        start.elapsed()
+    }
+
+    /// Makes sure the service runs (and will for the next seconds).
+    fn start(&self) {
+        let _ = self.ping();
+    }
+
+    /// Waits until the service has stopped by itself for want of clients
+    /// (other clients on the host may keep it busy: then `false`).
+    fn idle(&self, host: &Host) -> bool {
+        if !self.on_demand {
+            return false;
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if !host
+                .systemctl(["is-active", "podman.service"])
+                .status
+                .success()
+            {
+                return true;
+            }
+            std::thread::sleep(POLL);
+        }
+        false
+    }
+}
+
+/// A deploy's own account of one step (`IMMICH_DB_TIMINGS`).
+fn timing(stderr: &str, step: &str) -> Option<Duration> {
+    stderr.lines().find_map(|line| {
+        let rest = line.strip_prefix("timing: ")?.strip_prefix(step)?;
+        let ms: f64 = rest.split_whitespace().next()?.parse().ok()?;
+        Some(Duration::from_secs_f64(ms / 1000.0))
+    })
+}
+
+/// `immich-db deploy` from nothing to verified, and how long it took to reach
+/// podman; `None` when podman's service was to be idle and did not go idle.
+fn deploy_from_nothing(
+    host: &'static Host,
+    api: &ApiService,
+    running: bool,
+) -> Option<(Duration, Duration)> {
     let d = TestDeployment::new(host, "bench");
     let config = d.config();
+    if running {
+        api.start();
+    } else if !api.idle(host) {
+        return None;
+    }
     let start = Instant::now();
-    let out = d.command(&config, &["deploy"]).output().unwrap();
+    let out = d
+        .command(&config, &["deploy"])
+        .env("IMMICH_DB_TIMINGS", "1")
+        .output()
+        .unwrap();
     let elapsed = start.elapsed();
     assert!(out.status.success(), "{}", text(&out));
-    elapsed
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let connect = timing(&stderr, "connect to podman").unwrap_or_default();
+    Some((elapsed, connect))
+}
+
+/// How long podman's service takes to answer its first request when the socket
+/// has to start it.
+fn service_start(host: &Host, api: &ApiService) -> Option<Duration> {
+    api.idle(host).then(|| api.ping())
+}
+
+fn report(what: &str, deploys: &[Duration], floors: &[Duration], extra: &str) {
+    let (d, f) = (median(deploys.to_vec()), median(floors.to_vec()));
+    println!(
+        "deploy from nothing to verified, {what}: {} (median of {ROUNDS}); floor (podman run + polling): {}; ratio {:.2} (target <= 1.30){extra}",
+        secs(d),
+        secs(f),
+        d.as_secs_f64() / f.as_secs_f64()
+    );
 }
 
 fn main() {
@@ -181,23 +302,57 @@ fn main() {
     let Some(host) = immich_db_testhost::host("deploy benchmark") else {
         return;
     };
+    let api = ApiService::find(host);
 
     let mut floors = Vec::new();
-    let mut deploys = Vec::new();
+    let mut warm = Vec::new();
+    let mut cold = Vec::new();
+    let mut cold_connects = Vec::new();
+    let mut starts = Vec::new();
     for round in 1..=ROUNDS {
         let f = floor(host);
-        let d = deploy_from_nothing(host);
-        println!("round {round}: floor {}, deploy {}", secs(f), secs(d));
+        let (w, w_connect) = deploy_from_nothing(host, &api, true).unwrap();
+        print!(
+            "round {round}: floor {}, deploy {} (podman service running; reaching it {})",
+            secs(f),
+            secs(w),
+            secs(w_connect)
+        );
         floors.push(f);
-        deploys.push(d);
+        warm.push(w);
+        if api.on_demand {
+            match deploy_from_nothing(host, &api, false) {
+                Some((c, c_connect)) => {
+                    print!(
+                        ", deploy {} (podman service idle; reaching it {})",
+                        secs(c),
+                        secs(c_connect)
+                    );
+                    cold.push(c);
+                    cold_connects.push(c_connect);
+                }
+                None => print!("; podman's service never went idle (other clients)"),
+            }
+            if let Some(s) = service_start(host, &api) {
+                print!("; the service alone starts in {}", secs(s));
+                starts.push(s);
+            }
+        }
+        println!();
     }
-    let (f, d) = (median(floors), median(deploys));
-    let ratio = d.as_secs_f64() / f.as_secs_f64();
-    println!(
-        "deploy from nothing to verified: {} (median of {ROUNDS}); floor (podman run + polling): {}; ratio {ratio:.2} (target <= 1.30)",
-        secs(d),
-        secs(f)
-    );
+    report("podman service running", &warm, &floors, "");
+    if !cold.is_empty() && !starts.is_empty() {
+        report(
+            "podman service idle",
+            &cold,
+            &floors,
+            &format!(
+                "; of which reaching podman {} (its service starts in {} on this host)",
+                secs(median(cold_connects)),
+                secs(median(starts))
+            ),
+        );
+    }
 
     let dep = TestDeployment::new(host, "bench");
     dep.run_ok(&["deploy"]);

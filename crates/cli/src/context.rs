@@ -10,6 +10,7 @@ use crate::config::Deployment;
 use crate::error::{Failure, Result};
 use crate::output::Ui;
 use crate::systemd::{Systemctl, Systemd};
+use crate::timings;
 
 /// The parts a command composes.
 pub(crate) struct Context {
@@ -34,6 +35,8 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// Connects to the real manager and the real Podman service.
     pub(crate) async fn connect(deployment: Deployment, ui: Ui) -> Result<Self> {
+        timings::start();
+        let step = timings::step("connect to podman");
         let systemctl = Systemctl::new(deployment.scope);
         let runtime_dir = systemctl.runtime_dir().map(std::path::Path::to_path_buf);
         let podman = Podman::connect().await.map_err(|e| {
@@ -41,6 +44,7 @@ impl Context {
                 .help("start it with `systemctl --user start podman.socket` (or `systemctl start podman.socket` as root)")
         })?;
         let podman = Arc::new(podman);
+        step.end();
         Ok(Self {
             deployment,
             systemd: Box::new(systemctl),

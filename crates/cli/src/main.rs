@@ -22,6 +22,7 @@ mod rotate;
 mod schedule;
 mod scram;
 mod systemd;
+mod timings;
 mod verify;
 
 use std::io::Write as _;

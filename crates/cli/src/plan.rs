@@ -86,6 +86,12 @@ pub(crate) struct ServicePlan {
     pub(crate) role: Role,
     pub(crate) action: ServiceAction,
     pub(crate) reason: String,
+    /// When it last became active before this plan (to tell a restart apart).
+    #[serde(skip)]
+    pub(crate) active_since: Option<i64>,
+    /// Whether systemd holds it as failed.
+    #[serde(skip)]
+    pub(crate) failed: bool,
 }
 
 /// A lint finding on the units about to be written.
@@ -105,6 +111,10 @@ pub(crate) struct Plan {
     pub(crate) secrets: Vec<SecretPlan>,
     pub(crate) daemon_reload: bool,
     pub(crate) network: NetworkAction,
+    /// Whether the network's service is active (it would not create a missing
+    /// network again).
+    #[serde(skip)]
+    pub(crate) network_service_active: bool,
     pub(crate) services: Vec<ServicePlan>,
 }
 
@@ -441,6 +451,7 @@ pub(crate) async fn plan(
 
     let mut daemon_reload = units.iter().any(|u| u.change != FileChange::Unchanged);
     let mut services = Vec::new();
+    let mut network_service_active = false;
     for unit in &units {
         let props = ctx
             .systemd
@@ -450,6 +461,7 @@ pub(crate) async fn plan(
         let stale = props.get("NeedDaemonReload").is_some_and(|s| s == "yes");
         daemon_reload |= !loaded || stale;
         if unit.role == Role::Network {
+            network_service_active = props.get("ActiveState").is_some_and(|s| s == "active");
             continue;
         }
         let changed = unit.change != FileChange::Unchanged;
@@ -460,6 +472,8 @@ pub(crate) async fn plan(
             role: unit.role,
             action,
             reason,
+            active_since: systemd::timestamp_us(&props, "ActiveEnterTimestamp"),
+            failed: props.get("ActiveState").is_some_and(|s| s == "failed"),
         });
     }
     // An earlier deploy may have written a unit and stopped before the reload:
@@ -473,6 +487,7 @@ pub(crate) async fn plan(
         secrets,
         daemon_reload,
         network,
+        network_service_active,
         services,
     })
 }

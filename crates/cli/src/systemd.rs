@@ -101,6 +101,7 @@ impl Systemctl {
     }
 
     fn run(&self, args: &[&str]) -> SystemdResult<String> {
+        let _step = crate::timings::step_of("systemctl", &args.join(" "));
         let mut cmd = Command::new("systemctl");
         if self.scope == Scope::User {
             cmd.arg("--user");
@@ -271,6 +272,13 @@ pub(crate) struct FakeSystemd {
     pub(crate) calls: std::sync::Mutex<Vec<String>>,
     pub(crate) units: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     pub(crate) unreachable: bool,
+    /// A unit that fails whenever others are started, as a network's service
+    /// does when its subnet is taken: the started units then stay inactive,
+    /// with no job left.
+    pub(crate) failing_dependency: Option<String>,
+    /// The next start finds no such unit, as after another client's reload
+    /// raced with this one.
+    pub(crate) unknown_once: std::sync::atomic::AtomicBool,
     clock: std::sync::Mutex<i64>,
 }
 
@@ -338,6 +346,19 @@ impl Systemd for FakeSystemd {
 
     fn start(&self, units: &[String], _wait: bool) -> SystemdResult<()> {
         self.record(format!("start {}", units.join(" ")));
+        if self
+            .unknown_once
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(SystemdError {
+                command: format!("systemctl --user start {}", units.join(" ")),
+                detail: format!("Failed to start {}: Unit {0} not found.", units[0]),
+            });
+        }
+        if let Some(dependency) = &self.failing_dependency {
+            self.set(dependency, "failed");
+            return Ok(());
+        }
         for unit in units {
             self.set(unit, "active");
         }

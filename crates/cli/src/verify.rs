@@ -137,20 +137,29 @@ async fn network_checks(ctx: &Context) -> Checks {
 
 /// The container's health check, run now.
 async fn health_check(ctx: &Context, name: &str) -> Checks {
-    let mut c = Checks::default();
     match ctx.runtime.run_health_check(name).await {
-        Ok(h) => c.error(
-            format!("health {name}"),
-            h.status == HealthStatus::Healthy,
-            format!("health check of {name}: {}", h.status),
-        ),
-        Err(e) => c.error(format!("health {name}"), false, format!("{name}: {e}")),
+        Ok(h) => health_result(name, &h.status),
+        Err(e) => {
+            let mut c = Checks::default();
+            c.error(format!("health {name}"), false, format!("{name}: {e}"));
+            c
+        }
     }
+}
+
+/// The result of the container's health check, run a moment ago.
+pub(crate) fn health_result(name: &str, status: &HealthStatus) -> Checks {
+    let mut c = Checks::default();
+    c.error(
+        format!("health {name}"),
+        *status == HealthStatus::Healthy,
+        format!("health check of {name}: {status}"),
+    );
     c
 }
 
 /// The unit is active.
-fn unit_check(ctx: &Context, service: &str) -> Checks {
+pub(crate) fn unit_check(ctx: &Context, service: &str) -> Checks {
     let mut c = Checks::default();
     match ctx.systemd.show(service, &["ActiveState", "SubState"]) {
         Ok(props) => {
@@ -368,42 +377,69 @@ async fn valkey_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks 
 }
 
 impl Checks {
-    fn extend(&mut self, other: Checks) {
+    pub(crate) fn extend(&mut self, other: Checks) {
         self.0.extend(other.0);
     }
 }
 
-/// PostgreSQL's checks: its unit, its health, its secret and a login.
-pub(crate) async fn postgres_part(ctx: &Context) -> Checks {
-    let d = &ctx.deployment;
-    let pg = &d.config.postgres;
-    let mut c = unit_check(ctx, &format!("{}.service", pg.container_name));
-    let (health, (secret, password)) = tokio::join!(
-        health_check(ctx, &pg.container_name),
+/// PostgreSQL's checks but its unit's: its health (run now, unless `health`
+/// holds a result of a moment ago), its secret and a login.
+pub(crate) async fn postgres_service(ctx: &Context, health: Option<Checks>) -> Checks {
+    let pg = &ctx.deployment.config.postgres;
+    let (health, (mut c, password)) = tokio::join!(
+        async {
+            match health {
+                Some(h) => h,
+                None => health_check(ctx, &pg.container_name).await,
+            }
+        },
         secret_check(ctx, &pg.password_secret, Policy::postgres_password()),
     );
-    c.extend(health);
-    c.extend(secret);
     c.extend(postgres_checks(ctx, password.as_ref()).await);
+    let mut all = health;
+    all.extend(c);
+    all
+}
+
+/// Valkey's checks but its unit's: its health (run now, unless `health` holds
+/// a result of a moment ago), its secret, PING with and without the password.
+pub(crate) async fn valkey_service(ctx: &Context, health: Option<Checks>) -> Checks {
+    let vk = &ctx.deployment.config.valkey;
+    let (health, (mut c, password)) = tokio::join!(
+        async {
+            match health {
+                Some(h) => h,
+                None => health_check(ctx, &vk.container_name).await,
+            }
+        },
+        async {
+            if vk.require_password {
+                secret_check(ctx, &vk.password_secret, Policy::valkey_password()).await
+            } else {
+                (Checks::default(), None)
+            }
+        }
+    );
+    c.extend(valkey_checks(ctx, password.as_ref()).await);
+    let mut all = health;
+    all.extend(c);
+    all
+}
+
+/// PostgreSQL's checks: its unit, its health, its secret and a login.
+async fn postgres_part(ctx: &Context) -> Checks {
+    let pg = &ctx.deployment.config.postgres;
+    let mut c = unit_check(ctx, &format!("{}.service", pg.container_name));
+    c.extend(postgres_service(ctx, None).await);
     c
 }
 
 /// Valkey's checks: its unit, its health, its secret, PING with and without
 /// the password.
-pub(crate) async fn valkey_part(ctx: &Context) -> Checks {
-    let d = &ctx.deployment;
-    let vk = &d.config.valkey;
+async fn valkey_part(ctx: &Context) -> Checks {
+    let vk = &ctx.deployment.config.valkey;
     let mut c = unit_check(ctx, &format!("{}.service", vk.container_name));
-    let (health, (secret, password)) = tokio::join!(health_check(ctx, &vk.container_name), async {
-        if vk.require_password {
-            secret_check(ctx, &vk.password_secret, Policy::valkey_password()).await
-        } else {
-            (Checks::default(), None)
-        }
-    });
-    c.extend(health);
-    c.extend(secret);
-    c.extend(valkey_checks(ctx, password.as_ref()).await);
+    c.extend(valkey_service(ctx, None).await);
     c
 }
 

@@ -20,7 +20,8 @@ use crate::lock;
 use crate::output::{Outcome, Ui};
 use crate::plan::{self, FileChange, NetworkAction, Plan, ServiceAction, ServicePlan, UnitPlan};
 use crate::preconditions;
-use crate::systemd::{self, UNIT_PROPERTIES};
+use crate::systemd;
+use crate::timings;
 use crate::verify;
 
 /// What a deploy did, for the report and for a failure part-way.
@@ -48,9 +49,11 @@ pub(crate) async fn run(ctx: &Context, args: &DeployArgs) -> Result<Outcome> {
     let _lock = lock::acquire(&lock_path)?;
 
     ui.note("checking the host");
+    let step = timings::step("preconditions");
     let report = preconditions::check(ctx, args.allow_non_btrfs, true)
         .await
         .into_result()?;
+    step.end();
     let warnings: Vec<_> = report.warnings().cloned().collect();
     for w in &warnings {
         ui.note(format!(
@@ -62,7 +65,9 @@ pub(crate) async fn run(ctx: &Context, args: &DeployArgs) -> Result<Outcome> {
                 .unwrap_or_default()
         ));
     }
+    let step = timings::step("plan");
     let plan = plan::plan(ctx, report.nocow_possible, report.podman_version).await?;
+    step.end();
     if plan.is_empty() {
         return Outcome::ok(
             json!({"ok": true, "changed": false, "done": [], "warnings": warnings}),
@@ -131,6 +136,7 @@ pub(crate) async fn apply(
     let d = &ctx.deployment;
 
     fault::point("network");
+    let step = timings::step("network unit");
     for unit in plan.units.iter().filter(|u| u.role == Role::Network) {
         if unit.change != FileChange::Unchanged {
             write_unit(unit).map_err(|e| {
@@ -143,7 +149,9 @@ pub(crate) async fn apply(
         }
     }
 
+    step.end();
     fault::point("storage");
+    let step = timings::step("storage");
     for dir in &plan.directories {
         if dir.changes.is_empty() {
             continue;
@@ -165,7 +173,9 @@ pub(crate) async fn apply(
         }
     }
 
+    step.end();
     fault::point("secrets");
+    let step = timings::step("secrets");
     for secret in &plan.secrets {
         let policy = policy_for(ctx, &secret.name);
         match ensure(ctx.secrets.as_ref(), &secret.name, &policy).await {
@@ -193,7 +203,9 @@ pub(crate) async fn apply(
         }
     }
 
+    step.end();
     fault::point("units");
+    let step = timings::step("container units");
     for unit in plan.units.iter().filter(|u| u.role != Role::Network) {
         if unit.change != FileChange::Unchanged {
             write_unit(unit).map_err(|e| {
@@ -203,7 +215,9 @@ pub(crate) async fn apply(
         }
     }
 
+    step.end();
     fault::point("reload");
+    let step = timings::step("daemon-reload");
     if plan.daemon_reload {
         ctx.systemd
             .daemon_reload()
@@ -211,7 +225,9 @@ pub(crate) async fn apply(
         done.push(ui, "reloaded systemd (daemon-reload)".into());
     }
 
+    step.end();
     fault::point("start");
+    let step = timings::step("start");
     let containers: Vec<String> = plan.services.iter().map(|s| s.service.clone()).collect();
     let network_service = d.network_service();
     let sys = |e: systemd::SystemdError| Failure::internal(e.to_string());
@@ -236,11 +252,7 @@ pub(crate) async fn apply(
             // Starting a container starts its network's service, which creates
             // the network; but a service still active from before would not
             // create it again.
-            let props = ctx
-                .systemd
-                .show(&network_service, &["ActiveState"])
-                .map_err(sys)?;
-            if props.get("ActiveState").is_some_and(|s| s == "active") {
+            if plan.network_service_active {
                 ctx.systemd
                     .restart(std::slice::from_ref(&network_service), true)
                     .map_err(sys)?;
@@ -254,11 +266,6 @@ pub(crate) async fn apply(
     let mut to_start = Vec::new();
     let mut to_restart = Vec::new();
     for service in &plan.services {
-        let before = ctx
-            .systemd
-            .show(&service.service, UNIT_PROPERTIES)
-            .map_err(sys)?;
-        let since = systemd::timestamp_us(&before, "ActiveEnterTimestamp");
         let action = if recreated {
             ServiceAction::Start
         } else {
@@ -273,28 +280,32 @@ pub(crate) async fn apply(
         waiting.push(Waiting {
             service: service.service.clone(),
             role: service.role,
-            since,
+            since: service.active_since,
         });
     }
     let names =
         |list: &[&ServicePlan]| -> Vec<String> { list.iter().map(|s| s.service.clone()).collect() };
     if !to_start.is_empty() {
-        ctx.systemd.reset_failed(&names(&to_start)).map_err(sys)?;
-        ctx.systemd.start(&names(&to_start), false).map_err(sys)?;
+        let failed: Vec<&ServicePlan> = to_start.iter().copied().filter(|s| s.failed).collect();
+        ctx.systemd.reset_failed(&names(&failed)).map_err(sys)?;
+        loaded(ctx, plan, || ctx.systemd.start(&names(&to_start), false)).map_err(sys)?;
         for s in &to_start {
             done.push(ui, format!("started {} ({})", s.service, s.reason));
         }
     }
     if !to_restart.is_empty() {
-        ctx.systemd
-            .restart(&names(&to_restart), false)
-            .map_err(sys)?;
+        loaded(ctx, plan, || {
+            ctx.systemd.restart(&names(&to_restart), false)
+        })
+        .map_err(sys)?;
         for s in &to_restart {
             done.push(ui, format!("restarted {} ({})", s.service, s.reason));
         }
     }
+    step.end();
 
-    // Each service is verified as soon as it is healthy; what they share, once
+    // Each service is verified as soon as its health check passes, while
+    // systemd learns from podman that it is healthy; what they share, once
     // both are.
     fault::point("health");
     let progress = Progress::new(ui, &waiting);
@@ -302,13 +313,47 @@ pub(crate) async fn apply(
         let progress = &progress;
         let waiting = &waiting;
         async move {
-            if let Some(w) = waiting.iter().find(|w| w.role == role) {
-                wait_one(ctx, w, progress).await?;
-            }
-            Ok::<_, Failure>(match role {
-                Role::Postgres => verify::postgres_part(ctx).await,
-                _ => verify::valkey_part(ctx).await,
-            })
+            let container = match role {
+                Role::Postgres => &d.config.postgres.container_name,
+                _ => &d.config.valkey.container_name,
+            };
+            let service = format!("{container}.service");
+            let w = waiting.iter().find(|w| w.role == role);
+            let ready = match w {
+                Some(w) => {
+                    let step = timings::step_of("healthy", &w.service);
+                    let ready = wait_healthy(ctx, w, container, progress).await?;
+                    step.end();
+                    Some(ready)
+                }
+                None => None,
+            };
+            let _step = timings::step_of("verify", &service);
+            let health = (ready == Some(Ready::Healthy))
+                .then(|| verify::health_result(container, &HealthStatus::Healthy));
+            let (active, checks) = tokio::join!(
+                async {
+                    match (w, ready) {
+                        (Some(w), Some(Ready::Healthy)) => {
+                            let step = timings::step_of("active", &w.service);
+                            let active = wait_active(ctx, w, container).await;
+                            step.end();
+                            active
+                        }
+                        _ => Ok(()),
+                    }
+                },
+                async {
+                    match role {
+                        Role::Postgres => verify::postgres_service(ctx, health).await,
+                        _ => verify::valkey_service(ctx, health).await,
+                    }
+                }
+            );
+            active?;
+            let mut all = verify::unit_check(ctx, &service);
+            all.extend(checks);
+            Ok::<_, Failure>(all)
         }
     };
     let (postgres, valkey) = tokio::join!(part(Role::Postgres), part(Role::Valkey));
@@ -317,8 +362,27 @@ pub(crate) async fn apply(
 
     fault::point("verify");
     ui.note("verifying");
+    let step = timings::step("verify common");
     let common = verify::common_part(ctx).await;
+    step.end();
     Ok(verify::assemble(common, postgres, valkey))
+}
+
+/// Runs `call` (a start or restart); if systemd does not know a unit that this
+/// deploy's reload generated, reloads once more and runs it again. Another
+/// client's reload at the same moment can leave the manager without it.
+fn loaded(
+    ctx: &Context,
+    plan: &Plan,
+    call: impl Fn() -> systemd::SystemdResult<()>,
+) -> systemd::SystemdResult<()> {
+    match call() {
+        Err(e) if plan.daemon_reload && e.detail.contains("not found") => {
+            ctx.systemd.daemon_reload()?;
+            call()
+        }
+        other => other,
+    }
 }
 
 /// A service deploy started (or found starting) and waits for.
@@ -328,6 +392,16 @@ struct Waiting {
     role: Role,
     /// When it last became active before this deploy, to tell a restart apart.
     since: Option<i64>,
+}
+
+/// How a service was found ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    /// Its unit is active: with `Notify=healthy`, its container was healthy.
+    Active,
+    /// Its container's health check, run here, passed; the unit becomes active
+    /// once podman has told systemd so.
+    Healthy,
 }
 
 /// The live display: a spinner per service on a terminal, plain lines otherwise.
@@ -392,25 +466,41 @@ impl Progress {
     }
 }
 
-/// Waits until a started service is active (with `Notify=healthy`, that is when
-/// its container is healthy).
-async fn wait_one(ctx: &Context, w: &Waiting, progress: &Progress) -> Result<()> {
-    let limit = Duration::from_secs(
-        match w.role {
+/// How often a starting service's health check runs, and its unit is looked
+/// at: as often as the floor a person would use.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How often a starting server's listening socket is looked for (a read of the
+/// kernel's socket counts; nothing runs in the container).
+const PROBE: Duration = Duration::from_millis(20);
+
+/// How long deploy waits for a service before it gives up.
+fn start_limit(role: Role) -> Duration {
+    Duration::from_secs(
+        match role {
             Role::Postgres => desired::POSTGRES_START_TIMEOUT_S,
             _ => desired::VALKEY_START_TIMEOUT_S,
         } + 30,
-    );
-    let container = match w.role {
-        Role::Postgres => &ctx.deployment.config.postgres.container_name,
-        _ => &ctx.deployment.config.valkey.container_name,
-    };
-    let service = &w.service;
-    let mut last = String::new();
-    loop {
+    )
+}
+
+/// The state of a unit that deploy waits for.
+#[derive(Debug)]
+struct UnitState {
+    /// `ActiveState`.
+    state: String,
+    /// Whether it became active after the deploy started or restarted it.
+    fresh: bool,
+    /// Whether systemd gave up on starting it: failed, or inactive with no job
+    /// left (a unit it needs failed).
+    gave_up: bool,
+}
+
+impl UnitState {
+    fn of(ctx: &Context, w: &Waiting) -> Result<Self> {
         let props = ctx
             .systemd
-            .show(service, UNIT_PROPERTIES)
+            .show(&w.service, &["ActiveState", "ActiveEnterTimestamp", "Job"])
             .map_err(|e| Failure::internal(e.to_string()))?;
         let state = props.get("ActiveState").cloned().unwrap_or_default();
         let entered = systemd::timestamp_us(&props, "ActiveEnterTimestamp");
@@ -418,61 +508,232 @@ async fn wait_one(ctx: &Context, w: &Waiting, progress: &Progress) -> Result<()>
             (Some(before), Some(now)) => now > before,
             _ => true,
         };
-        if state == "active" && fresh {
+        let idle = props.get("Job").is_none_or(String::is_empty);
+        let gave_up = state == "failed" || (state == "inactive" && idle);
+        Ok(Self {
+            state,
+            fresh,
+            gave_up,
+        })
+    }
+
+    fn active(&self) -> bool {
+        self.state == "active" && self.fresh
+    }
+}
+
+/// The failure of a service that systemd gave up on, with the container's last
+/// lines, or the network's service when that is what failed.
+async fn start_failed(ctx: &Context, service: &str, container: &str) -> Failure {
+    let network_service = ctx.deployment.network_service();
+    let network_failed = ctx
+        .systemd
+        .show(&network_service, &["ActiveState"])
+        .is_ok_and(|p| p.get("ActiveState").is_some_and(|s| s == "failed"));
+    if network_failed {
+        return Failure::internal(format!(
+            "{service} did not start: the network's service {network_service} failed (it creates the network {})",
+            ctx.deployment.podman_network()
+        ))
+        .help(format!(
+            "see `systemctl --user status {network_service}` and its journal (or without --user for the system scope); a subnet taken meanwhile by another network makes it fail"
+        ));
+    }
+    let logs = ctx
+        .runtime
+        .container_logs(container, 15)
+        .await
+        .map(|lines| {
+            lines
+                .into_iter()
+                .map(|l| l.text)
+                .collect::<Vec<_>>()
+                .join("\n    ")
+        })
+        .unwrap_or_default();
+    Failure::internal(format!(
+        "{service} failed to start{}",
+        if logs.is_empty() {
+            String::new()
+        } else {
+            format!("; the container's last lines:\n    {logs}")
+        }
+    ))
+    .help(format!(
+        "see `journalctl --user -u {service}` (or without --user for the system scope)"
+    ))
+}
+
+fn too_slow(service: &str, limit: Duration) -> Failure {
+    Failure::internal(format!(
+        "{service} did not become healthy within {} s",
+        limit.as_secs()
+    ))
+    .help("see `immich-db status` and the service's journal")
+}
+
+/// Whether a process's network namespace holds a TCP socket (of IP version 4
+/// or 6), from the kernel's socket counts for it (`/proc/PID/net/sockstat`, a
+/// constant-time read); `None` when they cannot be read. In a database
+/// container that starts, the first TCP socket is the server listening.
+fn tcp_in_use(pid: u32) -> Option<bool> {
+    let mut readable = false;
+    for table in ["sockstat", "sockstat6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        readable = true;
+        if tcp_sockets(&text) > 0 {
+            return Some(true);
+        }
+    }
+    readable.then_some(false)
+}
+
+/// The `inuse` count of the `TCP:` or `TCP6:` line of a sockstat table.
+fn tcp_sockets(sockstat: &str) -> u64 {
+    sockstat
+        .lines()
+        .filter_map(|line| {
+            let rest = line
+                .strip_prefix("TCP: ")
+                .or_else(|| line.strip_prefix("TCP6: "))?;
+            let mut words = rest.split_whitespace();
+            (words.next()? == "inuse").then_some(())?;
+            words.next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// Waits until a started service's container is healthy, or its unit active.
+///
+/// Until the server listens (its container holds a TCP socket, looked for every
+/// [`PROBE`]), nothing runs in the container; then its health check runs here
+/// every [`POLL`], which also tells podman, and through it systemd, that the
+/// container is healthy. Where the socket counts cannot be read, the health
+/// check runs every [`POLL`] from the start; podman's own timer runs it once a
+/// second in any case.
+async fn wait_healthy(
+    ctx: &Context,
+    w: &Waiting,
+    container: &str,
+    progress: &Progress,
+) -> Result<Ready> {
+    let limit = start_limit(w.role);
+    let service = &w.service;
+    let mut last = String::new();
+    // What was last seen, and when: the unit (from a process) and the
+    // container (from podman) are asked again only every so often while the
+    // server starts, so that asking does not slow it down.
+    let mut unit: Option<(Instant, UnitState)> = None;
+    let mut running: Option<(Instant, u32)> = None;
+    let mut checked: Option<Instant> = None;
+    loop {
+        let round = Instant::now();
+        if progress.start.elapsed() > limit {
+            return Err(too_slow(service, limit));
+        }
+        let (at, state) = match unit.take() {
+            Some((at, state)) if state.state == "activating" && at.elapsed() < POLL * 3 => {
+                (at, state)
+            }
+            _ => (round, UnitState::of(ctx, w)?),
+        };
+        if state.active() {
             progress.healthy(service);
+            return Ok(Ready::Active);
+        }
+        if state.gave_up {
+            return Err(start_failed(ctx, service, container).await);
+        }
+        let activating = state.state == "activating";
+        let shown = state.state.clone();
+        unit = Some((at, state));
+        if !activating {
+            running = None;
+            progress.show(service, &shown, &mut last);
+            tokio::time::sleep(POLL / 2).await;
+            continue;
+        }
+        // While the unit activates, the container of that name is the new one
+        // (a restart removes the old one first).
+        let pid = match running {
+            Some((at, pid)) if at.elapsed() < POLL * 3 => Some(pid),
+            _ => match ctx.runtime.inspect_container(container).await {
+                Ok(info) if info.state.running => {
+                    if info.health_status() == Some(&HealthStatus::Healthy) {
+                        progress.healthy(service);
+                        return Ok(Ready::Healthy);
+                    }
+                    let pid = info.state.pid.unwrap_or_default();
+                    running = Some((round, pid));
+                    Some(pid)
+                }
+                Ok(info) => {
+                    progress.show(
+                        service,
+                        &format!("{shown}, {}", info.state.status),
+                        &mut last,
+                    );
+                    None
+                }
+                Err(_) => {
+                    progress.show(service, &format!("{shown}, no container yet"), &mut last);
+                    None
+                }
+            },
+        };
+        if let Some(pid) = pid {
+            match tcp_in_use(pid) {
+                Some(false) => {
+                    progress.show(
+                        service,
+                        &format!("{shown}, starting, not listening yet"),
+                        &mut last,
+                    );
+                }
+                // Listening (or unknown): the health check says whether it
+                // serves.
+                _ if checked.is_none_or(|at| at.elapsed() >= POLL) => {
+                    checked = Some(Instant::now());
+                    match ctx.runtime.run_health_check(container).await {
+                        Ok(h) if h.status == HealthStatus::Healthy => {
+                            timings::mark("healthy", container);
+                            progress.healthy(service);
+                            return Ok(Ready::Healthy);
+                        }
+                        Ok(h) => {
+                            let status = format!("{shown}, {}", h.status);
+                            progress.show(service, &status, &mut last);
+                        }
+                        // Gone meanwhile (a restart): look again.
+                        Err(_) => running = None,
+                    }
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(PROBE.saturating_sub(round.elapsed())).await;
+    }
+}
+
+/// Waits until the unit of a service whose container is healthy is active:
+/// podman tells systemd within a fraction of a second.
+async fn wait_active(ctx: &Context, w: &Waiting, container: &str) -> Result<()> {
+    let limit = start_limit(w.role);
+    let start = Instant::now();
+    loop {
+        let unit = UnitState::of(ctx, w)?;
+        if unit.active() {
             return Ok(());
         }
-        if state == "failed" {
-            let logs = ctx
-                .runtime
-                .container_logs(container, 15)
-                .await
-                .map(|lines| {
-                    lines
-                        .into_iter()
-                        .map(|l| l.text)
-                        .collect::<Vec<_>>()
-                        .join("\n    ")
-                })
-                .unwrap_or_default();
-            return Err(Failure::internal(format!(
-                "{service} failed to start{}",
-                if logs.is_empty() {
-                    String::new()
-                } else {
-                    format!("; the container's last lines:\n    {logs}")
-                }
-            ))
-            .help(format!(
-                "see `journalctl --user -u {service}` (or without --user for the system scope)"
-            )));
+        if unit.gave_up {
+            return Err(start_failed(ctx, &w.service, container).await);
         }
-        let health = match ctx.runtime.inspect_container(container).await {
-            Ok(info)
-                if info.state.running && info.health_status() == Some(&HealthStatus::Starting) =>
-            {
-                // Podman's own timer runs the startup check once a second;
-                // running it now as well sees readiness sooner. The service
-                // still becomes active only through `Notify=healthy`.
-                match ctx.runtime.run_health_check(container).await {
-                    Ok(h) => h.status.to_string(),
-                    Err(_) => HealthStatus::Starting.to_string(),
-                }
-            }
-            Ok(info) => info
-                .health_status()
-                .map_or_else(|| info.state.status.to_string(), ToString::to_string),
-            Err(_) => "no container yet".into(),
-        };
-        progress.show(service, &format!("{state}, {health}"), &mut last);
-        if progress.start.elapsed() > limit {
-            return Err(Failure::internal(format!(
-                "{service} did not become healthy within {} s",
-                limit.as_secs()
-            ))
-            .help("see `immich-db status` and the service's journal"));
+        if start.elapsed() > limit {
+            return Err(too_slow(&w.service, limit));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(POLL / 2).await;
     }
 }
 
@@ -620,6 +881,62 @@ mod tests {
             let _ = apply(&f.ctx, &again, &mut done).await.unwrap();
             assert_eq!(f.runtime.secret_value("postgres-password").unwrap(), pg);
         });
+    }
+
+    #[test]
+    fn tcp_sockets_are_counted_from_the_kernel_socket_counts() {
+        let v4 = "sockets: used 2\nTCP: inuse 1 orphan 0 tw 0 alloc 3 mem 0\nUDP: inuse 0 mem 0\n";
+        let v6 = "TCP6: inuse 2\nUDP6: inuse 0\n";
+        let none = "sockets: used 0\nTCP: inuse 0 orphan 0 tw 4 alloc 1 mem 0\n";
+        assert_eq!(tcp_sockets(v4), 1);
+        assert_eq!(tcp_sockets(v6), 2);
+        assert_eq!(tcp_sockets(none), 0);
+        assert_eq!(tcp_sockets("UDP: inuse 3 mem 0\n"), 0);
+        // This process's own counts can be read; a process that does not
+        // exist has none.
+        assert!(tcp_in_use(std::process::id()).is_some());
+        assert_eq!(tcp_in_use(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_failed_network_service_fails_the_deploy_at_once() {
+        // Its containers' start jobs are dropped and they stay inactive: the
+        // deploy says so instead of waiting for them until its time limit.
+        let mut f = fixture("");
+        let mut systemd = FakeSystemd::default();
+        systemd.failing_dependency = Some(f.ctx.deployment.network_service());
+        f.ctx.systemd = Box::new(systemd);
+        block_on(async {
+            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
+            let started = Instant::now();
+            let err = apply(&f.ctx, &plan, &mut Done::default())
+                .await
+                .unwrap_err();
+            assert!(started.elapsed() < Duration::from_secs(5));
+            assert!(err.what.contains("photos-network.service failed"), "{err}");
+            assert!(err.what.contains("systemd-photos"), "{err}");
+        });
+    }
+
+    #[test]
+    fn units_unknown_after_the_reload_are_reloaded_once_more() {
+        let f = fixture("");
+        fake(&f.ctx)
+            .unknown_once
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        block_on(async {
+            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
+            apply(&f.ctx, &plan, &mut Done::default()).await.unwrap();
+        });
+        assert_eq!(
+            fake(&f.ctx).calls(),
+            [
+                "daemon-reload",
+                "start postgresql-immich.service redis-immich.service",
+                "daemon-reload",
+                "start postgresql-immich.service redis-immich.service",
+            ]
+        );
     }
 
     #[test]
