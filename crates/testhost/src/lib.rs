@@ -250,9 +250,19 @@ fn probe() -> Result<Host, String> {
         }
         None => problems.push_str("- podman is not installed\n"),
     }
-    let state = host.systemctl(["is-system-running"]);
-    let state = String::from_utf8_lossy(&state.stdout).trim().to_owned();
-    if state != "running" && state != "degraded" {
+    let manager_state = || {
+        let out = host.systemctl(["is-system-running"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // Just after a (test-driven) restart the manager answers but still says
+    // "starting" while it runs its boot jobs: give those a moment, then accept it.
+    let started = Instant::now();
+    let mut state = manager_state();
+    while state == "starting" && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+        state = manager_state();
+    }
+    if !matches!(state.as_str(), "running" | "degraded" | "starting") {
         let _ = writeln!(
             problems,
             "- root's systemd user manager is not running (state: {state:?})"
