@@ -25,13 +25,23 @@ async fn list(rt: &impl Runtime) -> Result<Vec<String>, StoreError> {
     Ok(secrets.into_iter().map(|s| s.name).collect())
 }
 
+// Podman looks a secret up by its name, or else by a prefix of its ID: asked for
+// a name that no secret has, it may answer with another secret. The store speaks
+// of exact names only, so every call that names one secret checks the list first.
 async fn exists(rt: &impl Runtime, name: &str) -> Result<bool, StoreError> {
-    rt.secret_exists(name)
-        .await
-        .map_err(|e| store_error(Some(name), e))
+    Ok(list(rt).await?.iter().any(|n| n == name))
+}
+
+async fn require(rt: &impl Runtime, name: &str) -> Result<(), StoreError> {
+    if exists(rt, name).await? {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound { name: name.into() })
+    }
 }
 
 async fn read(rt: &impl Runtime, name: &str) -> Result<SecretValue, StoreError> {
+    require(rt, name).await?;
     rt.read_secret(name)
         .await
         .map_err(|e| store_error(Some(name), e))
@@ -47,9 +57,7 @@ async fn create(rt: &impl Runtime, name: &str, value: &SecretValue) -> Result<()
 async fn replace(rt: &impl Runtime, name: &str, value: &SecretValue) -> Result<(), StoreError> {
     // Podman's replace creates the secret when it is missing; the store's
     // contract says a missing secret is NotFound and nothing changes.
-    if !exists(rt, name).await? {
-        return Err(StoreError::NotFound { name: name.into() });
-    }
+    require(rt, name).await?;
     let options = SecretOptions {
         replace: true,
         ..SecretOptions::default()
@@ -61,6 +69,7 @@ async fn replace(rt: &impl Runtime, name: &str, value: &SecretValue) -> Result<(
 }
 
 async fn remove(rt: &impl Runtime, name: &str) -> Result<(), StoreError> {
+    require(rt, name).await?;
     rt.remove_secret(name)
         .await
         .map_err(|e| store_error(Some(name), e))

@@ -279,6 +279,51 @@ async fn the_secrets_crate_works_on_podman() {
     ));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_store_never_takes_an_id_prefix_for_a_name() {
+    // Podman's own lookup falls back to a prefix of a secret's ID: asked for a
+    // name nobody has, it answers with whichever secret's ID starts with it.
+    let host = require_host!();
+    let podman = connect(host).await;
+    let name = unique_name("idprefix");
+    let mut cleanup = Cleanup::new(host);
+    cleanup.secret(&name);
+    let value = SecretValue::new("kept-as-it-is");
+    podman
+        .create_secret(&name, &value, &SecretOptions::default())
+        .await
+        .unwrap();
+    let id = host.podman_ok(["secret", "inspect", "--format", "{{.ID}}", &name]);
+    let prefix = &id.trim()[..12];
+    // What podman itself does with the prefix: it finds the other secret.
+    assert!(host.podman(["secret", "exists", prefix]).status.success());
+
+    let store: &dyn SecretStore = &podman;
+    assert!(!store.exists(prefix).await.unwrap());
+    assert!(matches!(
+        store.read(prefix).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.replace(prefix, &SecretValue::new("other")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.remove(prefix).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // ensure under that name creates a secret of its own, leaving the first alone.
+    cleanup.secret(prefix);
+    assert_eq!(
+        ensure(store, prefix, &Policy::postgres_password())
+            .await
+            .unwrap(),
+        Ensured::Created
+    );
+    assert_eq!(stored_bytes(host, &name), value.expose());
+    assert_ne!(stored_bytes(host, prefix), value.expose());
+}
+
 /// Files under `dir` changed since `since` (sockets and special files skipped).
 fn recent_files(dir: &Path, since: SystemTime, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
