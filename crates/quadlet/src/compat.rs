@@ -104,15 +104,11 @@ pub fn adapt(
         if info.since <= target || failure.is_some() {
             return None;
         }
-        match info.flag {
-            Some(flag) if !entry.value().is_empty() => {
-                let args = words::join([flag, entry.unquoted()]);
-                Some(vec![("PodmanArgs".to_owned(), args)])
-            }
-            _ => {
-                failure = Some(too_new(path, section, entry.key(), info.since, target));
-                None
-            }
+        if let Some(args) = version::as_podman_args(kind, &info, entry.unquoted(), target) {
+            Some(vec![("PodmanArgs".to_owned(), args)])
+        } else {
+            failure = Some(too_new(path, section, entry.key(), info.since, target));
+            None
         }
     });
     match failure {

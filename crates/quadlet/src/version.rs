@@ -433,6 +433,21 @@ pub fn key_info(kind: UnitKind, key: &str) -> Option<KeyInfo> {
     keys(kind).iter().find(|i| i.key == key).copied()
 }
 
+/// `value` of a key with this `info`, written as a `PodmanArgs=` value that podman
+/// `target`'s generator accepts in a `kind` unit: `None` when the key has no
+/// podman option, or when `PodmanArgs=` itself is newer than `target` in that
+/// kind of unit.
+pub(crate) fn as_podman_args(
+    kind: UnitKind,
+    info: &KeyInfo,
+    value: &str,
+    target: PodmanVersion,
+) -> Option<String> {
+    let flag = info.flag?;
+    let podman_args = key_info(kind, "PodmanArgs")?;
+    (podman_args.since <= target && !value.is_empty()).then(|| crate::words::join([flag, value]))
+}
+
 /// What the table knows of a key of the `[Quadlet]` section.
 pub fn quadlet_key_info(key: &str) -> Option<KeyInfo> {
     QUADLET_KEYS.iter().find(|i| i.key == key).copied()

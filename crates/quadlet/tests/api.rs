@@ -99,6 +99,39 @@ fn rendering_for_an_older_podman() {
 }
 
 #[test]
+fn a_key_becomes_podman_args_only_where_podman_args_is_known() {
+    // [Network] DNS= arrived in 4.7, and PodmanArgs= in [Network] in 4.6: for 4.6
+    // the key becomes the option; for 4.5 neither is known, so it is an error.
+    let mut unit = homelab_quadlet::NetworkUnit::default();
+    unit.network.dns = vec!["10.89.5.1".parse().unwrap()];
+    assert_eq!(
+        unit.render_for(PodmanVersion::V4_6).unwrap(),
+        "[Network]\nPodmanArgs=--dns 10.89.5.1\n"
+    );
+    let err = unit.render_for(PodmanVersion::V4_5).unwrap_err();
+    assert!(
+        matches!(&err, Error::TooNew { key, since, .. } if key == "DNS" && *since == PodmanVersion::new(4, 7, 0)),
+        "{err}"
+    );
+
+    // The lint suggests the same: the option where it is accepted, else a newer podman.
+    let text = "[Network]\nDNS=10.89.5.1\n\n[Install]\nWantedBy=default.target\n";
+    let fix_for = |target| {
+        let mut set = UnitSet::new();
+        set.insert("photos.network", text).unwrap();
+        homelab_quadlet::lint(&set, target)
+            .into_iter()
+            .find(|f| f.code == homelab_quadlet::Code::TooNew)
+            .and_then(|f| f.fix)
+            .unwrap()
+    };
+    assert!(fix_for(PodmanVersion::V4_6).contains("PodmanArgs=--dns 10.89.5.1"));
+    let fix = fix_for(PodmanVersion::V4_5);
+    assert!(!fix.contains("PodmanArgs"), "{fix}");
+    assert!(fix.contains("4.7.0"), "{fix}");
+}
+
+#[test]
 fn sets_load_directories_and_files() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.network"), "[Network]\n").unwrap();
