@@ -328,7 +328,11 @@ impl<'a> Lint<'a> {
                     Some(source.column),
                     Code::ParseError,
                     format!("{source}; the generator skips this file"),
-                    None,
+                    Some(
+                        "make every line a [Section] header, a KEY=VALUE assignment or a \
+                         comment starting with # or ;"
+                            .into(),
+                    ),
                 ),
                 Error::NotUtf8 { path } => self.add(
                     path,
@@ -481,13 +485,17 @@ impl<'a> Lint<'a> {
                         );
                     }
                     Some(info) if info.since > target => {
-                        let fix = match info.flag {
-                            Some(flag) if name == section => format!(
-                                "write `PodmanArgs={}` instead, or target podman {}",
-                                words::join([flag, entry.unquoted()]),
+                        let args = (name == section)
+                            .then(|| version::as_podman_args(kind, &info, entry.unquoted(), target))
+                            .flatten();
+                        let fix = match args {
+                            Some(args) => format!(
+                                "write `PodmanArgs={args}` instead, or target podman {}",
                                 info.since
                             ),
-                            _ => format!("remove it, or target podman {} or later", info.since),
+                            None => {
+                                format!("remove it, or target podman {} or later", info.since)
+                            }
                         };
                         self.at(
                             unit,

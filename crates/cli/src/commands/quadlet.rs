@@ -49,9 +49,8 @@ fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<Outcome> {
     let mut report = Vec::new();
     for (file, formatted) in &results {
         if write && formatted.changed {
-            homelab_quadlet::format_in_place(file).map_err(|e| {
-                Failure::internal(format!("cannot rewrite {}: {e}", file.display()))
-            })?;
+            homelab_quadlet::format_in_place(file)
+                .map_err(|e| Failure::failed(format!("cannot rewrite {}: {e}", file.display())))?;
         }
         if check || write {
             if formatted.changed {
@@ -101,18 +100,14 @@ fn lint(paths: &[PathBuf], podman: Option<&str>, system: bool) -> Result<Outcome
         target,
         scope: if system { Scope::System } else { Scope::User },
     };
-    let mut findings = options.run(&set);
-    let failures: Vec<String> = set.failures().iter().map(ToString::to_string).collect();
+    // The library reports files that do not parse as parse-error findings, sorted
+    // by file and line.
+    let findings = options.run(&set);
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
-        .count()
-        + failures.len();
-    findings.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
+        .count();
     let mut human = String::new();
-    for failure in &failures {
-        let _ = writeln!(human, "{failure}");
-    }
     for finding in &findings {
         let _ = writeln!(human, "{finding}");
     }
@@ -120,7 +115,7 @@ fn lint(paths: &[PathBuf], podman: Option<&str>, system: bool) -> Result<Outcome
     let _ = write!(
         human,
         "{files} unit(s) checked for podman {target}: {errors} error(s), {} other finding(s)",
-        findings.len() + failures.len() - errors
+        findings.len() - errors
     );
     let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     Ok(Outcome::ok(
@@ -129,7 +124,6 @@ fn lint(paths: &[PathBuf], podman: Option<&str>, system: bool) -> Result<Outcome
             "target": target.to_string(),
             "paths": paths,
             "units": files,
-            "unreadable": failures,
             "findings": findings,
         }),
         human,
