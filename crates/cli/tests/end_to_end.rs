@@ -198,6 +198,11 @@ fn data_and_secrets_survive_destroy_and_a_new_deploy() {
         "{}",
         text(&out)
     );
+    assert!(
+        text(&out).contains(&format!("stopped {}.service", d.pg)),
+        "{}",
+        text(&out)
+    );
     for file in d.unit_files() {
         assert!(!file.exists(), "{}", file.display());
     }
@@ -231,6 +236,8 @@ fn data_and_secrets_survive_destroy_and_a_new_deploy() {
     for name in d.secrets() {
         assert!(d.secret_value(name).is_none(), "{name}");
     }
+    let out = d.run_ok(&["destroy"]);
+    assert!(text(&out).contains("Nothing to remove."), "{}", text(&out));
 }
 
 #[test]

@@ -11,6 +11,7 @@ use crate::desired;
 use crate::error::{Failure, Result};
 use crate::lock;
 use crate::output::Outcome;
+use crate::schedule;
 
 fn confirm(what: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() {
@@ -57,10 +58,27 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
     let units = desired::units(d);
     let containers: Vec<String> = units.iter().skip(1).map(|u| u.service.clone()).collect();
     let network_service = vec![d.network_service()];
+    let running: Vec<&String> = containers
+        .iter()
+        .chain(&network_service)
+        .filter(|unit| {
+            ctx.systemd.show(unit, &["ActiveState"]).is_ok_and(|p| {
+                p.get("ActiveState")
+                    .is_some_and(|s| s != "inactive" && s != "failed")
+            })
+        })
+        .collect();
     // Units that are not loaded cannot be stopped: nothing runs then.
     let _ = ctx.systemd.stop(&containers);
     let _ = ctx.systemd.stop(&network_service);
-    note("stopped the services".into());
+    for unit in running {
+        note(format!("stopped {unit}"));
+    }
+    // The backup schedule runs pg_dump in a container that is going away; the
+    // backups themselves stay.
+    if schedule::remove(ctx)? {
+        note("removed the backup schedule (the backups are kept)".into());
+    }
     let mut removed_any = false;
     for unit in &units {
         let path = unit.path(d);
@@ -72,7 +90,7 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(
-                    Failure::internal(format!("cannot remove {}: {e}", path.display())).help(
+                    Failure::failed(format!("cannot remove {}: {e}", path.display())).help(
                         "check the permissions of the unit directory, then run destroy again",
                     ),
                 );
@@ -82,7 +100,7 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
     if removed_any {
         ctx.systemd
             .daemon_reload()
-            .map_err(|e| Failure::internal(e.to_string()))?;
+            .map_err(|e| Failure::failed(e.to_string()))?;
         note("reloaded systemd (daemon-reload)".into());
     }
     let mut all = containers.clone();
@@ -118,7 +136,7 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
                     ui.note(format!("  kept {} ({e})", dir.path.display()));
                 }
                 Err(e) => {
-                    return Err(Failure::internal(format!(
+                    return Err(Failure::failed(format!(
                         "cannot delete {}: {e}",
                         dir.path.display()
                     )));
@@ -132,7 +150,7 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
                 Ok(()) => note(format!("deleted the secret {name}")),
                 Err(homelab_secrets::StoreError::NotFound { .. }) => {}
                 Err(e) => {
-                    return Err(Failure::internal(format!(
+                    return Err(Failure::failed(format!(
                         "cannot delete the secret {name}: {e}"
                     )));
                 }
@@ -144,11 +162,17 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
     } else {
         format!("destroy: done ({} step(s))", done.len())
     };
-    if !args.purge_data {
+    if !args.purge_data && dirs.iter().any(|dir| dir.path.exists()) {
         human.push_str("\nkept the data directories (use --purge-data to delete them)");
     }
     if !args.purge_secrets {
-        human.push_str("\nkept the secrets (use --purge-secrets to delete them)");
+        let mut kept = false;
+        for name in d.secret_names() {
+            kept |= ctx.secrets.exists(name).await.unwrap_or(true);
+        }
+        if kept {
+            human.push_str("\nkept the secrets (use --purge-secrets to delete them)");
+        }
     }
     Outcome::ok(json!({"ok": true, "done": done}), human)
 }
