@@ -293,7 +293,7 @@ pub(crate) fn prune(d: &Deployment, dir: &Path, keep: usize) -> Result<Vec<PathB
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(Failure::internal(format!(
+                    return Err(Failure::failed(format!(
                         "cannot delete the old backup file {}: {e}",
                         path.display()
                     )));
@@ -446,7 +446,7 @@ pub(crate) async fn psql(ctx: &Context, doing: &str, sql: &str) -> Result<String
         .await
         .map_err(|e| ctx.podman_failure(doing, &e))?;
     if !out.success() {
-        return Err(Failure::internal(format!(
+        return Err(Failure::failed(format!(
             "psql in {} failed while {doing} (exit {}): {}",
             pg.container_name,
             out.exit_code,
@@ -476,7 +476,7 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
     let final_path = dir.join(&file_name);
     let partial = dir.join(format!(".{file_name}{PARTIAL_SUFFIX}"));
     let io = |what: &str, path: &Path, e: std::io::Error| {
-        Failure::internal(format!("cannot {what} {}: {e}", path.display()))
+        Failure::failed(format!("cannot {what} {}: {e}", path.display()))
     };
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -489,7 +489,7 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
         digest: Digest::default(),
     };
     let result = match dump_into(ctx, &mut sink).await {
-        Ok(()) if sink.digest.head != DUMP_MAGIC => Err(Failure::internal(
+        Ok(()) if sink.digest.head != DUMP_MAGIC => Err(Failure::failed(
             "pg_dump wrote something that is not a custom-format archive",
         )),
         Ok(()) => match sink.inner.get_ref().sync_all().await {
@@ -526,7 +526,7 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
     .map_err(|e| io("write", &checksum_path, e))?;
     let manifest_path = dir.join(format!("{base}{MANIFEST_SUFFIX}"));
     let text = serde_json::to_string_pretty(&manifest)
-        .map_err(|e| Failure::internal(format!("cannot render the manifest: {e}")))?;
+        .map_err(|e| Failure::failed(format!("cannot render the manifest: {e}")))?;
     write_atomic(&manifest_path, format!("{text}\n").as_bytes())
         .map_err(|e| io("write", &manifest_path, e))?;
     Ok(Backup {
@@ -558,13 +558,13 @@ where
         .await
         .map_err(|e| match e {
             homelab_podman::Error::ExecStream { source, .. } => {
-                Failure::internal(format!("cannot write the dump: {source}"))
+                Failure::failed(format!("cannot write the dump: {source}"))
                     .help("check the free space of the backup directory's filesystem")
             }
             other => ctx.podman_failure("running pg_dump", &other),
         })?;
     if !out.success() {
-        return Err(Failure::internal(format!(
+        return Err(Failure::failed(format!(
             "pg_dump in {} failed (exit {}): {}",
             pg.container_name,
             out.exit_code,
@@ -573,7 +573,7 @@ where
     }
     tokio::io::AsyncWriteExt::flush(sink)
         .await
-        .map_err(|e| Failure::internal(format!("cannot write the dump: {e}")))
+        .map_err(|e| Failure::failed(format!("cannot write the dump: {e}")))
 }
 
 /// Runs a backup the way the command and the scheduled service do: prepare and
@@ -689,7 +689,7 @@ pub(crate) async fn user_relations(ctx: &Context) -> Result<u64> {
     )
     .await?;
     count.parse().map_err(|_| {
-        Failure::internal(format!(
+        Failure::failed(format!(
             "psql answered {count:?} when asked to count relations"
         ))
     })
@@ -728,7 +728,7 @@ pub(crate) async fn restore(ctx: &Context, checked: &Checked, clean: bool) -> Re
         .await
         .map_err(|e| ctx.podman_failure("running pg_restore", &e))?;
     if !out.success() {
-        return Err(Failure::internal(format!(
+        return Err(Failure::failed(format!(
             "pg_restore failed (exit {}); its single transaction was rolled back, so the database is as it was: {}",
             out.exit_code,
             out.stderr_text().trim()
@@ -737,7 +737,7 @@ pub(crate) async fn restore(ctx: &Context, checked: &Checked, clean: bool) -> Re
     }
     // The file was checked before; say so if it changed while it was read.
     if hex(&input.digest.hasher.finalize()) != checked.manifest.sha256 {
-        return Err(Failure::internal(format!(
+        return Err(Failure::failed(format!(
             "{} changed while it was being restored: the database holds what was read, which is not the backup that was checked",
             checked.dump.display()
         ))

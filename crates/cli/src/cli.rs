@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 /// units on a BTRFS pool, and verify, inspect or remove it.
 ///
 /// Exit codes: 0 success; 1 a check or lint failed; 2 bad input; 3 a host
-/// precondition is missing; 4 a deploy failed part-way (running it again resumes).
+/// precondition is missing; 4 a deploy (or a backup, restore, rotation or repair)
+/// failed part-way: the message says what was done, and running it again resumes.
 #[derive(Debug, Parser)]
 #[command(name = "immich-db", version, max_term_width = 100)]
 #[command(after_help = "Example:\n  immich-db config init && immich-db plan && immich-db deploy")]

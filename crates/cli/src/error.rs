@@ -16,11 +16,10 @@ pub(crate) enum Exit {
     BadInput,
     /// Something the host must provide is missing.
     Precondition,
-    /// A deploy stopped part-way.
-    DeployFailed,
-    /// The tool itself failed in a way none of the above describes (a bug, or
-    /// the host failing under it).
-    Internal,
+    /// The command stopped part-way or could not be carried out (a deploy, a
+    /// backup, a rotation, a repair: the host failed under it); the message says
+    /// what was done, and running the command again resumes.
+    Failed,
 }
 
 impl Exit {
@@ -29,8 +28,7 @@ impl Exit {
             Self::CheckFailed => 1,
             Self::BadInput => 2,
             Self::Precondition => 3,
-            Self::DeployFailed => 4,
-            Self::Internal => 70,
+            Self::Failed => 4,
         }
     }
 }
@@ -102,8 +100,8 @@ impl Failure {
         Self::new(Exit::Precondition, what)
     }
 
-    pub(crate) fn internal(what: impl Into<String>) -> Self {
-        Self::new(Exit::Internal, what)
+    pub(crate) fn failed(what: impl Into<String>) -> Self {
+        Self::new(Exit::Failed, what)
     }
 
     pub(crate) fn at(mut self, location: impl Into<String>) -> Self {
@@ -124,7 +122,7 @@ impl Failure {
 
     /// Turns this failure into a deploy that stopped part-way after `done`.
     pub(crate) fn part_way(mut self, done: Vec<String>) -> Self {
-        self.exit = Exit::DeployFailed;
+        self.exit = Exit::Failed;
         self.done = done;
         let resume = "running `immich-db deploy` again resumes from where it stopped";
         self.help = Some(match self.help.take() {
@@ -215,9 +213,9 @@ mod tests {
 
     #[test]
     fn part_way_says_what_was_done_and_that_deploy_resumes() {
-        let failure = Failure::internal("systemctl start failed")
-            .part_way(vec!["network unit written".into()]);
-        assert_eq!(failure.exit, Exit::DeployFailed);
+        let failure =
+            Failure::failed("systemctl start failed").part_way(vec!["network unit written".into()]);
+        assert_eq!(failure.exit, Exit::Failed);
         let text = failure.to_string();
         assert!(text.contains("network unit written"), "{text}");
         assert!(text.contains("deploy` again resumes"), "{text}");

@@ -82,7 +82,7 @@ fn run(cli: Cli) -> Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))?;
     let config_flag = cli.config.clone();
     runtime.block_on(async move {
         let ctx = context::Context::connect(deployment, ui).await?;
@@ -101,7 +101,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             Command::Config(_)
             | Command::Quadlet(_)
             | Command::Completions(_)
-            | Command::Manpage(_) => Err(Failure::internal("handled above")),
+            | Command::Manpage(_) => Err(Failure::failed("handled above")),
         }
     })
 }

@@ -35,7 +35,7 @@ impl Outcome {
 
 pub(crate) fn to_json(value: &impl Serialize) -> Result<serde_json::Value> {
     serde_json::to_value(value)
-        .map_err(|e| Failure::internal(format!("cannot render the result as JSON: {e}")))
+        .map_err(|e| Failure::failed(format!("cannot render the result as JSON: {e}")))
 }
 
 /// Where progress and notes go while a command runs: standard error, as lines,

@@ -78,7 +78,7 @@ impl Kind {
         self.policy()
             .generator
             .generate()
-            .map_err(|e| Failure::internal(format!("cannot generate a {}: {e}", self.noun())))
+            .map_err(|e| Failure::failed(format!("cannot generate a {}: {e}", self.noun())))
     }
 
     /// The configuration key that names the secret.
@@ -247,7 +247,7 @@ impl Rotation<'_> {
 }
 
 fn store_failure(doing: &str, e: &StoreError) -> Failure {
-    Failure::internal(format!("cannot {doing}: {e}"))
+    Failure::failed(format!("cannot {doing}: {e}"))
 }
 
 /// Whether PostgreSQL accepts `password` for the role, logging in over TCP as
@@ -268,7 +268,7 @@ pub(crate) async fn postgres_accepts(ctx: &Context, password: &SecretValue) -> R
     if stderr.contains("password authentication failed") {
         return Ok(false);
     }
-    Err(Failure::internal(format!(
+    Err(Failure::failed(format!(
         "cannot try a login to PostgreSQL in {}: {}",
         pg.container_name,
         stderr.trim()
@@ -296,7 +296,7 @@ pub(crate) async fn valkey_accepts(ctx: &Context, password: &SecretValue) -> Res
     {
         return Ok(false);
     }
-    Err(Failure::internal(format!(
+    Err(Failure::failed(format!(
         "cannot try Valkey's password in {}: {}",
         vk.container_name,
         text.trim()
@@ -329,7 +329,7 @@ async fn replace(ctx: &Context, name: &str, value: &SecretValue) -> Result<()> {
     homelab_secrets::rotate(ctx.secrets.as_ref(), name, value)
         .await
         .map(drop)
-        .map_err(|e| Failure::internal(format!("cannot replace the secret {name}: {e}")))
+        .map_err(|e| Failure::failed(format!("cannot replace the secret {name}: {e}")))
 }
 
 /// Restarts a service and waits until it is active again (with `Notify=healthy`
@@ -338,7 +338,7 @@ fn restart(ctx: &Context, service: &str) -> Result<()> {
     ctx.systemd
         .restart(&[service.to_owned()], true)
         .map_err(|e| {
-            Failure::internal(format!("cannot restart {service}: {e}"))
+            Failure::failed(format!("cannot restart {service}: {e}"))
                 .help(format!("see `journalctl --user -u {service}`"))
         })
 }
@@ -399,7 +399,7 @@ async fn rotate_postgres(r: &mut Rotation<'_>) -> Result<Action> {
             return Ok(Action::FinishedInterrupted);
         }
         if !postgres_accepts(ctx, &current).await? {
-            return Err(Failure::internal(format!(
+            return Err(Failure::failed(format!(
                 "PostgreSQL accepts neither the password in {name} nor the one in {pending_name} (an interrupted rotation): nothing was changed"
             ))
             .help(format!(
@@ -466,7 +466,7 @@ async fn check_postgres_switched(
 ) -> Result<()> {
     if !postgres_accepts(ctx, new).await? {
         return Err(
-            Failure::internal("PostgreSQL refuses the password now stored in the secret")
+            Failure::failed("PostgreSQL refuses the password now stored in the secret")
                 .help("run `immich-db verify`; then `immich-db secrets rotate` again"),
         );
     }
@@ -474,7 +474,7 @@ async fn check_postgres_switched(
         && old != new
         && postgres_accepts(ctx, old).await?
     {
-        return Err(Failure::internal(
+        return Err(Failure::failed(
             "PostgreSQL still accepts the old password after the rotation",
         )
         .help("check pg_hba.conf: logins over TCP must use a password (scram-sha-256)"));
@@ -517,13 +517,13 @@ async fn rotate_valkey(r: &mut Rotation<'_>) -> Result<Action> {
         r.undo("Valkey").await?;
         return rotate_valkey_fresh(r, &service, &current).await;
     } else {
-        return Err(Failure::internal(format!(
+        return Err(Failure::failed(format!(
             "Valkey accepts neither the password in {name} nor the one in {pending_name} (an interrupted rotation): nothing was changed"
         ))
         .help(format!("restart {service} so it reads {name}, then rotate again")));
     }
     if !valkey_accepts(ctx, &pending).await? {
-        return Err(Failure::internal(format!(
+        return Err(Failure::failed(format!(
             "Valkey refuses the password in {name} after the restart"
         ))
         .help(format!("see `journalctl --user -u {service}`")));
@@ -559,7 +559,7 @@ async fn rotate_valkey_fresh(
 
     if !valkey_accepts(ctx, &new).await? || valkey_accepts(ctx, current).await? {
         return Err(
-            Failure::internal("Valkey does not use the new password after its restart").help(
+            Failure::failed("Valkey does not use the new password after its restart").help(
                 format!("run `immich-db verify`; then `immich-db secrets rotate {name}` again"),
             ),
         );

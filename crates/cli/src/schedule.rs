@@ -146,7 +146,7 @@ pub(crate) fn state(ctx: &Context) -> State {
 
 fn write(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, text.as_bytes())
-        .map_err(|e| Failure::internal(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Writes the service and the timer, enables the timer and (re)starts it.
@@ -157,17 +157,17 @@ pub(crate) fn install(ctx: &Context, calendar: &str, command: &[String]) -> Resu
     write(&u.timer_path, &render_timer(d, calendar, &u.service))?;
     let wants = u.wants_link.parent().unwrap_or(&d.backup.unit_dir);
     std::fs::create_dir_all(wants)
-        .map_err(|e| Failure::internal(format!("cannot create {}: {e}", wants.display())))?;
+        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", wants.display())))?;
     match std::fs::read_link(&u.wants_link) {
         Ok(target) if target == u.timer_path => {}
         Ok(_) | Err(_) => {
             let _ = std::fs::remove_file(&u.wants_link);
             std::os::unix::fs::symlink(&u.timer_path, &u.wants_link).map_err(|e| {
-                Failure::internal(format!("cannot create {}: {e}", u.wants_link.display()))
+                Failure::failed(format!("cannot create {}: {e}", u.wants_link.display()))
             })?;
         }
     }
-    let sys = |e: systemd::SystemdError| Failure::internal(e.to_string());
+    let sys = |e: systemd::SystemdError| Failure::failed(e.to_string());
     ctx.systemd.daemon_reload().map_err(sys)?;
     // A restart makes a changed calendar take effect at once.
     ctx.systemd
@@ -191,7 +191,7 @@ pub(crate) fn remove(ctx: &Context) -> Result<bool> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(Failure::internal(format!(
+                return Err(Failure::failed(format!(
                     "cannot remove {}: {e}",
                     path.display()
                 )));
@@ -205,7 +205,7 @@ pub(crate) fn remove(ctx: &Context) -> Result<bool> {
     if present {
         ctx.systemd
             .daemon_reload()
-            .map_err(|e| Failure::internal(e.to_string()))?;
+            .map_err(|e| Failure::failed(e.to_string()))?;
     }
     let _ = ctx.systemd.reset_failed(&[u.timer, u.service]);
     Ok(present)

@@ -155,7 +155,7 @@ fn install(
 ) -> Result<Outcome> {
     let calendar = schedule::check_calendar(when)?;
     let exe = std::env::current_exe()
-        .map_err(|e| Failure::internal(format!("cannot find this program's path: {e}")))?;
+        .map_err(|e| Failure::failed(format!("cannot find this program's path: {e}")))?;
     let mut command = vec![exe.display().to_string()];
     let origin = config::load(config_flag)?.origin;
     if let Some(path) = origin.path() {

@@ -53,7 +53,7 @@ pub(crate) fn completions(args: &CompletionsArgs) -> Result<Outcome> {
     std::io::stdout()
         .lock()
         .write_all(&script)
-        .map_err(|e| Failure::internal(format!("cannot write the script: {e}")))?;
+        .map_err(|e| Failure::failed(format!("cannot write the script: {e}")))?;
     Ok(Outcome {
         exit: None,
         json: json!({}),
@@ -70,7 +70,7 @@ pub(crate) fn pages() -> Result<Vec<(String, Vec<u8>)>> {
         // the page takes as its title.
         clap_mangen::Man::new(command.clone())
             .render(&mut out)
-            .map_err(|e| Failure::internal(format!("cannot render the page of {name}: {e}")))?;
+            .map_err(|e| Failure::failed(format!("cannot render the page of {name}: {e}")))?;
         pages.push((format!("{name}.1"), out));
         for sub in command.get_subcommands() {
             if sub.get_name() == "help" {
@@ -94,7 +94,7 @@ pub(crate) fn manpage(args: &ManpageArgs) -> Result<Outcome> {
         std::io::stdout()
             .lock()
             .write_all(main)
-            .map_err(|e| Failure::internal(format!("cannot write the page: {e}")))?;
+            .map_err(|e| Failure::failed(format!("cannot write the page: {e}")))?;
         return Ok(Outcome {
             exit: None,
             json: json!({}),

@@ -44,7 +44,7 @@ pub(crate) fn init(file: Option<&Path>, force: bool) -> Result<Outcome> {
     })?;
     out.write_all(config::template().as_bytes())
         .and_then(|()| out.sync_all())
-        .map_err(|e| Failure::internal(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
     Outcome::ok(
         json!({ "written": path }),
         format!(
@@ -59,7 +59,7 @@ pub(crate) fn init(file: Option<&Path>, force: bool) -> Result<Outcome> {
 pub(crate) fn show(loaded: &Loaded) -> Result<Outcome> {
     let deployment = config::validate(loaded)?;
     let text = toml::to_string_pretty(&loaded.config)
-        .map_err(|e| Failure::internal(format!("cannot render the configuration: {e}")))?;
+        .map_err(|e| Failure::failed(format!("cannot render the configuration: {e}")))?;
     Outcome::ok(
         json!({
             "source": loaded.origin,

@@ -38,6 +38,31 @@ impl Done {
     }
 }
 
+/// The containers whose last health check did not pass, each with its state.
+async fn unhealthy_containers(ctx: &Context) -> Vec<String> {
+    let config = &ctx.deployment.config;
+    let names = [
+        &config.postgres.container_name,
+        &config.valkey.container_name,
+    ];
+    let (postgres, valkey) = tokio::join!(
+        ctx.runtime.inspect_container(names[0]),
+        ctx.runtime.inspect_container(names[1])
+    );
+    names
+        .iter()
+        .zip([postgres, valkey])
+        .filter_map(|(name, answer)| match answer {
+            Ok(info) => match info.health_status() {
+                Some(HealthStatus::Healthy) => None,
+                Some(status) => Some(format!("{name} is {status}")),
+                None => Some(format!("{name} has no health check")),
+            },
+            Err(e) => Some(format!("{name}: {e}")),
+        })
+        .collect()
+}
+
 fn write_unit(unit: &UnitPlan) -> std::io::Result<()> {
     write_atomic(&unit.path, unit.unit.content.as_bytes())
 }
@@ -69,6 +94,21 @@ pub(crate) async fn run(ctx: &Context, args: &DeployArgs) -> Result<Outcome> {
     let plan = plan::plan(ctx, report.nocow_possible, report.podman_version).await?;
     step.end();
     if plan.is_empty() {
+        // Nothing to change is not the same as working: a service whose container
+        // is unhealthy fails the deploy, as the full verify would.
+        let unhealthy = unhealthy_containers(ctx).await;
+        if !unhealthy.is_empty() {
+            return Err(Failure::new(
+                crate::error::Exit::CheckFailed,
+                format!(
+                    "the deployment is as configured, but not healthy: {}",
+                    unhealthy.join("; ")
+                ),
+            )
+            .help(
+                "nothing was changed; run `immich-db verify` and `immich-db status` for details",
+            ));
+        }
         return Outcome::ok(
             json!({"ok": true, "changed": false, "done": [], "warnings": warnings}),
             "No changes: the deployment is as configured; nothing was restarted.",
@@ -89,7 +129,7 @@ pub(crate) async fn run(ctx: &Context, args: &DeployArgs) -> Result<Outcome> {
                     .collect();
                 return Err(done.fail(
                     Failure::new(
-                        crate::error::Exit::DeployFailed,
+                        crate::error::Exit::Failed,
                         format!("the deployment does not verify: {}", list.join("; ")),
                     )
                     .help("run `immich-db verify` and `immich-db status` for details"),
@@ -140,7 +180,7 @@ pub(crate) async fn apply(
     for unit in plan.units.iter().filter(|u| u.role == Role::Network) {
         if unit.change != FileChange::Unchanged {
             write_unit(unit).map_err(|e| {
-                Failure::internal(format!("cannot write {}: {e}", unit.path.display()))
+                Failure::failed(format!("cannot write {}: {e}", unit.path.display()))
             })?;
             done.push(
                 ui,
@@ -157,7 +197,7 @@ pub(crate) async fn apply(
             continue;
         }
         let report = ensure_dir(&dir.spec).map_err(|e| {
-            Failure::internal(format!("cannot prepare {}: {e}", dir.dir.path.display()))
+            Failure::failed(format!("cannot prepare {}: {e}", dir.dir.path.display()))
                 .at(format!("[storage] {}", dir.dir.key))
         })?;
         if !report.is_unchanged() {
@@ -195,7 +235,7 @@ pub(crate) async fn apply(
             }
             Ok(_) => {}
             Err(e) => {
-                return Err(Failure::internal(format!(
+                return Err(Failure::failed(format!(
                     "cannot ensure the secret {}: {e}",
                     secret.name
                 )));
@@ -209,7 +249,7 @@ pub(crate) async fn apply(
     for unit in plan.units.iter().filter(|u| u.role != Role::Network) {
         if unit.change != FileChange::Unchanged {
             write_unit(unit).map_err(|e| {
-                Failure::internal(format!("cannot write {}: {e}", unit.path.display()))
+                Failure::failed(format!("cannot write {}: {e}", unit.path.display()))
             })?;
             done.push(ui, format!("wrote the unit {}", unit.path.display()));
         }
@@ -221,7 +261,7 @@ pub(crate) async fn apply(
     if plan.daemon_reload {
         ctx.systemd
             .daemon_reload()
-            .map_err(|e| Failure::internal(e.to_string()))?;
+            .map_err(|e| Failure::failed(e.to_string()))?;
         done.push(ui, "reloaded systemd (daemon-reload)".into());
     }
 
@@ -230,7 +270,7 @@ pub(crate) async fn apply(
     let step = timings::step("start");
     let containers: Vec<String> = plan.services.iter().map(|s| s.service.clone()).collect();
     let network_service = d.network_service();
-    let sys = |e: systemd::SystemdError| Failure::internal(e.to_string());
+    let sys = |e: systemd::SystemdError| Failure::failed(e.to_string());
     match &plan.network {
         NetworkAction::Recreate { reason } => {
             ui.note(format!("  recreating the network ({reason})"));
@@ -501,7 +541,7 @@ impl UnitState {
         let props = ctx
             .systemd
             .show(&w.service, &["ActiveState", "ActiveEnterTimestamp", "Job"])
-            .map_err(|e| Failure::internal(e.to_string()))?;
+            .map_err(|e| Failure::failed(e.to_string()))?;
         let state = props.get("ActiveState").cloned().unwrap_or_default();
         let entered = systemd::timestamp_us(&props, "ActiveEnterTimestamp");
         let fresh = match (w.since, entered) {
@@ -531,7 +571,7 @@ async fn start_failed(ctx: &Context, service: &str, container: &str) -> Failure 
         .show(&network_service, &["ActiveState"])
         .is_ok_and(|p| p.get("ActiveState").is_some_and(|s| s == "failed"));
     if network_failed {
-        return Failure::internal(format!(
+        return Failure::failed(format!(
             "{service} did not start: the network's service {network_service} failed (it creates the network {})",
             ctx.deployment.podman_network()
         ))
@@ -551,7 +591,7 @@ async fn start_failed(ctx: &Context, service: &str, container: &str) -> Failure 
                 .join("\n    ")
         })
         .unwrap_or_default();
-    Failure::internal(format!(
+    Failure::failed(format!(
         "{service} failed to start{}",
         if logs.is_empty() {
             String::new()
@@ -565,7 +605,7 @@ async fn start_failed(ctx: &Context, service: &str, container: &str) -> Failure 
 }
 
 fn too_slow(service: &str, limit: Duration) -> Failure {
-    Failure::internal(format!(
+    Failure::failed(format!(
         "{service} did not become healthy within {} s",
         limit.as_secs()
     ))
@@ -880,6 +920,35 @@ mod tests {
             let mut done = Done::default();
             let _ = apply(&f.ctx, &again, &mut done).await.unwrap();
             assert_eq!(f.runtime.secret_value("postgres-password").unwrap(), pg);
+        });
+    }
+
+    #[test]
+    fn nothing_to_change_still_needs_healthy_containers() {
+        let f = fixture("");
+        let with_health = |name: &str, status: HealthStatus| {
+            let mut info = crate::backup::tests::running(name);
+            info.health = Some(homelab_podman::Health {
+                status,
+                failing_streak: 0,
+                log: Vec::new(),
+            });
+            info
+        };
+        block_on(async {
+            let missing = unhealthy_containers(&f.ctx).await;
+            assert_eq!(missing.len(), 2, "{missing:?}");
+            f.runtime
+                .add_container(with_health("postgresql-immich", HealthStatus::Healthy));
+            f.runtime
+                .add_container(with_health("redis-immich", HealthStatus::Unhealthy));
+            assert_eq!(
+                unhealthy_containers(&f.ctx).await,
+                ["redis-immich is unhealthy"]
+            );
+            f.runtime
+                .add_container(with_health("redis-immich", HealthStatus::Healthy));
+            assert!(unhealthy_containers(&f.ctx).await.is_empty());
         });
     }
 

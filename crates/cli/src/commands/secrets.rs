@@ -183,7 +183,7 @@ async fn show(ctx: &Context, name: &str) -> Result<Outcome> {
     out.write_all(value.expose())
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush())
-        .map_err(|e| Failure::internal(format!("cannot write to the terminal: {e}")))?;
+        .map_err(|e| Failure::failed(format!("cannot write to the terminal: {e}")))?;
     Ok(Outcome {
         exit: None,
         json: json!({}),

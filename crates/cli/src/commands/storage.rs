@@ -265,9 +265,8 @@ fn service_of(ctx: &Context, dir: &Dir) -> (String, String) {
 
 /// Makes every directory and file below `root` NOCOW; the service is stopped.
 fn repair(root: &Path, report: &AuditReport) -> Result<(usize, u64)> {
-    let failed = |e: homelab_btrfs::Error| {
-        Failure::internal(format!("cannot repair {}: {e}", root.display()))
-    };
+    let failed =
+        |e: homelab_btrfs::Error| Failure::failed(format!("cannot repair {}: {e}", root.display()));
     homelab_btrfs::set_nocow(root).map_err(failed)?;
     for dir in &report.cow_dirs {
         homelab_btrfs::set_nocow(dir).map_err(failed)?;
@@ -320,7 +319,7 @@ async fn fix_nocow(ctx: &Context) -> Result<Outcome> {
             .is_ok_and(|p| p.get("ActiveState").is_some_and(|s| s == "active"));
         ctx.systemd
             .stop(std::slice::from_ref(&service))
-            .map_err(|e| Failure::internal(e.to_string()))?;
+            .map_err(|e| Failure::failed(e.to_string()))?;
         note(format!("stopped {service}"));
         let still_running = ctx
             .runtime
@@ -343,7 +342,7 @@ async fn fix_nocow(ctx: &Context) -> Result<Outcome> {
                     note(format!("started {service}"));
                     restarted = true;
                 }
-                (Ok(_), Err(e)) => return Err(Failure::internal(e.to_string())),
+                (Ok(_), Err(e)) => return Err(Failure::failed(e.to_string())),
                 (Err(_), Err(_)) => {}
             }
         }
@@ -354,9 +353,9 @@ async fn fix_nocow(ctx: &Context) -> Result<Outcome> {
             report.cow_dirs.len()
         ));
         let after = homelab_btrfs::audit(&dir.path)
-            .map_err(|e| Failure::internal(format!("cannot audit {}: {e}", dir.path.display())))?;
+            .map_err(|e| Failure::failed(format!("cannot audit {}: {e}", dir.path.display())))?;
         if needs_fix(&after) {
-            return Err(Failure::internal(format!(
+            return Err(Failure::failed(format!(
                 "{} still holds {} copy-on-write file(s) after the repair",
                 dir.path.display(),
                 after.cow_files.len()
