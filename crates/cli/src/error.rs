@@ -149,7 +149,11 @@ impl fmt::Display for Failure {
             }
         }
         if !self.done.is_empty() {
-            write!(f, "\n  done before it stopped:")?;
+            if self.exit == Exit::Failed {
+                write!(f, "\n  done before it stopped:")?;
+            } else {
+                write!(f, "\n  done:")?;
+            }
             for step in &self.done {
                 write!(f, "\n    - {step}")?;
             }

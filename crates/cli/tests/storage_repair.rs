@@ -106,8 +106,21 @@ fn a_database_initialised_before_nocow_is_found_and_repaired() {
     chattr(host, "+C", &data);
     let config = d.config();
     let out = run(&d, &config, &["deploy"]);
-    // Deploy runs the database but its verify flags the copy-on-write files.
-    assert!(matches!(code(&out), Some(0 | 4)), "{}", text(&out));
+    // Deploy runs the database but its verify flags the copy-on-write files: a
+    // failed check (exit 1) that names the repair.
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("copy-on-write"), "{}", text(&out));
+    assert!(
+        text(&out).contains("immich-db storage fix-nocow"),
+        "{}",
+        text(&out)
+    );
+    // The storage step already warned, before anything started.
+    assert!(
+        text(&out).contains("were there before NOCOW and stay copy-on-write"),
+        "{}",
+        text(&out)
+    );
     d.wait_active(Duration::from_secs(120));
 
     // The audit finds them; exit 1.

@@ -127,13 +127,22 @@ pub(crate) async fn run(ctx: &Context, args: &DeployArgs) -> Result<Outcome> {
                     .filter(|c| !c.ok && c.severity == verify::Severity::Error)
                     .map(|c| format!("{}: {}", c.name, c.detail))
                     .collect();
-                return Err(done.fail(
-                    Failure::new(
-                        crate::error::Exit::Failed,
-                        format!("the deployment does not verify: {}", list.join("; ")),
-                    )
-                    .help("run `immich-db verify` and `immich-db status` for details"),
-                ));
+                // Every step was done: running deploy again would not help, so
+                // this is a failed check, not a deploy stopped part-way.
+                let mut failure = Failure::new(
+                    crate::error::Exit::CheckFailed,
+                    format!(
+                        "deployed, but the deployment does not verify: {}",
+                        list.join("; ")
+                    ),
+                )
+                .help(
+                    "run `immich-db verify` and `immich-db status` for details; \
+                     copy-on-write files in a database directory are repaired by \
+                     `immich-db storage fix-nocow`",
+                );
+                failure.done = done.0;
+                return Err(failure);
             }
             let human = format!(
                 "{}\ndeploy: done; {} change(s), all checks passed",
@@ -193,23 +202,36 @@ pub(crate) async fn apply(
     fault::point("storage");
     let step = timings::step("storage");
     for dir in &plan.directories {
-        if dir.changes.is_empty() {
-            continue;
+        if !dir.changes.is_empty() {
+            let report = ensure_dir(&dir.spec).map_err(|e| {
+                Failure::failed(format!("cannot prepare {}: {e}", dir.dir.path.display()))
+                    .at(format!("[storage] {}", dir.dir.key))
+            })?;
+            if !report.is_unchanged() {
+                let changes: Vec<String> = report.changes.iter().map(plan::describe).collect();
+                done.push(
+                    ui,
+                    format!(
+                        "prepared {} ({})",
+                        dir.dir.path.display(),
+                        changes.join("; ")
+                    ),
+                );
+            }
         }
-        let report = ensure_dir(&dir.spec).map_err(|e| {
-            Failure::failed(format!("cannot prepare {}: {e}", dir.dir.path.display()))
-                .at(format!("[storage] {}", dir.dir.key))
-        })?;
-        if !report.is_unchanged() {
-            let changes: Vec<String> = report.changes.iter().map(plan::describe).collect();
-            done.push(
-                ui,
-                format!(
-                    "prepared {} ({})",
-                    dir.dir.path.display(),
-                    changes.join("; ")
-                ),
-            );
+        // BTRFS gives NOCOW only to files created after it was set: say at once
+        // what an earlier start left copy-on-write.
+        if dir.nocow
+            && let Ok(audit) = homelab_btrfs::audit(&dir.dir.path)
+            && !audit.cow_files.is_empty()
+        {
+            ui.note(format!(
+                "warning: {} file(s) ({} bytes) in {} were there before NOCOW and stay \
+                 copy-on-write (fix: immich-db storage fix-nocow)",
+                audit.cow_files.len(),
+                audit.cow_bytes(),
+                dir.dir.path.display()
+            ));
         }
     }
 
