@@ -46,7 +46,14 @@ fn malformed_configurations_change_nothing() {
     let line = line_of(&t, "password =");
     case("unknown key password", t, 2, format!("config.toml:{line}"));
     let t = format!("{}[unknown]\nkey = 1\n", cfg(&[]));
-    case("unknown section", t, 2, "unknown".into());
+    let line = line_of(&t, "[unknown]");
+    case(
+        "unknown section",
+        t.clone(),
+        2,
+        format!("config.toml:{line}:2"),
+    );
+    case("unknown section", t, 2, "unknown section `unknown`".into());
     let t = cfg(&[("valkey", "require_password", None)]) + "";
     let t = t.replace("[valkey]\n", "[valkey]\nrequire_password = \"yes\"\n");
     case("wrong type", t, 2, "require_password".into());

@@ -333,6 +333,29 @@ fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
     written.push((lock.display().to_string(), std::fs::read(&lock).unwrap()));
     written.push(("deploy output".into(), text(&deploy).into_bytes()));
     written.push(("verify output".into(), text(&deploy_json).into_bytes()));
+    // What the services logged: the containers' logs, and what systemd shows of
+    // the services (their journal, where the host keeps one).
+    for container in [&d.pg, &d.vk] {
+        let logs = host.podman(["logs", container.as_str()]);
+        assert!(logs.status.success(), "{}", text(&logs));
+        assert!(!logs.stdout.is_empty() || !logs.stderr.is_empty());
+        written.push((format!("the logs of {container}"), text(&logs).into_bytes()));
+        let service = format!("{container}.service");
+        let status = host.systemctl(["status", "--lines=200", "--no-pager", &service]);
+        written.push((
+            format!("systemctl status {service}"),
+            text(&status).into_bytes(),
+        ));
+        let journal = host
+            .command("journalctl")
+            .args(["--user", "--no-pager", "-u", &service])
+            .output()
+            .unwrap();
+        written.push((
+            format!("the journal of {service}"),
+            text(&journal).into_bytes(),
+        ));
+    }
     for value in &values {
         assert!(value.len() >= 32);
         let needle = value.as_bytes();

@@ -12,8 +12,8 @@ use std::process::Output;
 
 use homelab_quadlet::{
     Container, ContainerUnit, InstallSection, KeyValue, Network, NetworkUnit, Notify, Pod, PodUnit,
-    PodmanVersion, RestartPolicy, Secret, ServiceSection, TimeSpan, UnitFile, UnitKind, UnitNames,
-    UnitSection, Volume, VolumeMount, VolumeUnit, format, key_info, naming, version,
+    PodmanVersion, PullPolicy, RestartPolicy, Secret, ServiceSection, TimeSpan, UnitFile, UnitKind,
+    UnitNames, UnitSection, Volume, VolumeMount, VolumeUnit, format, key_info, naming, version,
 };
 use immich_db_testhost::{Host, require_host};
 
@@ -446,12 +446,45 @@ fn rendered_units(name: &str, data: &Path) -> Vec<(String, String)> {
         install: InstallSection::default_target(),
         ..PodUnit::default()
     };
+    // The remaining keys of [Network] and [Container], on a second network (its
+    // own DNS server is its gateway: nothing outside the test) and a service with
+    // a name of its own.
+    let backend = NetworkUnit {
+        network: Network {
+            network_name: Some(format!("{name}-backend-net")),
+            driver: Some("bridge".into()),
+            subnet: vec!["10.231.8.0/24".parse().unwrap()],
+            gateway: vec!["10.231.8.1".parse().unwrap()],
+            dns: vec!["10.231.8.1".parse().unwrap()],
+            options: vec![KeyValue::new("mtu", "1400")],
+            internal: Some(true),
+            ..Network::default()
+        },
+        ..NetworkUnit::default()
+    };
+    let web = ContainerUnit {
+        container: Container {
+            image: Some("localhost/immich-db-test/valkey:latest".into()),
+            network: vec![format!("{name}-backend.network")],
+            publish_port: vec!["127.0.0.1:18080:80".into()],
+            user: Some("999".into()),
+            group: Some("999".into()),
+            mount: vec!["type=tmpfs,destination=/run/web".into()],
+            environment_file: vec!["/etc/immich-db-test/web.env".into()],
+            pull: Some(PullPolicy::Never),
+            service_name: Some(format!("{name}-web-svc")),
+            ..Container::default()
+        },
+        ..ContainerUnit::default()
+    };
     vec![
         (format!("{name}.network"), network.render().unwrap()),
         (format!("{name}-pg.container"), postgres.render().unwrap()),
         (format!("{name}-valkey.container"), valkey.render().unwrap()),
         (format!("{name}.volume"), volume.render().unwrap()),
         (format!("{name}.pod"), pod.render().unwrap()),
+        (format!("{name}-backend.network"), backend.render().unwrap()),
+        (format!("{name}-web.container"), web.render().unwrap()),
     ]
 }
 
@@ -493,6 +526,39 @@ fn rendered_units_convert_without_errors_or_warnings() {
         "--health-cmd \"pg_isready -h 127.0.0.1 -U immich\"".to_owned(),
         "--log-opt max-size=10m".to_owned(),
         "postgres -c shared_buffers=128MB".to_owned(),
+    ] {
+        assert!(exec.contains(&expected), "{expected} in\n{exec}");
+    }
+    // The service named by ServiceName=, on the network named by NetworkName=.
+    let web = &generated[&format!("{name}-web-svc.service")];
+    for expected in [
+        format!("Requires={name}-backend-network.service"),
+        format!("After={name}-backend-network.service"),
+    ] {
+        assert!(web.lines().any(|l| l == expected), "{expected} in\n{web}");
+    }
+    let exec = web.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    for expected in [
+        format!("--network {name}-backend-net"),
+        "--publish 127.0.0.1:18080:80".to_owned(),
+        "--user 999:999".to_owned(),
+        "--mount type=tmpfs,destination=/run/web".to_owned(),
+        "--env-file /etc/immich-db-test/web.env".to_owned(),
+        "--pull never".to_owned(),
+    ] {
+        assert!(exec.contains(&expected), "{expected} in\n{exec}");
+    }
+    let backend = &generated[&format!("{name}-backend-network.service")];
+    let exec = backend
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .unwrap();
+    for expected in [
+        "--driver bridge".to_owned(),
+        "--dns 10.231.8.1".to_owned(),
+        "--opt mtu=1400".to_owned(),
+        "--internal".to_owned(),
+        format!(" {name}-backend-net"),
     ] {
         assert!(exec.contains(&expected), "{expected} in\n{exec}");
     }

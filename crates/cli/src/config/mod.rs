@@ -265,10 +265,19 @@ pub(crate) fn parse(text: &str, origin: Origin) -> Result<Loaded> {
             None => name,
         };
         let mut message = e.message().trim().to_owned();
-        if let Some((section, key)) = e.span().and_then(|span| key_at(text, span.start)) {
+        let key = e.span().and_then(|span| key_at(text, span.start));
+        // A table at the top level that is not one of ours is a section header.
+        let section_header = key.is_none()
+            && e.span()
+                .is_some_and(|span| text.get(..span.start).is_some_and(|t| t.ends_with('[')));
+        if let Some((section, key)) = key {
             message = format!("[{section}] {key}: {message}");
+        } else if section_header && message.starts_with("unknown field") {
+            message = message.replacen("unknown field", "unknown section", 1);
         }
-        let help = if message.starts_with("unknown field") {
+        let help = if section_header {
+            "remove the section or fix its name; `immich-db config init` writes every known section with a comment"
+        } else if message.contains("unknown field") {
             "remove the key or fix its spelling; `immich-db config init` writes every known key with a comment"
         } else {
             "fix the TOML at that line; `immich-db config init` writes a valid file to start from"
@@ -371,6 +380,15 @@ mod tests {
         assert_eq!(err.exit, crate::error::Exit::BadInput);
         assert!(err.what.contains("subnett"), "{err}");
         assert_eq!(err.location.as_deref(), Some("test.toml:3:1"));
+    }
+
+    #[test]
+    fn unknown_section_names_the_section_and_line() {
+        let err = file("[network]\nname = \"x\"\n\n[netwrok]\nname = \"y\"\n").unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::BadInput);
+        assert!(err.what.contains("unknown section `netwrok`"), "{err}");
+        assert!(err.help.as_deref().unwrap().contains("section"), "{err}");
+        assert_eq!(err.location.as_deref(), Some("test.toml:4:2"));
     }
 
     #[test]
