@@ -133,7 +133,16 @@ fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
             "{status:#}"
         );
         assert_eq!(s["health"], "healthy", "{status:#}");
-        assert!(s["memory_bytes"].as_u64().unwrap() > 0, "{status:#}");
+        assert_eq!(s["container_state"], "running", "{status:#}");
+        let memory = s["memory_bytes"].as_u64().unwrap();
+        assert!(memory > 0, "{status:#}");
+        assert!(
+            s["memory_peak_bytes"].as_u64().unwrap() >= memory,
+            "{status:#}"
+        );
+        assert!(s["cpu_seconds"].as_f64().unwrap() > 0.0, "{status:#}");
+        assert!(s["uptime_seconds"].as_u64().unwrap() < 600, "{status:#}");
+        assert_eq!(s["restarts"], 0, "{status:#}");
     }
     assert!(
         status["directories"][0]["bytes"].as_u64().unwrap() > 1_000_000,
@@ -172,6 +181,16 @@ fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
         &format!("{}.service", d.pg),
     ]);
     assert!(restarts.trim().parse::<u32>().unwrap() >= 1, "{restarts}");
+    // status counts the restart.
+    let out = d.run_ok(&["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pg = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["container"] == d.pg.as_str())
+        .unwrap();
+    assert!(pg["restarts"].as_u64().unwrap() >= 1, "{status:#}");
 }
 
 #[test]
