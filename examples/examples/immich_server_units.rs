@@ -2,9 +2,10 @@
 //!
 //! The next step after the database layer: the Immich server and its
 //! machine-learning container as Quadlet units, rendered with
-//! `homelab-quadlet` and linted together with the database layer's own units
-//! (the `photos` network, `postgresql-immich` and `redis-immich`, as
-//! `immich-db deploy` writes them).
+//! `homelab-quadlet` and linted together with a sketch of the database layer
+//! (the `photos` network, `postgresql-immich` and `redis-immich`: the file
+//! names, services and secrets `immich-db deploy` uses with its defaults;
+//! `immich-db plan` shows the exact files it writes).
 //!
 //! - The server `Requires=` and comes `After=` both database services; its
 //!   `DB_PASSWORD` and `REDIS_PASSWORD` come from the same Podman secrets the
@@ -60,7 +61,9 @@ fn health(c: &mut Container, command: &str) {
     c.notify = Some(Notify::Healthy);
 }
 
-/// The database layer, as `immich-db deploy` writes it with its defaults.
+/// A sketch of the database layer, under the names `immich-db deploy` gives it
+/// with its defaults (its own units differ in detail: Valkey reads its password
+/// from a mounted secret file, for one).
 fn database_layer() -> Result<Vec<(String, String)>, homelab_quadlet::Error> {
     let network = NetworkUnit {
         unit: unit("Network of the Immich database layer"),
