@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use homelab_quadlet::{
     Code, Container, ContainerUnit, Duration, Finding, HealthInterval, InstallSection, IpNet,
     KeyValue, LintOptions, Network, NetworkUnit, Notify, PodmanVersion, RestartPolicy,
-    Scope as LintScope, Secret, ServiceSection, Severity, TimeSpan, UnitSection, UnitSet,
-    VolumeMount,
+    Scope as LintScope, Secret, ServiceSection, Severity, TimeSpan, UnitKind, UnitSection, UnitSet,
+    VolumeMount, naming,
 };
 use serde::Serialize;
 
@@ -246,10 +246,18 @@ pub(crate) fn postgres_unit(deployment: &Deployment) -> Unit {
     };
     Unit {
         role: Role::Postgres,
-        file_name: format!("{}.container", pg.container_name),
-        service: format!("{}.service", pg.container_name),
+        file_name: container_file(&pg.container_name),
+        service: naming::default_service_name(
+            &container_file(&pg.container_name),
+            UnitKind::Container,
+        ),
         content: with_header(unit.render()),
     }
+}
+
+/// The unit file of a container, named as the container.
+fn container_file(container: &str) -> String {
+    format!("{container}.{}", UnitKind::Container.extension())
 }
 
 /// The Valkey container unit.
@@ -284,8 +292,11 @@ pub(crate) fn valkey_unit(deployment: &Deployment) -> Unit {
     };
     Unit {
         role: Role::Valkey,
-        file_name: format!("{}.container", vk.container_name),
-        service: format!("{}.service", vk.container_name),
+        file_name: container_file(&vk.container_name),
+        service: naming::default_service_name(
+            &container_file(&vk.container_name),
+            UnitKind::Container,
+        ),
         content: with_header(unit.render()),
     }
 }

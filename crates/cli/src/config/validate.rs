@@ -57,17 +57,24 @@ pub(crate) struct Deployment {
 impl Deployment {
     /// The name Podman gives the network of `<name>.network`.
     pub(crate) fn podman_network(&self) -> String {
-        format!("systemd-{}", self.config.network.name)
+        homelab_quadlet::naming::default_resource_name(&self.network_unit_file())
     }
 
     /// The unit file of the network.
     pub(crate) fn network_unit_file(&self) -> String {
-        format!("{}.network", self.config.network.name)
+        format!(
+            "{}.{}",
+            self.config.network.name,
+            homelab_quadlet::UnitKind::Network.extension()
+        )
     }
 
     /// The service the generator makes of the network unit.
     pub(crate) fn network_service(&self) -> String {
-        format!("{}-network.service", self.config.network.name)
+        homelab_quadlet::naming::default_service_name(
+            &self.network_unit_file(),
+            homelab_quadlet::UnitKind::Network,
+        )
     }
 
     /// The secrets this deployment needs, in the order they are ensured.
