@@ -289,11 +289,8 @@ fn list_show_rotate_and_recover_interrupted_rotations() {
     }
     verify_ok(&d, &config);
 
-    // Valkey: the two states only it has (the secret replaced but Valkey not
-    // restarted, and Valkey restarted with the journal still there); the others
-    // take the same path as PostgreSQL's and are covered by the logic tests.
-    // (Each restart of Valkey takes seconds.)
-    for point in ["rotate-replaced", "rotate-consumer"] {
+    // Valkey, killed after each of its steps likewise.
+    for point in FAULT_POINTS {
         let before = d.secret_value(&d.vk_secret).unwrap();
         rotate_killed_at(&d, &config, &d.vk_secret, point);
         run_ok(&d, &config, &["secrets", "rotate", &d.vk_secret]);
@@ -306,6 +303,18 @@ fn list_show_rotate_and_recover_interrupted_rotations() {
                 "{point}: the old password still works"
             );
         }
+    }
+    verify_ok(&d, &config);
+
+    // The JWT key has no consumer to change: killed after its other steps, the
+    // next rotate finishes what was begun, and the key is a new one.
+    for point in ["rotate-pending", "rotate-replaced", "rotate-cleared"] {
+        let before = d.secret_value(&d.jwt_secret).unwrap();
+        rotate_killed_at(&d, &config, &d.jwt_secret, point);
+        run_ok(&d, &config, &["secrets", "rotate", &d.jwt_secret]);
+        let after = d.secret_value(&d.jwt_secret).unwrap();
+        assert_ne!(after, before, "{point}");
+        assert!(!pending_exists(&d, &d.jwt_secret), "{point}");
     }
     verify_ok(&d, &config);
 }
