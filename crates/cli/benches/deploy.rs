@@ -3,9 +3,11 @@
 //! - deploy from nothing (images present, directories absent) to verified, against
 //!   the floor measured in the same run: the same two containers started directly
 //!   with `podman run` and polled every 100 ms until PostgreSQL accepts a login and
-//!   Valkey answers PING (target: deploy at most 1.3 times the floor). Deploy talks
-//!   to podman's API service; where a socket starts that service on demand (and it
-//!   stops after some seconds without clients), deploy is measured both with the
+//!   Valkey answers PING (target: deploy at most 1.3 times the floor). Each
+//!   measurement starts once the disks are quiet, and which of the two goes
+//!   first alternates from round to round. Deploy talks to podman's API
+//!   service; where a socket starts that service on demand (and it stops after
+//!   some seconds without clients), deploy is measured both with the
 //!   service running and, when the host lets it go idle, with the service stopped
 //!   so that deploy's first request starts it; with the time the service takes to
 //!   start on its own;
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 use common::{TestDeployment, text};
 use immich_db_testhost::{Cleanup, Host, unique_name};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// How often the floor looks whether both services are ready.
 const POLL: Duration = Duration::from_millis(100);
@@ -41,6 +43,19 @@ const VALKEY_COMMAND: &str = "f=/tmp/valkey-config; rm -f \"$f\"; mkfifo -m 600 
     && { IFS= read -r p || [ -n \"$p\" ]; } </run/secrets/valkey-password \
     && printf \"requirepass %s\\n\" \"$p\" >&3 \
     && exec valkey-server - <&4 4<&- 3>&-";
+
+/// Waits until what earlier measurements wrote and removed is on disk, so that no
+/// measurement pays for the clean-up of the one before (removing a PostgreSQL
+/// data directory leaves the pool and its loop device busy for seconds).
+fn settle(host: &Host) {
+    let _ = host.command("sync").status();
+    let _ = host
+        .command("btrfs")
+        .args(["filesystem", "sync"])
+        .arg(&host.btrfs)
+        .output();
+    std::thread::sleep(Duration::from_secs(1));
+}
 
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
@@ -76,6 +91,7 @@ fn floor(host: &'static Host) -> Duration {
     let pg_dir = data.path().join("pg");
     let vk_dir = data.path().join("vk");
 
+    settle(host);
     let start = Instant::now();
     std::fs::create_dir_all(&pg_dir).unwrap();
     std::fs::create_dir_all(&vk_dir).unwrap();
@@ -261,6 +277,7 @@ fn deploy_from_nothing(
 ) -> Option<(Duration, Duration)> {
     let d = TestDeployment::new(host, "bench");
     let config = d.config();
+    settle(host);
     if running {
         api.start();
     } else if !api.idle(host) {
@@ -310,8 +327,15 @@ fn main() {
     let mut cold_connects = Vec::new();
     let mut starts = Vec::new();
     for round in 1..=ROUNDS {
-        let f = floor(host);
-        let (w, w_connect) = deploy_from_nothing(host, &api, true).unwrap();
+        // Which goes first alternates, so that neither always meets the host in
+        // the state the other leaves it in.
+        let (f, (w, w_connect)) = if round % 2 == 1 {
+            let f = floor(host);
+            (f, deploy_from_nothing(host, &api, true).unwrap())
+        } else {
+            let w = deploy_from_nothing(host, &api, true).unwrap();
+            (floor(host), w)
+        };
         print!(
             "round {round}: floor {}, deploy {} (podman service running; reaching it {})",
             secs(f),
