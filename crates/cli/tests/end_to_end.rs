@@ -20,16 +20,12 @@ fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
     let host = require_host!();
     let d = TestDeployment::new(host, "e2e");
 
-    let out = d.run_ok(&["--json", "deploy"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["ok"], true, "{report:#}");
+    let report = d.json_ok("deploy");
     assert_eq!(report["changed"], true);
     assert_eq!(report["verify"]["ok"], true, "{report:#}");
 
     // verify, as JSON.
-    let out = d.run_ok(&["--json", "verify"]);
-    let verification: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(verification["ok"], true, "{verification:#}");
+    let verification = d.json_ok("verify");
     let checks = verification["checks"].as_array().unwrap();
     assert!(checks.len() >= 12, "{verification:#}");
     for check in checks {
@@ -170,9 +166,7 @@ fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
         .then_some(())
     });
     d.wait_active(Duration::from_secs(60));
-    let out = d.run_ok(&["--json", "verify"]);
-    let verification: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(verification["ok"], true, "{verification:#}");
+    d.json_ok("verify");
     let restarts = host.systemctl_ok([
         "show",
         "-p",
@@ -563,9 +557,7 @@ fn valkey_stops_at_once_saves_its_data_and_keeps_it_over_a_restart() {
     host.systemctl_ok(["start", &service]);
     d.wait_active(Duration::from_secs(60));
     assert_eq!(valkey_cli(&d, &password, &["get", "album:1"]), "kept");
-    let out = d.run_ok(&["--json", "verify"]);
-    let verification: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(verification["ok"], true, "{verification:#}");
+    d.json_ok("verify");
 }
 
 /// What a scan of the containers' directories found.

@@ -60,12 +60,8 @@ fn a_service_that_cannot_start_stops_deploy_part_way_and_deploy_again_resumes() 
     assert_eq!(d.is_active(&format!("{}.service", d.pg)), "active");
 
     // Fixed: deploy resumes and reaches the verified state, with the same secrets.
-    let out = d.run_ok(&["--json", "deploy"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["ok"], true, "{report:#}");
-    let out = d.run_ok(&["--json", "verify"]);
-    let verification: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(verification["ok"], true, "{verification:#}");
+    d.json_ok("deploy");
+    d.json_ok("verify");
     for (name, before) in d.secrets().iter().zip(&secrets) {
         assert_eq!(&d.secret_value(name), before, "{name}");
     }

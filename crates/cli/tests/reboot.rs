@@ -26,7 +26,5 @@ fn services_come_back_after_the_user_manager_restarts() {
         d.container_identity(&d.pg),
         "a new container after the restart"
     );
-    let out = d.run_ok(&["--json", "verify"]);
-    let verification: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(verification["ok"], true, "{verification:#}");
+    d.json_ok("verify");
 }

@@ -197,6 +197,15 @@ impl TestDeployment {
         succeeded(self.run(args), args)
     }
 
+    /// Runs the command with `--json`, asserts that it succeeded and said
+    /// `"ok": true`, and returns what it said.
+    pub fn json_ok(&self, command: &str) -> serde_json::Value {
+        let out = self.run_ok(&["--json", command]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["ok"], true, "{command}: {report:#}");
+        report
+    }
+
     /// A secret's stored value.
     pub fn secret_value(&self, name: &str) -> Option<String> {
         let out = self.host.podman([
