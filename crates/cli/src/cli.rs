@@ -45,8 +45,8 @@ pub(crate) enum Command {
     /// Show the state, health, resources and disk use of each service
     #[command(after_help = "Example:\n  immich-db status")]
     Status,
-    /// Stop and remove the units, containers and network (data and secrets are
-    /// kept unless asked otherwise)
+    /// Stop and remove the units, containers, network and backup schedule (data,
+    /// backups and secrets are kept unless asked otherwise)
     #[command(after_help = "Example:\n  immich-db destroy --yes")]
     Destroy(DestroyArgs),
     /// Format and lint Quadlet unit files

@@ -1,5 +1,6 @@
-//! `destroy`: stops and removes the units, containers and network; keeps the data
-//! directories and secrets unless asked to purge them.
+//! `destroy`: stops and removes the units, containers, network and backup
+//! schedule; keeps the data directories, backups and secrets unless asked to
+//! purge them.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
