@@ -334,13 +334,38 @@ async fn replace(ctx: &Context, name: &str, value: &SecretValue) -> Result<()> {
 
 /// Restarts a service and waits until it is active again (with `Notify=healthy`
 /// that is when its container is healthy).
+/// Restarts `service` and returns once it runs again.
+///
+/// A restart job that fails is not yet a failed restart: with `Restart=always`
+/// systemd starts the service again by itself, and once it has given up, one
+/// more start is tried here.
 fn restart(ctx: &Context, service: &str) -> Result<()> {
-    ctx.systemd
-        .restart(&[service.to_owned()], true)
-        .map_err(|e| {
-            Failure::failed(format!("cannot restart {service}: {e}"))
-                .help(format!("see `journalctl --user -u {service}`"))
-        })
+    let units = [service.to_owned()];
+    let Err(first) = ctx.systemd.restart(&units, true) else {
+        return Ok(());
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let state = ctx
+            .systemd
+            .show(service, &["ActiveState"])
+            .ok()
+            .and_then(|mut p| p.remove("ActiveState"))
+            .unwrap_or_default();
+        match state.as_str() {
+            "active" => return Ok(()),
+            "failed" | "inactive" => break,
+            _ if std::time::Instant::now() >= deadline => break,
+            _ => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+    let _ = ctx.systemd.reset_failed(&units);
+    ctx.systemd.start(&units, true).map_err(|again| {
+        Failure::failed(format!(
+            "cannot restart {service}: {first}; and started once more: {again}"
+        ))
+        .help(format!("see `journalctl --user -u {service}`"))
+    })
 }
 
 /// Rotates the secret `name` of the deployment: finishes or undoes an
@@ -624,7 +649,11 @@ mod tests {
             self.inner.daemon_reload()
         }
         fn start(&self, units: &[String], wait: bool) -> SystemdResult<()> {
-            self.inner.start(units, wait)
+            self.inner.start(units, wait)?;
+            for unit in units {
+                (self.on_restart)(unit);
+            }
+            Ok(())
         }
         fn restart(&self, units: &[String], wait: bool) -> SystemdResult<()> {
             self.inner.restart(units, wait)?;
@@ -900,6 +929,38 @@ mod tests {
         assert_eq!(report.action, Action::Rotated);
         assert_ne!(f.secret(&f.vk()).unwrap(), b"vkold");
         f.assert_valkey_consistent();
+    }
+
+    #[test]
+    fn a_restart_that_fails_once_is_followed_by_a_start() {
+        let f = fixture();
+        let hooked: &Hooked = f.ctx.systemd.as_any().downcast_ref().unwrap();
+        hooked
+            .inner
+            .failing_restarts
+            .store(1, std::sync::atomic::Ordering::Relaxed);
+        let report = f.rotate(&f.vk());
+        assert_eq!(report.action, Action::Rotated);
+        f.assert_valkey_consistent();
+        let service = format!("{}.service", f.ctx.deployment.config.valkey.container_name);
+        assert_eq!(
+            hooked.inner.calls(),
+            [format!("restart {service}"), format!("start {service}")]
+        );
+
+        // When the start fails too, the rotation fails and says both.
+        let f = fixture();
+        let hooked: &Hooked = f.ctx.systemd.as_any().downcast_ref().unwrap();
+        hooked
+            .inner
+            .failing_restarts
+            .store(1, std::sync::atomic::Ordering::Relaxed);
+        hooked
+            .inner
+            .unknown_once
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let failure = f.rotate_err(&f.vk());
+        assert!(failure.what.contains("started once more"), "{failure}");
     }
 
     #[test]

@@ -279,6 +279,8 @@ pub(crate) struct FakeSystemd {
     /// The next start finds no such unit, as after another client's reload
     /// raced with this one.
     pub(crate) unknown_once: std::sync::atomic::AtomicBool,
+    /// How many of the next restarts fail, leaving their unit failed.
+    pub(crate) failing_restarts: std::sync::atomic::AtomicUsize,
     clock: std::sync::Mutex<i64>,
 }
 
@@ -367,8 +369,22 @@ impl Systemd for FakeSystemd {
 
     fn restart(&self, units: &[String], _wait: bool) -> SystemdResult<()> {
         self.record(format!("restart {}", units.join(" ")));
+        let fail = self
+            .failing_restarts
+            .fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
         for unit in units {
-            self.set(unit, "active");
+            self.set(unit, if fail { "failed" } else { "active" });
+        }
+        if fail {
+            return Err(SystemdError {
+                command: format!("systemctl --user restart {}", units.join(" ")),
+                detail: "Job failed because the control process exited with error code.".into(),
+            });
         }
         Ok(())
     }

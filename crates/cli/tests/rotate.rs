@@ -293,7 +293,13 @@ fn list_show_rotate_and_recover_interrupted_rotations() {
     for point in FAULT_POINTS {
         let before = d.secret_value(&d.vk_secret).unwrap();
         rotate_killed_at(&d, &config, &d.vk_secret, point);
-        run_ok(&d, &config, &["secrets", "rotate", &d.vk_secret]);
+        let out = run(&d, &config, &["secrets", "rotate", &d.vk_secret]);
+        assert_eq!(
+            code(&out),
+            Some(0),
+            "after a kill at {point}: {}",
+            text(&out)
+        );
         let after = d.secret_value(&d.vk_secret).unwrap();
         assert!(valkey_accepts(&d, &after), "{point}");
         assert!(!pending_exists(&d, &d.vk_secret), "{point}");
