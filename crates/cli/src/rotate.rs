@@ -814,6 +814,15 @@ mod tests {
     }
 
     impl Fixture {
+        /// The fake systemd under the hook, its next `restarts` restarts failing.
+        fn systemd_failing_restarts(&self, restarts: usize) -> &FakeSystemd {
+            let hooked: &Hooked = self.ctx.systemd.as_any().downcast_ref().unwrap();
+            hooked
+                .inner
+                .failing_restarts
+                .store(restarts, std::sync::atomic::Ordering::Relaxed);
+            &hooked.inner
+        }
         fn secret(&self, name: &str) -> Option<Vec<u8>> {
             self.runtime.secret_value(name).map(|v| v.expose().to_vec())
         }
@@ -934,29 +943,19 @@ mod tests {
     #[test]
     fn a_restart_that_fails_once_is_followed_by_a_start() {
         let f = fixture();
-        let hooked: &Hooked = f.ctx.systemd.as_any().downcast_ref().unwrap();
-        hooked
-            .inner
-            .failing_restarts
-            .store(1, std::sync::atomic::Ordering::Relaxed);
+        let systemd = f.systemd_failing_restarts(1);
         let report = f.rotate(&f.vk());
         assert_eq!(report.action, Action::Rotated);
         f.assert_valkey_consistent();
         let service = format!("{}.service", f.ctx.deployment.config.valkey.container_name);
         assert_eq!(
-            hooked.inner.calls(),
+            systemd.calls(),
             [format!("restart {service}"), format!("start {service}")]
         );
 
         // When the start fails too, the rotation fails and says both.
         let f = fixture();
-        let hooked: &Hooked = f.ctx.systemd.as_any().downcast_ref().unwrap();
-        hooked
-            .inner
-            .failing_restarts
-            .store(1, std::sync::atomic::Ordering::Relaxed);
-        hooked
-            .inner
+        f.systemd_failing_restarts(1)
             .unknown_once
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let failure = f.rotate_err(&f.vk());

@@ -488,6 +488,24 @@ fn rendered_units(name: &str, data: &Path) -> Vec<(String, String)> {
     ]
 }
 
+/// Every one of `expected` is a line of the generated `service`.
+fn assert_lines(service: &str, expected: &[String]) {
+    for line in expected {
+        assert!(service.lines().any(|l| l == line), "{line} in\n{service}");
+    }
+}
+
+/// The `ExecStart=` line of the generated `service` holds each of `expected`.
+fn assert_exec_has(service: &str, expected: &[String]) {
+    let exec = service
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .unwrap_or_else(|| panic!("no ExecStart= in\n{service}"));
+    for part in expected {
+        assert!(exec.contains(part.as_str()), "{part} in\n{exec}");
+    }
+}
+
 #[test]
 fn rendered_units_convert_without_errors_or_warnings() {
     let host = require_host!();
@@ -508,60 +526,58 @@ fn rendered_units_convert_without_errors_or_warnings() {
     let generated = services(&output, dir.path());
     assert_eq!(generated.len(), units.len(), "{generated:#?}");
     let pg = &generated[&format!("{name}-pg.service")];
-    for expected in [
-        format!("Requires={name}-network.service"),
-        format!("After={name}-network.service"),
-        format!("Requires={name}-volume.service"),
-    ] {
-        assert!(pg.lines().any(|l| l == expected), "{expected} in\n{pg}");
-    }
-    let exec = pg.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
-    for expected in [
-        format!("--network systemd-{name}"),
-        format!("--secret {name}-pw,type=env,target=POSTGRES_PASSWORD"),
-        format!("--secret {name}-pw,type=mount,target=pw"),
-        "--env \"POSTGRES_INITDB_ARGS=--data-checksums --encoding=UTF8\"".to_owned(),
-        "--sdnotify=healthy".to_owned(),
-        "--shm-size 128m".to_owned(),
-        "--health-cmd \"pg_isready -h 127.0.0.1 -U immich\"".to_owned(),
-        "--log-opt max-size=10m".to_owned(),
-        "postgres -c shared_buffers=128MB".to_owned(),
-    ] {
-        assert!(exec.contains(&expected), "{expected} in\n{exec}");
-    }
+    assert_lines(
+        pg,
+        &[
+            format!("Requires={name}-network.service"),
+            format!("After={name}-network.service"),
+            format!("Requires={name}-volume.service"),
+        ],
+    );
+    assert_exec_has(
+        pg,
+        &[
+            format!("--network systemd-{name}"),
+            format!("--secret {name}-pw,type=env,target=POSTGRES_PASSWORD"),
+            format!("--secret {name}-pw,type=mount,target=pw"),
+            "--env \"POSTGRES_INITDB_ARGS=--data-checksums --encoding=UTF8\"".to_owned(),
+            "--sdnotify=healthy".to_owned(),
+            "--shm-size 128m".to_owned(),
+            "--health-cmd \"pg_isready -h 127.0.0.1 -U immich\"".to_owned(),
+            "--log-opt max-size=10m".to_owned(),
+            "postgres -c shared_buffers=128MB".to_owned(),
+        ],
+    );
     // The service named by ServiceName=, on the network named by NetworkName=.
     let web = &generated[&format!("{name}-web-svc.service")];
-    for expected in [
-        format!("Requires={name}-backend-network.service"),
-        format!("After={name}-backend-network.service"),
-    ] {
-        assert!(web.lines().any(|l| l == expected), "{expected} in\n{web}");
-    }
-    let exec = web.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
-    for expected in [
-        format!("--network {name}-backend-net"),
-        "--publish 127.0.0.1:18080:80".to_owned(),
-        "--user 999:999".to_owned(),
-        "--mount type=tmpfs,destination=/run/web".to_owned(),
-        "--env-file /etc/immich-db-test/web.env".to_owned(),
-        "--pull never".to_owned(),
-    ] {
-        assert!(exec.contains(&expected), "{expected} in\n{exec}");
-    }
-    let backend = &generated[&format!("{name}-backend-network.service")];
-    let exec = backend
-        .lines()
-        .find(|l| l.starts_with("ExecStart="))
-        .unwrap();
-    for expected in [
-        "--driver bridge".to_owned(),
-        "--dns 10.231.8.1".to_owned(),
-        "--opt mtu=1400".to_owned(),
-        "--internal".to_owned(),
-        format!(" {name}-backend-net"),
-    ] {
-        assert!(exec.contains(&expected), "{expected} in\n{exec}");
-    }
+    assert_lines(
+        web,
+        &[
+            format!("Requires={name}-backend-network.service"),
+            format!("After={name}-backend-network.service"),
+        ],
+    );
+    assert_exec_has(
+        web,
+        &[
+            format!("--network {name}-backend-net"),
+            "--publish 127.0.0.1:18080:80".to_owned(),
+            "--user 999:999".to_owned(),
+            "--mount type=tmpfs,destination=/run/web".to_owned(),
+            "--env-file /etc/immich-db-test/web.env".to_owned(),
+            "--pull never".to_owned(),
+        ],
+    );
+    assert_exec_has(
+        &generated[&format!("{name}-backend-network.service")],
+        &[
+            "--driver bridge".to_owned(),
+            "--dns 10.231.8.1".to_owned(),
+            "--opt mtu=1400".to_owned(),
+            "--internal".to_owned(),
+            format!(" {name}-backend-net"),
+        ],
+    );
     // Each rendered unit reads back as what was rendered.
     for (file_name, text) in &units {
         let again = homelab_quadlet::AnyUnit::parse(file_name, text).unwrap();
