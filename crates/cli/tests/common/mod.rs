@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use immich_db_testhost::{Cleanup, Host, unique_name, wait_for};
+use immich_db_testhost::{Cleanup, Host, unique_name};
 
 /// The binary under test.
 pub fn binary() -> &'static str {
@@ -288,14 +288,44 @@ impl TestDeployment {
 
     /// Waits until both services are active again.
     pub fn wait_active(&self, timeout: Duration) {
-        for unit in [
-            format!("{}.service", self.pg),
-            format!("{}.service", self.vk),
+        for (unit, container) in [
+            (format!("{}.service", self.pg), &self.pg),
+            (format!("{}.service", self.vk), &self.vk),
         ] {
-            wait_for(&format!("{unit} to be active"), timeout, || {
-                (self.is_active(&unit) == "active").then_some(())
-            });
+            let start = std::time::Instant::now();
+            while self.is_active(&unit) != "active" {
+                assert!(
+                    start.elapsed() < timeout,
+                    "timed out after {timeout:?} waiting for {unit} to be active:\n{}",
+                    self.service_state(&unit, container)
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
+    }
+
+    /// What systemd and podman say of a service and its container, for a test
+    /// that waited for it in vain.
+    pub fn service_state(&self, unit: &str, container: &str) -> String {
+        let show = self.host.systemctl([
+            "show",
+            "-p",
+            "ActiveState,SubState,Result,NRestarts,ActiveEnterTimestamp",
+            unit,
+        ]);
+        let inspect = self.host.podman([
+            "inspect",
+            "--format",
+            "{{.State.Status}} started {{.State.StartedAt}}; health {{.State.Health.Status}} after {{len .State.Health.Log}} check(s)",
+            container,
+        ]);
+        let timers = self.host.systemctl(["list-timers", "--all", "--no-legend"]);
+        format!(
+            "systemd: {}podman: {}timers of the user manager:\n{}",
+            text(&show),
+            text(&inspect),
+            text(&timers)
+        )
     }
 
     /// Whether the host holds anything of this deployment: a unit file, a
