@@ -483,6 +483,8 @@ impl Host {
         self.command("setsid")
             .arg("/lib/systemd/systemd")
             .arg("--user")
+            // As scripts/provision starts it: no console (see there).
+            .arg("--log-target=kmsg")
             .stdout(log)
             .stderr(Stdio::null())
             .spawn()
