@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod context;
 mod desired;
+mod direct;
 mod error;
 mod exec_secret;
 mod fault;

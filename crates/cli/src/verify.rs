@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::desired::{self, Cow};
+use crate::direct;
 use crate::exec_secret;
 
 /// How much a failed check matters.
@@ -263,7 +264,8 @@ async fn secret_check(ctx: &Context, name: &str, policy: Policy) -> (Checks, Opt
 }
 
 /// PostgreSQL: a login over TCP with the stored password, `SELECT version()`, and
-/// a vector extension.
+/// a vector extension; straight from the host where it reaches the container,
+/// else with `psql` in the container (to `127.0.0.1`, as over a network).
 async fn postgres_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks {
     let pg = &ctx.deployment.config.postgres;
     let mut c = Checks::default();
@@ -271,47 +273,64 @@ async fn postgres_checks(ctx: &Context, password: Option<&SecretValue>) -> Check
         c.error("postgres login", false, "no password to log in with");
         return c;
     };
-    let login = exec_secret::psql_over_tcp(
-        &pg.user,
-        &pg.database,
-        "SELECT version(); SELECT coalesce(string_agg(name, ','), '') FROM pg_available_extensions WHERE name IN ('vector', 'vchord', 'vectors')",
-        password,
-    );
-    match ctx.runtime.exec(&pg.container_name, &login).await {
-        Ok(out) if out.success() => {
-            let text = out.stdout_text();
-            let mut lines = text.lines();
-            let version = lines.next().unwrap_or_default().to_owned();
-            let extensions = lines.next().unwrap_or_default().trim().to_owned();
-            c.error(
-                "postgres login",
-                true,
-                format!(
-                    "{}@{} over TCP with the stored password: {version}",
-                    pg.user, pg.database
-                ),
-            );
-            c.add(
-                "postgres vector extension",
-                !extensions.is_empty(),
-                Severity::Warning,
-                if extensions.is_empty() {
-                    "no vector extension (vector, vchord or vectors) is available: Immich's search needs one".to_owned()
-                } else {
-                    format!("available: {extensions}")
-                },
-            );
-        }
-        Ok(out) => c.error(
+    let login = |how: &str, facts: direct::PostgresFacts| {
+        let mut c = Checks::default();
+        c.error(
+            "postgres login",
+            true,
+            format!(
+                "{}@{} over TCP {how} with the stored password: {}",
+                pg.user, pg.database, facts.version
+            ),
+        );
+        let extensions = facts.vector_extensions.trim();
+        c.add(
+            "postgres vector extension",
+            !extensions.is_empty(),
+            Severity::Warning,
+            if extensions.is_empty() {
+                "no vector extension (vector, vchord or vectors) is available: Immich's search needs one".to_owned()
+            } else {
+                format!("available: {extensions}")
+            },
+        );
+        c
+    };
+    let refused = |how: &str, why: &str| {
+        let mut c = Checks::default();
+        c.error(
             "postgres login",
             false,
             format!(
-                "login as {} to {} over TCP failed: {}",
-                pg.user,
-                pg.database,
-                out.stderr_text().trim()
+                "login as {} to {} over TCP {how} failed: {why}",
+                pg.user, pg.database
             ),
-        ),
+        );
+        c
+    };
+    if let Some(ip) = direct::address(ctx, &pg.container_name).await {
+        let how = format!("from the host to {ip}");
+        let at = std::net::SocketAddr::new(ip, direct::POSTGRES_PORT);
+        match direct::postgres_login(at, &pg.user, &pg.database, password).await {
+            Ok(facts) => return login(&how, facts),
+            Err(direct::LoginError::Refused(why)) => return refused(&how, &why),
+            // No connection: as if the host could not reach it.
+            Err(direct::LoginError::Unreachable) => {}
+        }
+    }
+    let spec = exec_secret::psql_over_tcp(&pg.user, &pg.database, direct::POSTGRES_QUERY, password);
+    let how = "in the container";
+    match ctx.runtime.exec(&pg.container_name, &spec).await {
+        Ok(out) if out.success() => {
+            let text = out.stdout_text();
+            let mut lines = text.lines();
+            let facts = direct::PostgresFacts {
+                version: lines.next().unwrap_or_default().to_owned(),
+                vector_extensions: lines.next().unwrap_or_default().to_owned(),
+            };
+            c.extend(login(how, facts));
+        }
+        Ok(out) => c.extend(refused(how, out.stderr_text().trim())),
         Err(e) => c.error("postgres login", false, e.to_string()),
     }
     c
@@ -321,6 +340,68 @@ async fn postgres_checks(ctx: &Context, password: Option<&SecretValue>) -> Check
 async fn valkey_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks {
     let vk = &ctx.deployment.config.valkey;
     let mut c = Checks::default();
+    let with_password = if vk.require_password { password } else { None };
+    let (with, without) = match direct::address(ctx, &vk.container_name).await {
+        Some(ip) => match valkey_pings_direct(ip, with_password, vk.require_password).await {
+            Ok(answers) => answers,
+            // No connection: as if the host could not reach it.
+            Err(_) => valkey_pings_in_container(ctx, with_password, vk.require_password).await,
+        },
+        None => valkey_pings_in_container(ctx, with_password, vk.require_password).await,
+    };
+    match with {
+        Ok(answer) if answer == "PONG" => {
+            c.error("valkey ping", true, "PING answers PONG");
+        }
+        Ok(answer) => c.error("valkey ping", false, format!("PING answered {answer:?}")),
+        Err(e) => c.error("valkey ping", false, e),
+    }
+    match without {
+        Some(Ok(answer)) if answer.contains("NOAUTH") => {
+            c.error(
+                "valkey password",
+                true,
+                "PING without the password is refused (NOAUTH)",
+            );
+        }
+        Some(Ok(answer)) => c.error(
+            "valkey password",
+            false,
+            format!("PING without the password answered {answer:?}"),
+        ),
+        Some(Err(e)) => c.error("valkey password", false, e),
+        None => {}
+    }
+    c
+}
+
+/// What PING answered: with the password, and (when one is required) without.
+type PingAnswers = (Result<String, String>, Option<Result<String, String>>);
+
+/// Both PINGs straight from the host; an error when no connection was made.
+async fn valkey_pings_direct(
+    ip: std::net::IpAddr,
+    password: Option<&SecretValue>,
+    required: bool,
+) -> std::io::Result<PingAnswers> {
+    let at = std::net::SocketAddr::new(ip, direct::VALKEY_PORT);
+    let (with, without) = tokio::join!(direct::valkey_ping(at, password), async {
+        if required {
+            Some(direct::valkey_ping(at, None).await)
+        } else {
+            None
+        }
+    });
+    Ok((Ok(with?), without.transpose()?.map(Ok)))
+}
+
+/// Both PINGs with `valkey-cli` in the container.
+async fn valkey_pings_in_container(
+    ctx: &Context,
+    password: Option<&SecretValue>,
+    required: bool,
+) -> PingAnswers {
+    let vk = &ctx.deployment.config.valkey;
     let ping = |password: Option<&SecretValue>| {
         let spec = password.map_or_else(
             exec_secret::valkey_ping_without_password,
@@ -328,52 +409,25 @@ async fn valkey_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks 
         );
         let runtime = ctx.runtime.clone();
         let container = vk.container_name.clone();
-        async move { runtime.exec(&container, &spec).await }
+        async move {
+            runtime
+                .exec(&container, &spec)
+                .await
+                .map(|out| {
+                    format!("{}{}", out.stdout_text(), out.stderr_text())
+                        .trim()
+                        .to_owned()
+                })
+                .map_err(|e| e.to_string())
+        }
     };
-    let with_password = if vk.require_password { password } else { None };
-    let (with, without) = tokio::join!(ping(with_password), async {
-        if vk.require_password {
+    tokio::join!(ping(password), async {
+        if required {
             Some(ping(None).await)
         } else {
             None
         }
-    });
-    match with {
-        Ok(out) if out.stdout_text().trim() == "PONG" => {
-            c.error("valkey ping", true, "PING answers PONG");
-        }
-        Ok(out) => c.error(
-            "valkey ping",
-            false,
-            format!(
-                "PING answered {:?}",
-                format!("{}{}", out.stdout_text(), out.stderr_text()).trim()
-            ),
-        ),
-        Err(e) => c.error("valkey ping", false, e.to_string()),
-    }
-    match without {
-        Some(Ok(out))
-            if out.stdout_text().contains("NOAUTH") || out.stderr_text().contains("NOAUTH") =>
-        {
-            c.error(
-                "valkey password",
-                true,
-                "PING without the password is refused (NOAUTH)",
-            );
-        }
-        Some(Ok(out)) => c.error(
-            "valkey password",
-            false,
-            format!(
-                "PING without the password answered {:?}",
-                out.stdout_text().trim()
-            ),
-        ),
-        Some(Err(e)) => c.error("valkey password", false, e.to_string()),
-        None => {}
-    }
-    c
+    })
 }
 
 impl Checks {

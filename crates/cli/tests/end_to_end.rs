@@ -33,6 +33,70 @@ fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
             assert!(check.get(key).is_some(), "{check}");
         }
     }
+    // The host is on the network of rootful podman's containers: the login and
+    // the PINGs go straight to them. Run in the containers, they agree.
+    let detail = |v: &serde_json::Value, name: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {v:#}"))["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let login = detail(&verification, "postgres login");
+    assert!(login.contains("over TCP from the host to "), "{login}");
+    let config = d.config();
+    let out = d
+        .command(&config, &["--json", "verify"])
+        .env("IMMICH_DB_CHECK_IN_CONTAINER", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let in_container: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(in_container["ok"], true, "{in_container:#}");
+    let login = detail(&in_container, "postgres login");
+    assert!(login.contains("over TCP in the container"), "{login}");
+    for name in [
+        "valkey ping",
+        "valkey password",
+        "postgres vector extension",
+    ] {
+        assert_eq!(
+            detail(&in_container, name),
+            detail(&verification, name),
+            "{name}"
+        );
+    }
+    // A password the database does not know is a refused login, either way.
+    let stored = d.secret_value(&d.pg_secret).unwrap();
+    d.replace_secret(&d.pg_secret, "NotThePassword0123456789abcdefXYZ");
+    for in_container in [false, true] {
+        let mut verify = d.command(&config, &["--json", "verify"]);
+        if in_container {
+            verify.env("IMMICH_DB_CHECK_IN_CONTAINER", "1");
+        }
+        let out = verify.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let login = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "postgres login")
+            .unwrap();
+        assert_eq!(login["ok"], false, "{login}");
+        assert!(
+            login["detail"]
+                .as_str()
+                .unwrap()
+                .contains("password authentication failed"),
+            "{login}"
+        );
+    }
+    d.replace_secret(&d.pg_secret, &stored);
 
     // Independent checks. NOCOW on the database directories, not the library.
     assert!(lsattr_flags(host, &d.postgres_dir()).contains('C'));
@@ -304,7 +368,15 @@ fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
         let values = values.clone();
         std::thread::spawn(move || scan_while(&stop, &container_dirs, &values))
     };
-    let deploy_json = d.run_ok(&["--json", "verify"]);
+    // In the containers: the way that runs commands there with the secrets.
+    let config = d.config();
+    let deploy_json = common::succeeded(
+        d.command(&config, &["--json", "verify"])
+            .env("IMMICH_DB_CHECK_IN_CONTAINER", "1")
+            .output()
+            .unwrap(),
+        &["--json", "verify"],
+    );
     scan_stop.store(true, Ordering::Relaxed);
     let scan = scanner.join().unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -375,10 +375,20 @@ impl TestDeployment {
 
     /// Creates a secret with a known value (on podman's standard input).
     pub fn create_secret(&self, name: &str, value: &str) {
+        self.store_secret(&["secret", "create", name, "-"], value);
+    }
+
+    /// Gives an existing secret another value.
+    pub fn replace_secret(&self, name: &str, value: &str) {
+        self.store_secret(&["secret", "create", "--replace", name, "-"], value);
+    }
+
+    /// Runs `podman ARGS` with `value` on its standard input.
+    fn store_secret(&self, args: &[&str], value: &str) {
         let mut child = self
             .host
             .command("podman")
-            .args(["secret", "create", name, "-"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
