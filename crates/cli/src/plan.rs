@@ -452,11 +452,12 @@ pub(crate) async fn plan(
     let mut daemon_reload = units.iter().any(|u| u.change != FileChange::Unchanged);
     let mut services = Vec::new();
     let mut network_service_active = false;
-    for unit in &units {
-        let props = ctx
-            .systemd
-            .show(&unit.service, UNIT_PROPERTIES)
-            .map_err(|e| Failure::precondition(e.to_string()))?;
+    let names: Vec<&str> = units.iter().map(|u| u.service.as_str()).collect();
+    let all = ctx
+        .systemd
+        .show_all(&names, UNIT_PROPERTIES)
+        .map_err(|e| Failure::precondition(e.to_string()))?;
+    for (unit, props) in units.iter().zip(all) {
         let loaded = props.get("LoadState").is_some_and(|s| s == "loaded");
         let stale = props.get("NeedDaemonReload").is_some_and(|s| s == "yes");
         daemon_reload |= !loaded || stale;

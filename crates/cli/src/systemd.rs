@@ -63,6 +63,14 @@ pub(crate) trait Systemd: Send + Sync {
     /// Properties of a unit (timestamps in microseconds, UTC). A unit that does
     /// not exist has `LoadState=not-found`.
     fn show(&self, unit: &str, properties: &[&str]) -> SystemdResult<BTreeMap<String, String>>;
+    /// [`show`](Self::show) of several units at once, in their order.
+    fn show_all(
+        &self,
+        units: &[&str],
+        properties: &[&str],
+    ) -> SystemdResult<Vec<BTreeMap<String, String>>> {
+        units.iter().map(|u| self.show(u, properties)).collect()
+    }
 }
 
 /// The real manager, through `systemctl`.
@@ -213,6 +221,39 @@ impl Systemd for Systemctl {
         let out = self.run(&["show", "--timestamp=us+utc", "-p", &props, "--", unit])?;
         Ok(parse_show(&out))
     }
+
+    fn show_all(
+        &self,
+        units: &[&str],
+        properties: &[&str],
+    ) -> SystemdResult<Vec<BTreeMap<String, String>>> {
+        let props = properties.join(",");
+        let mut args = vec!["show", "--timestamp=us+utc", "-p", &props, "--"];
+        args.extend(units);
+        let out = self.run(&args)?;
+        let blocks = parse_show_all(&out);
+        if blocks.len() == units.len() {
+            Ok(blocks)
+        } else {
+            Err(SystemdError {
+                command: format!("systemctl show {}", units.join(" ")),
+                detail: format!(
+                    "answered for {} unit(s) instead of {}",
+                    blocks.len(),
+                    units.len()
+                ),
+            })
+        }
+    }
+}
+
+/// Parses what `systemctl show` says of several units: a block of `KEY=VALUE`
+/// lines each, blank lines between them.
+pub(crate) fn parse_show_all(text: &str) -> Vec<BTreeMap<String, String>> {
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(parse_show)
+        .collect()
 }
 
 /// Parses `KEY=VALUE` lines of `systemctl show`.
@@ -427,6 +468,17 @@ impl Systemd for FakeSystemd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_units_are_read_in_their_order() {
+        let text = "LoadState=loaded\nActiveState=active\nJob=\n\nLoadState=not-found\nActiveState=inactive\nJob=\n";
+        let blocks = parse_show_all(text);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0]["ActiveState"], "active");
+        assert_eq!(blocks[1]["LoadState"], "not-found");
+        assert_eq!(blocks[1]["Job"], "");
+        assert!(parse_show_all("").is_empty());
+    }
 
     #[test]
     fn parses_show_output_and_timestamps() {

@@ -536,6 +536,15 @@ const POLL: Duration = Duration::from_millis(100);
 /// kernel's socket counts; nothing runs in the container).
 const PROBE: Duration = Duration::from_millis(20);
 
+/// How often the unit and the container of a server that starts are looked at
+/// while its container runs (its socket is looked for every [`PROBE`]).
+const SLOW_POLL: Duration = Duration::from_secs(1);
+
+/// Whether a process runs (its `/proc` entry is there).
+fn process_alive(pid: u32) -> bool {
+    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// How long deploy waits for a service before it gives up.
 fn start_limit(role: Role) -> Duration {
     Duration::from_secs(
@@ -695,8 +704,16 @@ async fn wait_healthy(
         if progress.start.elapsed() > limit {
             return Err(too_slow(service, limit));
         }
+        // While its server starts in a container that runs, the unit is asked
+        // about once a second: each question is a process, and the host has
+        // little to spare while a database initialises.
+        let ask_again = if running.is_some_and(|(_, pid)| process_alive(pid)) {
+            SLOW_POLL
+        } else {
+            POLL * 3
+        };
         let (at, state) = match unit.take() {
-            Some((at, state)) if state.state == "activating" && at.elapsed() < POLL * 3 => {
+            Some((at, state)) if state.state == "activating" && at.elapsed() < ask_again => {
                 (at, state)
             }
             _ => (round, UnitState::of(ctx, w)?),
@@ -720,7 +737,7 @@ async fn wait_healthy(
         // While the unit activates, the container of that name is the new one
         // (a restart removes the old one first).
         let pid = match running {
-            Some((at, pid)) if at.elapsed() < POLL * 3 => Some(pid),
+            Some((at, pid)) if at.elapsed() < SLOW_POLL && process_alive(pid) => Some(pid),
             _ => match ctx.runtime.inspect_container(container).await {
                 Ok(info) if info.state.running => {
                     if info.health_status() == Some(&HealthStatus::Healthy) {
@@ -758,6 +775,7 @@ async fn wait_healthy(
                 // serves.
                 _ if checked.is_none_or(|at| at.elapsed() >= POLL) => {
                     checked = Some(Instant::now());
+                    timings::mark("run health check", container);
                     match ctx.runtime.run_health_check(container).await {
                         Ok(h) if h.status == HealthStatus::Healthy => {
                             timings::mark("healthy", container);
@@ -809,6 +827,7 @@ mod tests {
     use homelab_podman::{FakeRuntime, ImageInfo, NetworkInfo, NetworkSubnet};
 
     use super::*;
+    use crate::backup::tests::block_on;
     use crate::config::{Loaded, Origin, parse, validate};
     use crate::output::Ui;
     use crate::systemd::{FakeSystemd, Systemd as _};
@@ -879,14 +898,6 @@ mod tests {
             labels: std::collections::BTreeMap::new(),
             containers: std::collections::BTreeMap::new(),
         });
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     fn fake(ctx: &Context) -> &FakeSystemd {
