@@ -268,8 +268,8 @@ async fn secret_check(ctx: &Context, name: &str, policy: Policy) -> (Checks, Opt
 /// else with `psql` in the container (to `127.0.0.1`, as over a network).
 async fn postgres_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks {
     let pg = &ctx.deployment.config.postgres;
-    let mut c = Checks::default();
     let Some(password) = password else {
+        let mut c = Checks::default();
         c.error("postgres login", false, "no password to log in with");
         return c;
     };
@@ -328,12 +328,15 @@ async fn postgres_checks(ctx: &Context, password: Option<&SecretValue>) -> Check
                 version: lines.next().unwrap_or_default().to_owned(),
                 vector_extensions: lines.next().unwrap_or_default().to_owned(),
             };
-            c.extend(login(how, facts));
+            login(how, facts)
         }
-        Ok(out) => c.extend(refused(how, out.stderr_text().trim())),
-        Err(e) => c.error("postgres login", false, e.to_string()),
+        Ok(out) => refused(how, out.stderr_text().trim()),
+        Err(e) => {
+            let mut c = Checks::default();
+            c.error("postgres login", false, e.to_string());
+            c
+        }
     }
-    c
 }
 
 /// Valkey: PONG with the password; refused without it.
@@ -341,12 +344,15 @@ async fn valkey_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks 
     let vk = &ctx.deployment.config.valkey;
     let mut c = Checks::default();
     let with_password = if vk.require_password { password } else { None };
-    let (with, without) = match direct::address(ctx, &vk.container_name).await {
-        Some(ip) => match valkey_pings_direct(ip, with_password, vk.require_password).await {
-            Ok(answers) => answers,
-            // No connection: as if the host could not reach it.
-            Err(_) => valkey_pings_in_container(ctx, with_password, vk.require_password).await,
-        },
+    let direct = match direct::address(ctx, &vk.container_name).await {
+        // No connection: as if the host could not reach it.
+        Some(ip) => valkey_pings_direct(ip, with_password, vk.require_password)
+            .await
+            .ok(),
+        None => None,
+    };
+    let (with, without) = match direct {
+        Some(answers) => answers,
         None => valkey_pings_in_container(ctx, with_password, vk.require_password).await,
     };
     match with {
