@@ -160,9 +160,10 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
     let d = &ctx.deployment;
     let mut report = Report::default();
 
-    // The questions to Podman are independent: ask them all at once.
+    // The questions to Podman and systemd are independent: ask them all at once.
     let podman_subnet = homelab_podman::Cidr::new(d.subnet.address(), d.subnet.prefix());
-    let (version, postgres_image, valkey_image, overlaps, secrets) = tokio::join!(
+    let uid = rustix::process::getuid().as_raw();
+    let (version, postgres_image, valkey_image, overlaps, secrets, manager) = tokio::join!(
         installed_podman(),
         ctx.runtime.image_exists(&d.config.postgres.image),
         ctx.runtime.image_exists(&d.config.valkey.image),
@@ -173,6 +174,14 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
             }
         },
         ctx.secrets.list(),
+        // Last, and blocking: by the time it runs, the others have started
+        // their process and sent their requests, which go on meanwhile.
+        async {
+            match d.scope {
+                Scope::System if uid != 0 => None,
+                _ => Some(ctx.systemd.reachable()),
+            }
+        },
     );
 
     // Podman and Quadlet: the installed release is the one whose generator
@@ -203,14 +212,13 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
     }
 
     // systemd.
-    let uid = rustix::process::getuid().as_raw();
-    match d.scope {
-        Scope::System if uid != 0 => report.error(
+    match manager {
+        None => report.error(
             "systemd",
             "the system scope needs root",
             "run as root, or set scope = \"user\" in [systemd]",
         ),
-        _ => match ctx.systemd.reachable() {
+        Some(answer) => match answer {
             Ok(()) => report.ok("systemd", "the systemd manager answers"),
             Err(e) => report.error(
                 "systemd",

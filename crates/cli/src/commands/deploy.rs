@@ -9,6 +9,7 @@ use homelab_btrfs::ensure_dir;
 use homelab_podman::HealthStatus;
 use homelab_secrets::{Ensured, Policy, ensure};
 use serde_json::json;
+use tokio::sync::oneshot;
 
 use crate::cli::DeployArgs;
 use crate::context::Context;
@@ -345,6 +346,21 @@ pub(crate) async fn apply(
             since: service.active_since,
         });
     }
+    // PostgreSQL first, Valkey once PostgreSQL's container runs: two containers
+    // created at the same moment take turns in podman's database and network
+    // set-up, and PostgreSQL is the one a deploy waits for longest.
+    let postgres_starts = to_start
+        .iter()
+        .chain(&to_restart)
+        .any(|s| s.role == Role::Postgres);
+    let mut held = None;
+    if postgres_starts {
+        if let Some(i) = to_start.iter().position(|s| s.role == Role::Valkey) {
+            held = Some((to_start.remove(i), ServiceAction::Start));
+        } else if let Some(i) = to_restart.iter().position(|s| s.role == Role::Valkey) {
+            held = Some((to_restart.remove(i), ServiceAction::Restart));
+        }
+    }
     let names =
         |list: &[&ServicePlan]| -> Vec<String> { list.iter().map(|s| s.service.clone()).collect() };
     if !to_start.is_empty() {
@@ -371,25 +387,55 @@ pub(crate) async fn apply(
     // both are.
     fault::point("health");
     let progress = Progress::new(ui, &waiting);
-    let part = |role: Role| {
+    let (postgres_running, postgres_ran) = oneshot::channel();
+    let mut postgres_running = Some(postgres_running);
+    let mut postgres_ran = Some(postgres_ran);
+    let held_done = std::cell::RefCell::new(Vec::new());
+    let mut part = |role: Role, healthy: oneshot::Sender<()>| {
         let progress = &progress;
         let waiting = &waiting;
+        let held_done = &held_done;
+        let (mut running, ran) = match role {
+            Role::Postgres => (postgres_running.take(), None),
+            _ => (None, postgres_ran.take()),
+        };
         async move {
             let container = match role {
                 Role::Postgres => &d.config.postgres.container_name,
                 _ => &d.config.valkey.container_name,
             };
             let service = format!("{container}.service");
+            if let (Some((s, action)), Some(ran)) = (held, ran) {
+                // PostgreSQL's container runs, or it has failed, or it takes
+                // long: Valkey's turn.
+                let _ = tokio::time::timeout(HOLD_LIMIT, ran).await;
+                let one = std::slice::from_ref(&s.service);
+                let what = if action == ServiceAction::Restart {
+                    loaded(ctx, plan, || ctx.systemd.restart(one, false)).map_err(sys)?;
+                    "restarted"
+                } else {
+                    if s.failed {
+                        ctx.systemd.reset_failed(one).map_err(sys)?;
+                    }
+                    loaded(ctx, plan, || ctx.systemd.start(one, false)).map_err(sys)?;
+                    "started"
+                };
+                let line = format!("{what} {} ({})", s.service, s.reason);
+                ui.note(format!("  {line}"));
+                held_done.borrow_mut().push(line);
+            }
             let w = waiting.iter().find(|w| w.role == role);
             let ready = match w {
                 Some(w) => {
                     let step = timings::step_of("healthy", &w.service);
-                    let ready = wait_healthy(ctx, w, container, progress).await?;
+                    let ready = wait_healthy(ctx, w, container, progress, &mut running).await;
+                    drop(running);
                     step.end();
-                    Some(ready)
+                    Some(ready?)
                 }
                 None => None,
             };
+            let _ = healthy.send(());
             let _step = timings::step_of("verify", &service);
             let health = (ready == Some(Ready::Healthy))
                 .then(|| verify::health_result(container, &HealthStatus::Healthy));
@@ -418,15 +464,28 @@ pub(crate) async fn apply(
             Ok::<_, Failure>(all)
         }
     };
-    let (postgres, valkey) = tokio::join!(part(Role::Postgres), part(Role::Valkey));
+    let (postgres_healthy, postgres_checked) = oneshot::channel();
+    let (valkey_healthy, valkey_checked) = oneshot::channel();
+    let common = async {
+        // Both containers run, on the network, once both are healthy.
+        let (a, b) = tokio::join!(postgres_checked, valkey_checked);
+        (a.is_ok() && b.is_ok()).then_some(())?;
+        fault::point("verify");
+        let _step = timings::step("verify common");
+        Some(verify::common_part(ctx).await)
+    };
+    let (postgres, valkey, common) = tokio::join!(
+        part(Role::Postgres, postgres_healthy),
+        part(Role::Valkey, valkey_healthy),
+        common
+    );
     progress.finish();
+    done.0.extend(held_done.into_inner());
     let (postgres, valkey) = (postgres?, valkey?);
-
-    fault::point("verify");
-    ui.note("verifying");
-    let step = timings::step("verify common");
-    let common = verify::common_part(ctx).await;
-    step.end();
+    let common = match common {
+        Some(common) => common,
+        None => verify::common_part(ctx).await,
+    };
     Ok(verify::assemble(common, postgres, valkey))
 }
 
@@ -539,6 +598,12 @@ const PROBE: Duration = Duration::from_millis(20);
 /// How often the unit and the container of a server that starts are looked at
 /// while its container runs (its socket is looked for every [`PROBE`]).
 const SLOW_POLL: Duration = Duration::from_secs(1);
+
+/// How often a starting service's container is looked for until it runs.
+const NO_CONTAINER_POLL: Duration = Duration::from_millis(200);
+
+/// How long Valkey's start waits at most for PostgreSQL's container to run.
+const HOLD_LIMIT: Duration = Duration::from_secs(5);
 
 /// Whether a process runs (its `/proc` entry is there).
 fn process_alive(pid: u32) -> bool {
@@ -683,12 +748,13 @@ fn tcp_sockets(sockstat: &str) -> u64 {
 /// every [`POLL`], which also tells podman, and through it systemd, that the
 /// container is healthy. Where the socket counts cannot be read, the health
 /// check runs every [`POLL`] from the start; podman's own timer runs it once a
-/// second in any case.
+/// second in any case. `running_seen` is told once the container runs.
 async fn wait_healthy(
     ctx: &Context,
     w: &Waiting,
     container: &str,
     progress: &Progress,
+    running_seen: &mut Option<oneshot::Sender<()>>,
 ) -> Result<Ready> {
     let limit = start_limit(w.role);
     let service = &w.service;
@@ -740,6 +806,9 @@ async fn wait_healthy(
             Some((at, pid)) if at.elapsed() < SLOW_POLL && process_alive(pid) => Some(pid),
             _ => match ctx.runtime.inspect_container(container).await {
                 Ok(info) if info.state.running => {
+                    if let Some(seen) = running_seen.take() {
+                        let _ = seen.send(());
+                    }
                     if info.health_status() == Some(&HealthStatus::Healthy) {
                         progress.healthy(service);
                         return Ok(Ready::Healthy);
@@ -793,7 +862,12 @@ async fn wait_healthy(
                 _ => {}
             }
         }
-        tokio::time::sleep(PROBE.saturating_sub(round.elapsed())).await;
+        let pause = if pid.is_some() {
+            PROBE
+        } else {
+            NO_CONTAINER_POLL
+        };
+        tokio::time::sleep(pause.saturating_sub(round.elapsed())).await;
     }
 }
 
@@ -928,7 +1002,8 @@ mod tests {
                 calls,
                 [
                     "daemon-reload",
-                    "start postgresql-immich.service redis-immich.service",
+                    "start postgresql-immich.service",
+                    "start redis-immich.service",
                 ]
             );
             for unit in &plan.units {
@@ -1034,9 +1109,10 @@ mod tests {
             fake(&f.ctx).calls(),
             [
                 "daemon-reload",
-                "start postgresql-immich.service redis-immich.service",
+                "start postgresql-immich.service",
                 "daemon-reload",
-                "start postgresql-immich.service redis-immich.service",
+                "start postgresql-immich.service",
+                "start redis-immich.service",
             ]
         );
     }
@@ -1105,7 +1181,8 @@ mod tests {
                     "stop postgresql-immich.service redis-immich.service",
                     "stop photos-network.service",
                     "start photos-network.service",
-                    "start postgresql-immich.service redis-immich.service",
+                    "start postgresql-immich.service",
+                    "start redis-immich.service",
                 ]
             );
             assert_eq!(
