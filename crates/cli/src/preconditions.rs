@@ -218,17 +218,15 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
             "the system scope needs root",
             "run as root, or set scope = \"user\" in [systemd]",
         ),
-        Some(answer) => match answer {
-            Ok(()) => report.ok("systemd", "the systemd manager answers"),
-            Err(e) => report.error(
-                "systemd",
-                format!("the systemd manager for the {:?} scope does not answer: {e}", d.scope),
-                match d.scope {
-                    Scope::User => "log in as the user (or `loginctl enable-linger USER` and set XDG_RUNTIME_DIR=/run/user/UID)",
-                    Scope::System => "check that systemd runs as PID 1",
-                },
-            ),
-        },
+        Some(Ok(())) => report.ok("systemd", "the systemd manager answers"),
+        Some(Err(e)) => report.error(
+            "systemd",
+            format!("the systemd manager for the {:?} scope does not answer: {e}", d.scope),
+            match d.scope {
+                Scope::User => "log in as the user (or `loginctl enable-linger USER` and set XDG_RUNTIME_DIR=/run/user/UID)",
+                Scope::System => "check that systemd runs as PID 1",
+            },
+        ),
     }
     if d.scope == Scope::User {
         let name = user_name(uid).unwrap_or_else(|| uid.to_string());

@@ -361,23 +361,12 @@ pub(crate) async fn apply(
             held = Some((to_restart.remove(i), ServiceAction::Restart));
         }
     }
-    let names =
-        |list: &[&ServicePlan]| -> Vec<String> { list.iter().map(|s| s.service.clone()).collect() };
-    if !to_start.is_empty() {
-        let failed: Vec<&ServicePlan> = to_start.iter().copied().filter(|s| s.failed).collect();
-        ctx.systemd.reset_failed(&names(&failed)).map_err(sys)?;
-        loaded(ctx, plan, || ctx.systemd.start(&names(&to_start), false)).map_err(sys)?;
-        for s in &to_start {
-            done.push(ui, format!("started {} ({})", s.service, s.reason));
-        }
-    }
-    if !to_restart.is_empty() {
-        loaded(ctx, plan, || {
-            ctx.systemd.restart(&names(&to_restart), false)
-        })
-        .map_err(sys)?;
-        for s in &to_restart {
-            done.push(ui, format!("restarted {} ({})", s.service, s.reason));
+    for (list, action) in [
+        (&to_start, ServiceAction::Start),
+        (&to_restart, ServiceAction::Restart),
+    ] {
+        for line in launch(ctx, plan, list, action).map_err(sys)? {
+            done.push(ui, line);
         }
     }
     step.end();
@@ -409,20 +398,10 @@ pub(crate) async fn apply(
                 // PostgreSQL's container runs, or it has failed, or it takes
                 // long: Valkey's turn.
                 let _ = tokio::time::timeout(HOLD_LIMIT, ran).await;
-                let one = std::slice::from_ref(&s.service);
-                let what = if action == ServiceAction::Restart {
-                    loaded(ctx, plan, || ctx.systemd.restart(one, false)).map_err(sys)?;
-                    "restarted"
-                } else {
-                    if s.failed {
-                        ctx.systemd.reset_failed(one).map_err(sys)?;
-                    }
-                    loaded(ctx, plan, || ctx.systemd.start(one, false)).map_err(sys)?;
-                    "started"
-                };
-                let line = format!("{what} {} ({})", s.service, s.reason);
-                ui.note(format!("  {line}"));
-                held_done.borrow_mut().push(line);
+                for line in launch(ctx, plan, &[s], action).map_err(sys)? {
+                    ui.note(format!("  {line}"));
+                    held_done.borrow_mut().push(line);
+                }
             }
             let w = waiting.iter().find(|w| w.role == role);
             let ready = match w {
@@ -487,6 +466,37 @@ pub(crate) async fn apply(
         None => verify::common_part(ctx).await,
     };
     Ok(verify::assemble(common, postgres, valkey))
+}
+
+/// Starts (after forgetting a failed state) or restarts the services, queuing
+/// the jobs without waiting; what was done, a line each.
+fn launch(
+    ctx: &Context,
+    plan: &Plan,
+    services: &[&ServicePlan],
+    action: ServiceAction,
+) -> systemd::SystemdResult<Vec<String>> {
+    if services.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = services.iter().map(|s| s.service.clone()).collect();
+    let verb = if action == ServiceAction::Restart {
+        loaded(ctx, plan, || ctx.systemd.restart(&names, false))?;
+        "restarted"
+    } else {
+        let failed: Vec<String> = services
+            .iter()
+            .filter(|s| s.failed)
+            .map(|s| s.service.clone())
+            .collect();
+        ctx.systemd.reset_failed(&failed)?;
+        loaded(ctx, plan, || ctx.systemd.start(&names, false))?;
+        "started"
+    };
+    Ok(services
+        .iter()
+        .map(|s| format!("{verb} {} ({})", s.service, s.reason))
+        .collect())
 }
 
 /// Runs `call` (a start or restart); if systemd does not know a unit that this
