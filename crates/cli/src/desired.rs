@@ -47,6 +47,22 @@ fn valkey_command() -> String {
     )
 }
 
+/// PostgreSQL's health check, run by podman with `/bin/sh -c`.
+///
+/// Over TCP on purpose: while the image initialises a new database it runs a
+/// temporary server without TCP, so this passes only once the real one runs.
+///
+/// `pg_isready` comes from the server's own directory when the image names its
+/// major version in `PG_MAJOR`, as the official image does: there, `pg_isready`
+/// on the `PATH` is Debian's Perl wrapper, which costs ten times what the check
+/// does, and the check runs every second while the server starts.
+fn postgres_health_command(user: &str, database: &str) -> String {
+    format!(
+        "b=/usr/lib/postgresql/$PG_MAJOR/bin/pg_isready; [ -x \"$b\" ] || b=pg_isready; \
+         exec \"$b\" -h 127.0.0.1 -U {user} -d {database}"
+    )
+}
+
 /// Valkey's health check: PING with the mounted password answers PONG (an
 /// answer without the password, `NOAUTH`, would also exit 0). Podman runs it
 /// with `/bin/sh -c`.
@@ -231,12 +247,7 @@ pub(crate) fn postgres_unit(deployment: &Deployment) -> Unit {
         c.environment
             .push(KeyValue::new("POSTGRES_INITDB_ARGS", &pg.initdb_args));
     }
-    // Over TCP on purpose: while the image initialises a new database it runs a
-    // temporary server without TCP, so this passes only once the real one runs.
-    health(
-        &mut c,
-        &format!("pg_isready -h 127.0.0.1 -U {} -d {}", pg.user, pg.database),
-    );
+    health(&mut c, &postgres_health_command(&pg.user, &pg.database));
     let unit = ContainerUnit {
         unit: described("PostgreSQL for Immich"),
         container: c,

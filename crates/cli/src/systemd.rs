@@ -63,6 +63,13 @@ pub(crate) trait Systemd: Send + Sync {
     /// Properties of a unit (timestamps in microseconds, UTC). A unit that does
     /// not exist has `LoadState=not-found`.
     fn show(&self, unit: &str, properties: &[&str]) -> SystemdResult<BTreeMap<String, String>>;
+    /// Watches, from the side, the start or restart job just queued for a
+    /// unit, so that a caller learns the moment it ends without asking again
+    /// and again. Where nothing can watch, the watch stays
+    /// [`Job::Unwatched`] and the caller asks with [`show`](Self::show).
+    fn watch_job(&self, _unit: &str) -> JobWatch {
+        JobWatch::none()
+    }
     /// [`show`](Self::show) of several units at once, in their order.
     fn show_all(
         &self,
@@ -70,6 +77,78 @@ pub(crate) trait Systemd: Send + Sync {
         properties: &[&str],
     ) -> SystemdResult<Vec<BTreeMap<String, String>>> {
         units.iter().map(|u| self.show(u, properties)).collect()
+    }
+}
+
+/// What a [`JobWatch`] knows of the job it watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Job {
+    /// The job has not ended: the unit is still starting.
+    Running,
+    /// The job is done: the unit has started (for `Type=notify`, it said it
+    /// was ready).
+    Done,
+    /// The job failed; said once, the watch is [`Unwatched`](Self::Unwatched)
+    /// from then on (systemd may restart the unit under a new job).
+    Failed,
+    /// Nothing watches: ask the manager.
+    Unwatched,
+}
+
+/// A start or restart job, watched by a `systemctl start` that waits for it.
+///
+/// A start asked for a unit that already has a start or restart job queued
+/// joins that job (systemd merges them) instead of adding one, so the waiting
+/// `systemctl` ends exactly when the job does, and it asks nothing while it
+/// waits. Dropping the watch stops that `systemctl`, never the job.
+#[derive(Debug)]
+pub(crate) struct JobWatch {
+    child: Option<std::process::Child>,
+    done: bool,
+}
+
+impl JobWatch {
+    /// A watch that knows nothing.
+    pub(crate) fn none() -> Self {
+        Self {
+            child: None,
+            done: false,
+        }
+    }
+
+    /// Where the job is; never blocks.
+    pub(crate) fn poll(&mut self) -> Job {
+        if self.done {
+            return Job::Done;
+        }
+        let Some(child) = &mut self.child else {
+            return Job::Unwatched;
+        };
+        match child.try_wait() {
+            Ok(None) => Job::Running,
+            Ok(Some(status)) => {
+                self.child = None;
+                self.done = status.success();
+                if self.done { Job::Done } else { Job::Failed }
+            }
+            Err(_) => {
+                self.stop();
+                Job::Unwatched
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for JobWatch {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -108,8 +187,7 @@ impl Systemctl {
         self.runtime_dir.as_deref()
     }
 
-    fn run(&self, args: &[&str]) -> SystemdResult<String> {
-        let _step = crate::timings::step_of("systemctl", &args.join(" "));
+    fn command(&self) -> Command {
         let mut cmd = Command::new("systemctl");
         if self.scope == Scope::User {
             cmd.arg("--user");
@@ -117,6 +195,12 @@ impl Systemctl {
         if let Some(dir) = &self.runtime_dir {
             cmd.env("XDG_RUNTIME_DIR", dir);
         }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> SystemdResult<String> {
+        let _step = crate::timings::step_of("systemctl", &args.join(" "));
+        let mut cmd = self.command();
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -214,6 +298,18 @@ impl Systemd for Systemctl {
         // Fails for units that are not loaded: nothing to forget then.
         let _ = self.with_units(&["reset-failed"], units);
         Ok(())
+    }
+
+    fn watch_job(&self, unit: &str) -> JobWatch {
+        let child = self
+            .command()
+            .args(["start", "--no-ask-password", "--", unit])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+        JobWatch { child, done: false }
     }
 
     fn show(&self, unit: &str, properties: &[&str]) -> SystemdResult<BTreeMap<String, String>> {
@@ -495,6 +591,49 @@ mod tests {
             Some(1_795_625_939_399_570)
         );
         assert_eq!(timestamp_us(&parse_show("T=\n"), "T"), None);
+    }
+
+    /// Polls until the watch knows more than that the job runs.
+    fn settled(watch: &mut JobWatch) -> Job {
+        for _ in 0..500 {
+            match watch.poll() {
+                Job::Running => std::thread::sleep(std::time::Duration::from_millis(10)),
+                other => return other,
+            }
+        }
+        panic!("the watched process never ended");
+    }
+
+    fn watching(program: &str) -> JobWatch {
+        JobWatch {
+            child: Some(Command::new(program).spawn().unwrap()),
+            done: false,
+        }
+    }
+
+    #[test]
+    fn a_watch_says_done_for_good_and_failed_once() {
+        let mut done = watching("true");
+        assert_eq!(settled(&mut done), Job::Done);
+        assert_eq!(done.poll(), Job::Done);
+
+        let mut failed = watching("false");
+        assert_eq!(settled(&mut failed), Job::Failed);
+        assert_eq!(failed.poll(), Job::Unwatched);
+
+        assert_eq!(JobWatch::none().poll(), Job::Unwatched);
+    }
+
+    #[test]
+    fn dropping_a_watch_stops_its_process() {
+        let mut watch = JobWatch {
+            child: Some(Command::new("sleep").arg("60").spawn().unwrap()),
+            done: false,
+        };
+        assert_eq!(watch.poll(), Job::Running);
+        let pid = watch.child.as_ref().unwrap().id();
+        drop(watch);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     }
 
     #[test]

@@ -159,6 +159,17 @@ pub(crate) fn health_result(name: &str, status: &HealthStatus) -> Checks {
     c
 }
 
+/// The check of a unit just seen active (by deploy, which waited for it).
+pub(crate) fn unit_active(service: &str) -> Checks {
+    let mut c = Checks::default();
+    c.error(
+        format!("unit {service}"),
+        true,
+        format!("{service} is active"),
+    );
+    c
+}
+
 /// The unit is active.
 pub(crate) fn unit_check(ctx: &Context, service: &str) -> Checks {
     let mut c = Checks::default();

@@ -21,7 +21,7 @@ use crate::lock;
 use crate::output::{Outcome, Ui};
 use crate::plan::{self, FileChange, NetworkAction, Plan, ServiceAction, ServicePlan, UnitPlan};
 use crate::preconditions;
-use crate::systemd;
+use crate::systemd::{self, Job, JobWatch};
 use crate::timings;
 use crate::verify;
 
@@ -404,10 +404,12 @@ pub(crate) async fn apply(
                 }
             }
             let w = waiting.iter().find(|w| w.role == role);
+            let mut job = w.map_or_else(JobWatch::none, |w| ctx.systemd.watch_job(&w.service));
             let ready = match w {
                 Some(w) => {
                     let step = timings::step_of("healthy", &w.service);
-                    let ready = wait_healthy(ctx, w, container, progress, &mut running).await;
+                    let ready =
+                        wait_healthy(ctx, w, container, progress, &mut running, &mut job).await;
                     drop(running);
                     step.end();
                     Some(ready?)
@@ -423,7 +425,7 @@ pub(crate) async fn apply(
                     match (w, ready) {
                         (Some(w), Some(Ready::Healthy)) => {
                             let step = timings::step_of("active", &w.service);
-                            let active = wait_active(ctx, w, container).await;
+                            let active = wait_active(ctx, w, container, &mut job).await;
                             step.end();
                             active
                         }
@@ -438,7 +440,12 @@ pub(crate) async fn apply(
                 }
             );
             active?;
-            let mut all = verify::unit_check(ctx, &service);
+            // A unit deploy waited for was just seen active.
+            let mut all = if ready.is_some() {
+                verify::unit_active(&service)
+            } else {
+                verify::unit_check(ctx, &service)
+            };
             all.extend(checks);
             Ok::<_, Failure>(all)
         }
@@ -609,6 +616,14 @@ const PROBE: Duration = Duration::from_millis(20);
 /// while its container runs (its socket is looked for every [`PROBE`]).
 const SLOW_POLL: Duration = Duration::from_secs(1);
 
+/// How often the unit of a starting service is asked about while its job is
+/// watched (the watch says when the job ends; this is a backstop).
+const WATCHED_POLL: Duration = Duration::from_secs(5);
+
+/// How often the end of a watched job is looked for once the container is
+/// healthy (a look is a `waitpid`).
+const JOB_POLL: Duration = Duration::from_millis(5);
+
 /// How often a starting service's container is looked for until it runs.
 const NO_CONTAINER_POLL: Duration = Duration::from_millis(200);
 
@@ -758,13 +773,16 @@ fn tcp_sockets(sockstat: &str) -> u64 {
 /// every [`POLL`], which also tells podman, and through it systemd, that the
 /// container is healthy. Where the socket counts cannot be read, the health
 /// check runs every [`POLL`] from the start; podman's own timer runs it once a
-/// second in any case. `running_seen` is told once the container runs.
+/// second in any case. `running_seen` is told once the container runs. While
+/// `job` watches the unit's job, the unit is not asked about: the watch says
+/// when it is active, or that its start failed.
 async fn wait_healthy(
     ctx: &Context,
     w: &Waiting,
     container: &str,
     progress: &Progress,
     running_seen: &mut Option<oneshot::Sender<()>>,
+    job: &mut JobWatch,
 ) -> Result<Ready> {
     let limit = start_limit(w.role);
     let service = &w.service;
@@ -781,12 +799,18 @@ async fn wait_healthy(
             return Err(too_slow(service, limit));
         }
         // While its server starts in a container that runs, the unit is asked
-        // about once a second: each question is a process, and the host has
-        // little to spare while a database initialises.
-        let ask_again = if running.is_some_and(|(_, pid)| process_alive(pid)) {
-            SLOW_POLL
-        } else {
-            POLL * 3
+        // about once a second, and hardly at all while its job is watched:
+        // each question is a process, and the host has little to spare while
+        // a database initialises.
+        let ask_again = match job.poll() {
+            Job::Done => {
+                progress.healthy(service);
+                return Ok(Ready::Active);
+            }
+            Job::Running => WATCHED_POLL,
+            Job::Failed => Duration::ZERO,
+            Job::Unwatched if running.is_some_and(|(_, pid)| process_alive(pid)) => SLOW_POLL,
+            Job::Unwatched => POLL * 3,
         };
         let (at, state) = match unit.take() {
             Some((at, state)) if state.state == "activating" && at.elapsed() < ask_again => {
@@ -882,11 +906,26 @@ async fn wait_healthy(
 }
 
 /// Waits until the unit of a service whose container is healthy is active:
-/// podman tells systemd within a fraction of a second.
-async fn wait_active(ctx: &Context, w: &Waiting, container: &str) -> Result<()> {
+/// podman tells systemd within a fraction of a second. While `job` watches the
+/// unit's job, its end is looked for every [`JOB_POLL`]; otherwise the unit is
+/// asked about.
+async fn wait_active(
+    ctx: &Context,
+    w: &Waiting,
+    container: &str,
+    job: &mut JobWatch,
+) -> Result<()> {
     let limit = start_limit(w.role);
     let start = Instant::now();
     loop {
+        match job.poll() {
+            Job::Done => return Ok(()),
+            Job::Running if start.elapsed() <= limit => {
+                tokio::time::sleep(JOB_POLL).await;
+                continue;
+            }
+            _ => {}
+        }
         let unit = UnitState::of(ctx, w)?;
         if unit.active() {
             return Ok(());
