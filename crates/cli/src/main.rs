@@ -86,10 +86,14 @@ fn run(cli: Cli) -> Result<Outcome> {
         .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))?;
     let config_flag = cli.config.clone();
     runtime.block_on(async move {
+        // The commands that check the host ask podman's version and the systemd
+        // manager while podman's service is reached.
+        let probe = matches!(command, Command::Plan(_) | Command::Deploy(_))
+            .then(|| preconditions::HostProbe::start(deployment.scope));
         let ctx = context::Context::connect(deployment, ui).await?;
         match command {
-            Command::Plan(args) => commands::plan::run(&ctx, args.allow_non_btrfs).await,
-            Command::Deploy(args) => commands::deploy::run(&ctx, &args).await,
+            Command::Plan(args) => commands::plan::run(&ctx, args.allow_non_btrfs, probe).await,
+            Command::Deploy(args) => commands::deploy::run(&ctx, &args, probe).await,
             Command::Verify => commands::verify::run(&ctx).await,
             Command::Status => commands::status::run(&ctx).await,
             Command::Destroy(args) => commands::destroy::run(&ctx, &args).await,

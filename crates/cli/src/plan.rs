@@ -410,12 +410,31 @@ pub(crate) async fn network_action(ctx: &Context) -> Result<NetworkAction> {
     Ok(NetworkAction::Keep)
 }
 
+/// What systemd says of the deployment's units, in the order of
+/// [`desired::units`]: what [`plan_given`] needs of the manager.
+pub(crate) fn unit_states(ctx: &Context) -> systemd::SystemdResult<Vec<BTreeMap<String, String>>> {
+    let units = desired::units(&ctx.deployment);
+    let names: Vec<&str> = units.iter().map(|u| u.service.as_str()).collect();
+    ctx.systemd.show_all(&names, UNIT_PROPERTIES)
+}
+
 /// Computes the whole plan, changing nothing. The units are linted for the
 /// podman release given; an error finding stops here, before anything is written.
 pub(crate) async fn plan(
     ctx: &Context,
     nocow_possible: bool,
     podman: Option<(u32, u32, u32)>,
+) -> Result<Plan> {
+    plan_given(ctx, nocow_possible, podman, unit_states(ctx)).await
+}
+
+/// [`plan`], with the units' states asked of systemd beforehand (by
+/// [`unit_states`]).
+pub(crate) async fn plan_given(
+    ctx: &Context,
+    nocow_possible: bool,
+    podman: Option<(u32, u32, u32)>,
+    states: systemd::SystemdResult<Vec<BTreeMap<String, String>>>,
 ) -> Result<Plan> {
     let d = &ctx.deployment;
     let units = unit_plans(d)?;
@@ -452,11 +471,7 @@ pub(crate) async fn plan(
     let mut daemon_reload = units.iter().any(|u| u.change != FileChange::Unchanged);
     let mut services = Vec::new();
     let mut network_service_active = false;
-    let names: Vec<&str> = units.iter().map(|u| u.service.as_str()).collect();
-    let all = ctx
-        .systemd
-        .show_all(&names, UNIT_PROPERTIES)
-        .map_err(|e| Failure::precondition(e.to_string()))?;
+    let all = states.map_err(|e| Failure::precondition(e.to_string()))?;
     for (unit, props) in units.iter().zip(all) {
         let loaded = props.get("LoadState").is_some_and(|s| s == "loaded");
         let stale = props.get("NeedDaemonReload").is_some_and(|s| s == "yes");

@@ -154,17 +154,60 @@ async fn installed_podman() -> std::result::Result<homelab_podman::Version, Stri
     })
 }
 
+/// The two questions to the host that need no connection, asked before
+/// anything else: `podman --version` and whether the systemd manager answers
+/// run while podman's service is reached, which may first have to start.
+#[derive(Debug)]
+pub(crate) struct HostProbe {
+    podman: tokio::task::JoinHandle<std::result::Result<homelab_podman::Version, String>>,
+    manager: Option<tokio::task::JoinHandle<crate::systemd::SystemdResult<()>>>,
+}
+
+impl HostProbe {
+    /// Starts both; call it inside the runtime, before connecting.
+    pub(crate) fn start(scope: Scope) -> Self {
+        let uid = rustix::process::getuid().as_raw();
+        let manager = (scope == Scope::User || uid == 0).then(|| {
+            tokio::task::spawn_blocking(move || {
+                use crate::systemd::Systemd as _;
+                crate::systemd::Systemctl::new(scope).reachable()
+            })
+        });
+        Self {
+            podman: tokio::spawn(installed_podman()),
+            manager,
+        }
+    }
+}
+
 /// Checks everything, changing nothing but, where an image is missing, pulling
-/// it (an image pull is a cache fill, not a change to the deployment).
-pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> Report {
+/// it (an image pull is a cache fill, not a change to the deployment). `probe`
+/// holds the questions asked early, if they were.
+pub(crate) async fn check(
+    ctx: &Context,
+    allow_non_btrfs: bool,
+    pull: bool,
+    probe: Option<HostProbe>,
+) -> Report {
     let d = &ctx.deployment;
     let mut report = Report::default();
 
     // The questions to Podman and systemd are independent: ask them all at once.
     let podman_subnet = homelab_podman::Cidr::new(d.subnet.address(), d.subnet.prefix());
     let uid = rustix::process::getuid().as_raw();
+    let (early_version, early_manager) = match probe {
+        Some(p) => (Some(p.podman), Some(p.manager)),
+        None => (None, None),
+    };
     let (version, postgres_image, valkey_image, overlaps, secrets, manager) = tokio::join!(
-        installed_podman(),
+        async {
+            match early_version {
+                Some(task) => task
+                    .await
+                    .unwrap_or_else(|e| Err(format!("cannot run podman: {e}"))),
+                None => installed_podman().await,
+            }
+        },
         ctx.runtime.image_exists(&d.config.postgres.image),
         ctx.runtime.image_exists(&d.config.valkey.image),
         async {
@@ -174,11 +217,18 @@ pub(crate) async fn check(ctx: &Context, allow_non_btrfs: bool, pull: bool) -> R
             }
         },
         ctx.secrets.list(),
-        // Last, and blocking: by the time it runs, the others have started
-        // their process and sent their requests, which go on meanwhile.
+        // Asked early, or else last, and blocking: by the time it runs, the
+        // others have started their process and sent their requests, which go
+        // on meanwhile.
         async {
-            match d.scope {
-                Scope::System if uid != 0 => None,
+            match (early_manager, d.scope) {
+                (Some(None), _) | (None, Scope::System) if uid != 0 => None,
+                (Some(Some(task)), _) => Some(task.await.unwrap_or_else(|e| {
+                    Err(crate::systemd::SystemdError {
+                        command: "systemctl is-system-running".into(),
+                        detail: e.to_string(),
+                    })
+                })),
                 _ => Some(ctx.systemd.reachable()),
             }
         },

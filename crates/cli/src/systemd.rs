@@ -100,7 +100,9 @@ pub(crate) enum Job {
 /// A start asked for a unit that already has a start or restart job queued
 /// joins that job (systemd merges them) instead of adding one, so the waiting
 /// `systemctl` ends exactly when the job does, and it asks nothing while it
-/// waits. Dropping the watch stops that `systemctl`, never the job.
+/// waits. For a unit with no job queued, it is a start like any other: watch
+/// only units just started or restarted, or found starting. Dropping the watch
+/// stops that `systemctl`, never the job.
 #[derive(Debug)]
 pub(crate) struct JobWatch {
     child: Option<std::process::Child>,

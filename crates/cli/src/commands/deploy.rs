@@ -25,6 +25,10 @@ use crate::systemd::{self, Job, JobWatch};
 use crate::timings;
 use crate::verify;
 
+/// How old the units' states asked beside the host checks may be when the plan
+/// uses them.
+const FRESH_STATES: Duration = Duration::from_secs(1);
+
 /// What a deploy did, for the report and for a failure part-way.
 #[derive(Debug, Default)]
 pub(crate) struct Done(pub(crate) Vec<String>);
@@ -68,7 +72,11 @@ fn write_unit(unit: &UnitPlan) -> std::io::Result<()> {
     write_atomic(&unit.path, unit.unit.content.as_bytes())
 }
 
-pub(crate) async fn run(ctx: &Context, args: &DeployArgs) -> Result<Outcome> {
+pub(crate) async fn run(
+    ctx: &Context,
+    args: &DeployArgs,
+    probe: Option<preconditions::HostProbe>,
+) -> Result<Outcome> {
     let ui = ctx.ui;
     let d = &ctx.deployment;
     let lock_path = lock::lock_path(d, ctx.runtime_dir.as_deref());
@@ -76,9 +84,20 @@ pub(crate) async fn run(ctx: &Context, args: &DeployArgs) -> Result<Outcome> {
 
     ui.note("checking the host");
     let step = timings::step("preconditions");
-    let report = preconditions::check(ctx, args.allow_non_btrfs, true)
-        .await
-        .into_result()?;
+    // While the host is checked, systemd is asked what the plan needs of it
+    // (a blocking question: it runs once the checks have sent theirs). If the
+    // checks took long (an image was pulled), it is asked again.
+    let asked = Instant::now();
+    let (report, states) = tokio::join!(
+        preconditions::check(ctx, args.allow_non_btrfs, true, probe),
+        async { plan::unit_states(ctx) }
+    );
+    let report = report.into_result()?;
+    let states = if asked.elapsed() > FRESH_STATES {
+        plan::unit_states(ctx)
+    } else {
+        states
+    };
     step.end();
     let warnings: Vec<_> = report.warnings().cloned().collect();
     for w in &warnings {
@@ -92,7 +111,7 @@ pub(crate) async fn run(ctx: &Context, args: &DeployArgs) -> Result<Outcome> {
         ));
     }
     let step = timings::step("plan");
-    let plan = plan::plan(ctx, report.nocow_possible, report.podman_version).await?;
+    let plan = plan::plan_given(ctx, report.nocow_possible, report.podman_version, states).await?;
     step.end();
     if plan.is_empty() {
         // Nothing to change is not the same as working: a service whose container

@@ -9,8 +9,12 @@ use crate::error::Result;
 use crate::output::Outcome;
 use crate::{plan, preconditions};
 
-pub(crate) async fn run(ctx: &Context, allow_non_btrfs: bool) -> Result<Outcome> {
-    let report = preconditions::check(ctx, allow_non_btrfs, false)
+pub(crate) async fn run(
+    ctx: &Context,
+    allow_non_btrfs: bool,
+    probe: Option<preconditions::HostProbe>,
+) -> Result<Outcome> {
+    let report = preconditions::check(ctx, allow_non_btrfs, false, probe)
         .await
         .into_result()?;
     let plan = plan::plan(ctx, report.nocow_possible, report.podman_version).await?;
