@@ -154,35 +154,34 @@ async fn installed_podman() -> std::result::Result<homelab_podman::Version, Stri
     })
 }
 
-/// The two questions to the host that need no connection, asked before
-/// anything else: `podman --version` and whether the systemd manager answers
-/// run while podman's service is reached, which may first have to start.
+/// The two questions to the host that need no connection: `podman --version`,
+/// and whether the systemd manager answers (`None`: the system scope needs
+/// root). Started before connecting, they run while podman's service is
+/// reached, which may first have to start.
 #[derive(Debug)]
 pub(crate) struct HostProbe {
     podman: tokio::task::JoinHandle<std::result::Result<homelab_podman::Version, String>>,
-    manager: Option<tokio::task::JoinHandle<crate::systemd::SystemdResult<()>>>,
+    manager: tokio::task::JoinHandle<Option<crate::systemd::SystemdResult<()>>>,
 }
 
 impl HostProbe {
-    /// Starts both; call it inside the runtime, before connecting.
+    /// Starts both; call it inside the runtime.
     pub(crate) fn start(scope: Scope) -> Self {
-        let uid = rustix::process::getuid().as_raw();
-        let manager = (scope == Scope::User || uid == 0).then(|| {
-            tokio::task::spawn_blocking(move || {
-                use crate::systemd::Systemd as _;
-                crate::systemd::Systemctl::new(scope).reachable()
-            })
-        });
+        let root = rustix::process::getuid().is_root();
         Self {
             podman: tokio::spawn(installed_podman()),
-            manager,
+            manager: tokio::task::spawn_blocking(move || {
+                use crate::systemd::Systemd as _;
+                (scope == Scope::User || root)
+                    .then(|| crate::systemd::Systemctl::new(scope).reachable())
+            }),
         }
     }
 }
 
 /// Checks everything, changing nothing but, where an image is missing, pulling
 /// it (an image pull is a cache fill, not a change to the deployment). `probe`
-/// holds the questions asked early, if they were.
+/// holds the questions asked early, if they were; else they are asked now.
 pub(crate) async fn check(
     ctx: &Context,
     allow_non_btrfs: bool,
@@ -195,18 +194,20 @@ pub(crate) async fn check(
     // The questions to Podman and systemd are independent: ask them all at once.
     let podman_subnet = homelab_podman::Cidr::new(d.subnet.address(), d.subnet.prefix());
     let uid = rustix::process::getuid().as_raw();
-    let (early_version, early_manager) = match probe {
-        Some(p) => (Some(p.podman), Some(p.manager)),
-        None => (None, None),
-    };
-    let (version, postgres_image, valkey_image, overlaps, secrets, manager) = tokio::join!(
+    let HostProbe { podman, manager } = probe.unwrap_or_else(|| HostProbe::start(d.scope));
+    let (version, manager, postgres_image, valkey_image, overlaps, secrets) = tokio::join!(
         async {
-            match early_version {
-                Some(task) => task
-                    .await
-                    .unwrap_or_else(|e| Err(format!("cannot run podman: {e}"))),
-                None => installed_podman().await,
-            }
+            podman
+                .await
+                .unwrap_or_else(|e| Err(format!("cannot run podman: {e}")))
+        },
+        async {
+            manager.await.unwrap_or_else(|e| {
+                Some(Err(crate::systemd::SystemdError {
+                    command: "systemctl is-system-running".into(),
+                    detail: e.to_string(),
+                }))
+            })
         },
         ctx.runtime.image_exists(&d.config.postgres.image),
         ctx.runtime.image_exists(&d.config.valkey.image),
@@ -217,21 +218,6 @@ pub(crate) async fn check(
             }
         },
         ctx.secrets.list(),
-        // Asked early, or else last, and blocking: by the time it runs, the
-        // others have started their process and sent their requests, which go
-        // on meanwhile.
-        async {
-            match (early_manager, d.scope) {
-                (Some(None), _) | (None, Scope::System) if uid != 0 => None,
-                (Some(Some(task)), _) => Some(task.await.unwrap_or_else(|e| {
-                    Err(crate::systemd::SystemdError {
-                        command: "systemctl is-system-running".into(),
-                        detail: e.to_string(),
-                    })
-                })),
-                _ => Some(ctx.systemd.reachable()),
-            }
-        },
     );
 
     // Podman and Quadlet: the installed release is the one whose generator

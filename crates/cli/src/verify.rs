@@ -159,32 +159,27 @@ pub(crate) fn health_result(name: &str, status: &HealthStatus) -> Checks {
     c
 }
 
-/// The check of a unit just seen active (by deploy, which waited for it).
-pub(crate) fn unit_active(service: &str) -> Checks {
+/// The check of a unit in the `ActiveState` given (as deploy saw it, waiting).
+pub(crate) fn unit_result(service: &str, state: &str) -> Checks {
     let mut c = Checks::default();
     c.error(
         format!("unit {service}"),
-        true,
-        format!("{service} is active"),
+        state == "active",
+        format!("{service} is {state}"),
     );
     c
 }
 
 /// The unit is active.
 pub(crate) fn unit_check(ctx: &Context, service: &str) -> Checks {
-    let mut c = Checks::default();
     match ctx.systemd.show(service, &["ActiveState", "SubState"]) {
-        Ok(props) => {
-            let state = props.get("ActiveState").cloned().unwrap_or_default();
-            c.error(
-                format!("unit {service}"),
-                state == "active",
-                format!("{service} is {state}"),
-            );
+        Ok(props) => unit_result(service, props.get("ActiveState").map_or("", String::as_str)),
+        Err(e) => {
+            let mut c = Checks::default();
+            c.error(format!("unit {service}"), false, e.to_string());
+            c
         }
-        Err(e) => c.error(format!("unit {service}"), false, e.to_string()),
     }
-    c
 }
 
 /// NOCOW with no copy-on-write files inside for the databases; copy-on-write for

@@ -461,7 +461,7 @@ pub(crate) async fn apply(
             active?;
             // A unit deploy waited for was just seen active.
             let mut all = if ready.is_some() {
-                verify::unit_active(&service)
+                verify::unit_result(&service, "active")
             } else {
                 verify::unit_check(ctx, &service)
             };
