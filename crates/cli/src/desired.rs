@@ -145,8 +145,16 @@ pub(crate) fn dirs(deployment: &Deployment) -> Vec<Dir> {
     ]
 }
 
-fn install() -> InstallSection {
-    InstallSection::default_target()
+/// What starts the units at boot: `default.target` of a user's manager,
+/// `multi-user.target` of the system manager.
+fn install(scope: Scope) -> InstallSection {
+    match scope {
+        Scope::User => InstallSection::default_target(),
+        Scope::System => InstallSection {
+            wanted_by: vec!["multi-user.target".to_owned()],
+            ..InstallSection::default()
+        },
+    }
 }
 
 fn described(description: &str) -> UnitSection {
@@ -157,7 +165,7 @@ fn described(description: &str) -> UnitSection {
 }
 
 /// The rendered text with the header line above it.
-fn with_header(rendered: Result<String, homelab_quadlet::Error>) -> String {
+fn with_header(rendered: std::result::Result<String, homelab_quadlet::Error>) -> String {
     match rendered {
         Ok(text) => format!("{HEADER}\n{text}"),
         // Every value comes from a checked configuration and fits on one line; a
@@ -167,8 +175,8 @@ fn with_header(rendered: Result<String, homelab_quadlet::Error>) -> String {
     }
 }
 
-/// The network unit.
-pub(crate) fn network_unit(deployment: &Deployment) -> Unit {
+/// The network unit, for podman release `podman`.
+pub(crate) fn network_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
     let unit = NetworkUnit {
         unit: described("Network of the Immich database layer"),
         network: Network {
@@ -180,14 +188,14 @@ pub(crate) fn network_unit(deployment: &Deployment) -> Unit {
             dns: deployment.dns.clone(),
             ..Network::default()
         },
-        install: install(),
+        install: install(deployment.scope),
         ..NetworkUnit::default()
     };
     Unit {
         role: Role::Network,
         file_name: deployment.network_unit_file(),
         service: deployment.network_service(),
-        content: with_header(unit.render()),
+        content: with_header(unit.render_for(podman)),
     }
 }
 
@@ -214,8 +222,8 @@ fn service(timeout_s: u64) -> ServiceSection {
     }
 }
 
-/// The PostgreSQL container unit.
-pub(crate) fn postgres_unit(deployment: &Deployment) -> Unit {
+/// The PostgreSQL container unit, for podman release `podman`.
+pub(crate) fn postgres_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
     let pg = &deployment.config.postgres;
     let mut c = Container {
         image: Some(pg.image.clone()),
@@ -241,6 +249,7 @@ pub(crate) fn postgres_unit(deployment: &Deployment) -> Unit {
             .with_option("Z"),
         ],
         shm_size: Some(pg.shm_size.clone()),
+        user_ns: rootless_user_ns(deployment),
         ..Container::default()
     };
     if !pg.initdb_args.is_empty() {
@@ -252,7 +261,7 @@ pub(crate) fn postgres_unit(deployment: &Deployment) -> Unit {
         unit: described("PostgreSQL for Immich"),
         container: c,
         service: service(POSTGRES_START_TIMEOUT_S),
-        install: install(),
+        install: install(deployment.scope),
         ..ContainerUnit::default()
     };
     Unit {
@@ -262,8 +271,17 @@ pub(crate) fn postgres_unit(deployment: &Deployment) -> Unit {
             &container_file(&pg.container_name),
             UnitKind::Container,
         ),
-        content: with_header(unit.render()),
+        content: with_header(unit.render_for(podman)),
     }
+}
+
+/// Rootless podman runs a container's processes as the deploying user
+/// (`UserNS=keep-id`), not as a subordinate UID: the data directories stay the
+/// user's, so that every directory operation of this tool (NOCOW audit and
+/// repair, disk use, removal) works as that user. The images start as that user
+/// too, and their entrypoints then run the server as it.
+fn rootless_user_ns(deployment: &Deployment) -> Option<String> {
+    deployment.rootless.then(|| "keep-id".to_owned())
 }
 
 /// The unit file of a container, named as the container.
@@ -271,8 +289,8 @@ fn container_file(container: &str) -> String {
     format!("{container}.{}", UnitKind::Container.extension())
 }
 
-/// The Valkey container unit.
-pub(crate) fn valkey_unit(deployment: &Deployment) -> Unit {
+/// The Valkey container unit, for podman release `podman`.
+pub(crate) fn valkey_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
     let vk = &deployment.config.valkey;
     let mut c = Container {
         image: Some(vk.image.clone()),
@@ -282,11 +300,15 @@ pub(crate) fn valkey_unit(deployment: &Deployment) -> Unit {
             VolumeMount::bind(deployment.dirs.valkey.display().to_string(), "/data")
                 .with_option("Z"),
         ],
+        user_ns: rootless_user_ns(deployment),
         ..Container::default()
     };
     if vk.require_password {
         c.secret = vec![Secret {
-            mode: Some(0o400),
+            // Readable by root alone in a rootful container. In a rootless one
+            // the container's processes run as the deploying user, whose own
+            // runtime directory holds the file; no other user can reach it.
+            mode: (!deployment.rootless).then_some(0o400),
             ..Secret::mount(&vk.password_secret, VALKEY_SECRET_FILE)
         }];
         c.exec = Some(valkey_command());
@@ -298,7 +320,7 @@ pub(crate) fn valkey_unit(deployment: &Deployment) -> Unit {
         unit: described("Valkey for Immich"),
         container: c,
         service: service(VALKEY_START_TIMEOUT_S),
-        install: install(),
+        install: install(deployment.scope),
         ..ContainerUnit::default()
     };
     Unit {
@@ -308,13 +330,13 @@ pub(crate) fn valkey_unit(deployment: &Deployment) -> Unit {
             &container_file(&vk.container_name),
             UnitKind::Container,
         ),
-        content: with_header(unit.render()),
+        content: with_header(unit.render_for(podman)),
     }
 }
 
-/// Lints the three units together, as the generator will read them, for this
-/// podman release and scope.
-pub(crate) fn lint(units: &[Unit], podman: Option<(u32, u32, u32)>, scope: Scope) -> Vec<Finding> {
+/// Lints the three units together, as the generator of podman release `podman`
+/// will read them, for the scope.
+pub(crate) fn lint(units: &[Unit], podman: PodmanVersion, scope: Scope) -> Vec<Finding> {
     let mut set = UnitSet::new();
     let mut findings = Vec::new();
     for unit in units {
@@ -330,10 +352,8 @@ pub(crate) fn lint(units: &[Unit], podman: Option<(u32, u32, u32)>, scope: Scope
             });
         }
     }
-    let (major, minor, patch) = podman.unwrap_or((5, 0, 0));
-    let part = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
     let options = LintOptions {
-        target: PodmanVersion::new(part(major), part(minor), part(patch)),
+        target: podman,
         scope: match scope {
             crate::config::Scope::User => LintScope::User,
             crate::config::Scope::System => LintScope::System,
@@ -344,11 +364,49 @@ pub(crate) fn lint(units: &[Unit], podman: Option<(u32, u32, u32)>, scope: Scope
 }
 
 /// All three units, network first.
-pub(crate) fn units(deployment: &Deployment) -> Vec<Unit> {
+pub(crate) fn units(deployment: &Deployment, podman: PodmanVersion) -> Vec<Unit> {
     vec![
-        network_unit(deployment),
-        postgres_unit(deployment),
-        valkey_unit(deployment),
+        network_unit(deployment, podman),
+        postgres_unit(deployment, podman),
+        valkey_unit(deployment, podman),
+    ]
+}
+
+/// A unit's names: its file and its service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UnitName {
+    pub(crate) role: Role,
+    /// File name in the unit directory (`photos.network`).
+    pub(crate) file_name: String,
+    /// The service systemd runs for it (`photos-network.service`).
+    pub(crate) service: String,
+}
+
+impl UnitName {
+    pub(crate) fn path(&self, deployment: &Deployment) -> PathBuf {
+        deployment.unit_dir.join(&self.file_name)
+    }
+}
+
+/// The names of the three units, network first: what a unit is called does not
+/// depend on the podman release it is written for.
+pub(crate) fn unit_names(deployment: &Deployment) -> Vec<UnitName> {
+    let container = |role, name: &str| {
+        let file_name = container_file(name);
+        UnitName {
+            role,
+            service: naming::default_service_name(&file_name, UnitKind::Container),
+            file_name,
+        }
+    };
+    vec![
+        UnitName {
+            role: Role::Network,
+            file_name: deployment.network_unit_file(),
+            service: deployment.network_service(),
+        },
+        container(Role::Postgres, &deployment.config.postgres.container_name),
+        container(Role::Valkey, &deployment.config.valkey.container_name),
     ]
 }
 
@@ -364,7 +422,7 @@ mod tests {
     #[test]
     fn units_follow_the_naming_rules() {
         let d = defaults();
-        let units = units(&d);
+        let units = units(&d, PodmanVersion::V5_4);
         let names: Vec<_> = units
             .iter()
             .map(|u| (u.file_name.as_str(), u.service.as_str()))
@@ -407,7 +465,7 @@ mod tests {
         // Commands run in a container inherit its environment, and podman
         // writes each one's environment to a file: the passwords are files.
         let d = defaults();
-        for unit in units(&d) {
+        for unit in units(&d, PodmanVersion::V5_4) {
             assert!(!unit.content.contains("type=env"), "{}", unit.content);
             assert!(!unit.content.contains("REDISCLI_AUTH="), "{}", unit.content);
         }
@@ -429,31 +487,104 @@ mod tests {
     }
 
     #[test]
-    fn units_lint_clean_for_the_target_podman() {
+    fn units_lint_clean_for_every_podman_from_4_4() {
         let d = defaults();
-        let findings = lint(&units(&d), Some((5, 4, 2)), Scope::User);
-        let errors: Vec<String> = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .map(ToString::to_string)
-            .collect();
-        assert!(errors.is_empty(), "{errors:#?}");
-        // Notify=healthy needs podman 5.
-        let old = lint(&units(&d), Some((4, 9, 0)), Scope::User);
-        assert!(old.iter().any(|f| f.message.contains("Notify")), "{old:#?}");
+        for podman in [
+            PodmanVersion::V4_4,
+            PodmanVersion::new(4, 9, 3),
+            PodmanVersion::V5_0,
+            PodmanVersion::new(5, 4, 2),
+            PodmanVersion::LATEST_KNOWN,
+        ] {
+            let units = units(&d, podman);
+            let errors: Vec<String> = lint(&units, podman, Scope::User)
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(ToString::to_string)
+                .collect();
+            assert!(errors.is_empty(), "{podman}: {errors:#?}");
+            for unit in &units[1..] {
+                // Health checks in every release; readiness waited for.
+                assert!(unit.content.contains("health-cmd") || unit.content.contains("HealthCmd="));
+                let waits = unit.content.contains("Notify=healthy");
+                let polls = unit
+                    .content
+                    .contains("ExecStartPost=/bin/sh -c 'until podman healthcheck run ");
+                assert_eq!(
+                    (waits, polls),
+                    (podman >= PodmanVersion::V5_0, podman < PodmanVersion::V5_0),
+                    "{podman}: {}",
+                    unit.content
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rootless_containers_run_as_the_user() {
+        let mut d = defaults();
+        d.rootless = false;
+        for unit in &units(&d, PodmanVersion::V5_4)[1..] {
+            assert!(!unit.content.contains("UserNS="), "{}", unit.content);
+        }
+        d.rootless = true;
+        let rootless = units(&d, PodmanVersion::V5_4);
+        for unit in &rootless[1..] {
+            assert!(
+                unit.content.contains("UserNS=keep-id\n"),
+                "{}",
+                unit.content
+            );
+        }
+        assert!(
+            rootless[2]
+                .content
+                .contains("Secret=redis-password,type=mount,target=valkey-password\n"),
+            "{}",
+            rootless[2].content
+        );
+    }
+
+    #[test]
+    fn system_units_start_with_multi_user_target() {
+        let mut d = defaults();
+        d.scope = Scope::System;
+        for unit in units(&d, PodmanVersion::V5_4) {
+            assert!(
+                unit.content
+                    .contains("[Install]\nWantedBy=multi-user.target\n"),
+                "{}",
+                unit.content
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_those_of_the_units() {
+        let d = defaults();
+        let names = unit_names(&d);
+        for (unit, name) in units(&d, PodmanVersion::V5_4).iter().zip(&names) {
+            assert_eq!(
+                (unit.role, &unit.file_name, &unit.service),
+                (name.role, &name.file_name, &name.service)
+            );
+        }
     }
 
     #[test]
     fn rendering_is_deterministic() {
         let d = defaults();
-        assert_eq!(units(&d), units(&d));
+        assert_eq!(
+            units(&d, PodmanVersion::V5_4),
+            units(&d, PodmanVersion::V5_4)
+        );
     }
 
     #[test]
     fn valkey_without_password_has_no_secret() {
         let mut d = defaults();
         d.config.valkey.require_password = false;
-        let unit = valkey_unit(&d);
+        let unit = valkey_unit(&d, PodmanVersion::V5_4);
         assert!(!unit.content.contains("Secret="));
         assert!(!unit.content.contains("Exec="));
     }

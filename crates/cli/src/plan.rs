@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
 use homelab_btrfs::{DirChange, DirSpec, Nocow};
+use homelab_quadlet::PodmanVersion;
 use serde::Serialize;
 
 use crate::config::Deployment;
@@ -238,8 +239,8 @@ pub(crate) fn diff(old: &str, new: &str) -> String {
 }
 
 /// How each unit file compares with the desired one.
-pub(crate) fn unit_plans(deployment: &Deployment) -> Result<Vec<UnitPlan>> {
-    desired::units(deployment)
+pub(crate) fn unit_plans(deployment: &Deployment, podman: PodmanVersion) -> Result<Vec<UnitPlan>> {
+    desired::units(deployment, podman)
         .into_iter()
         .map(|unit| {
             let path = unit.path(deployment);
@@ -411,9 +412,9 @@ pub(crate) async fn network_action(ctx: &Context) -> Result<NetworkAction> {
 }
 
 /// What systemd says of the deployment's units, in the order of
-/// [`desired::units`]: what [`plan_given`] needs of the manager.
+/// [`desired::unit_names`]: what [`plan_given`] needs of the manager.
 pub(crate) fn unit_states(ctx: &Context) -> systemd::SystemdResult<Vec<BTreeMap<String, String>>> {
-    let units = desired::units(&ctx.deployment);
+    let units = desired::unit_names(&ctx.deployment);
     let names: Vec<&str> = units.iter().map(|u| u.service.as_str()).collect();
     ctx.systemd.show_all(&names, UNIT_PROPERTIES)
 }
@@ -423,7 +424,7 @@ pub(crate) fn unit_states(ctx: &Context) -> systemd::SystemdResult<Vec<BTreeMap<
 pub(crate) async fn plan(
     ctx: &Context,
     nocow_possible: bool,
-    podman: Option<(u32, u32, u32)>,
+    podman: Option<PodmanVersion>,
 ) -> Result<Plan> {
     plan_given(ctx, nocow_possible, podman, unit_states(ctx)).await
 }
@@ -433,11 +434,14 @@ pub(crate) async fn plan(
 pub(crate) async fn plan_given(
     ctx: &Context,
     nocow_possible: bool,
-    podman: Option<(u32, u32, u32)>,
+    podman: Option<PodmanVersion>,
     states: systemd::SystemdResult<Vec<BTreeMap<String, String>>>,
 ) -> Result<Plan> {
     let d = &ctx.deployment;
-    let units = unit_plans(d)?;
+    // The units are written for the installed release: its generator reads
+    // them. Where it cannot be told, the host checks have failed already.
+    let podman = podman.unwrap_or(PodmanVersion::V5_0);
+    let units = unit_plans(d, podman)?;
     let desired: Vec<Unit> = units.iter().map(|u| u.unit.clone()).collect();
     let lint: Vec<LintNote> = desired::lint(&desired, podman, d.scope)
         .iter()

@@ -43,7 +43,7 @@ pub(crate) struct Report {
     pub(crate) nocow_possible: bool,
     /// The podman release, for linting the units against it.
     #[serde(skip)]
-    pub(crate) podman_version: Option<(u32, u32, u32)>,
+    pub(crate) podman_version: Option<homelab_quadlet::PodmanVersion>,
 }
 
 impl Report {
@@ -224,7 +224,7 @@ pub(crate) async fn check(
     // reads the units.
     match version {
         Ok(v) if v.at_least(4, 4) => {
-            report.podman_version = v.numbers();
+            report.podman_version = v.version.parse().ok();
             report.ok("podman", format!("podman {}", v.version));
         }
         Ok(v) => report.error(

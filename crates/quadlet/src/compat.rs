@@ -28,6 +28,11 @@ fn too_new(
 /// Rewrites `file` (a `kind` unit) so that podman `target`'s generator accepts it
 /// with the same meaning.
 ///
+/// Before podman 5.0 a container's service cannot wait for its health check
+/// (`Notify=healthy`): there, the service is held starting by an
+/// `ExecStartPost=` that runs the health check until it passes, so that units
+/// ordered after it still start after readiness.
+///
 /// ```
 /// use homelab_quadlet::{adapt, PodmanVersion, UnitFile, UnitKind};
 /// use std::path::Path;
@@ -70,6 +75,9 @@ pub fn adapt(
                 target,
             ));
         }
+    }
+    if kind == UnitKind::Container && Feature::NotifyHealthy.since() > target {
+        wait_for_health_after_start(file, path, target)?;
     }
     // Values whose meaning arrived later than their key.
     for entry in file.entries(section) {
@@ -115,4 +123,58 @@ pub fn adapt(
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// The command that holds a service starting until its container's health
+/// check passes: `podman healthcheck run` (podman 4.x and later) once a second.
+/// `%N` is systemd's unit name, as the generator names a container without
+/// `ContainerName=`.
+fn health_wait_command(container: &str) -> String {
+    format!(
+        "/bin/sh -c 'until podman healthcheck run {container} >/dev/null 2>&1; do sleep 1; done'"
+    )
+}
+
+/// `Notify=healthy` for a release without it: the default notification (the
+/// container runs) and an `ExecStartPost=` that waits for health.
+fn wait_for_health_after_start(
+    file: &mut UnitFile,
+    path: &Path,
+    target: PodmanVersion,
+) -> Result<(), Error> {
+    let section = UnitKind::Container.section();
+    let healthy = file
+        .last_entry(section, "Notify")
+        .is_some_and(|e| Feature::of_value(UnitKind::Container, e) == Some(Feature::NotifyHealthy));
+    if !healthy {
+        return Ok(());
+    }
+    let has_check = file
+        .last_entry(section, "HealthCmd")
+        .is_some_and(|e| !e.unquoted().is_empty() && !e.unquoted().eq_ignore_ascii_case("none"));
+    // A name with a shell or systemd meaning cannot be put in the command.
+    let name = match file.get(section, "ContainerName") {
+        Some(name) => name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            .then(|| name.to_owned()),
+        None => Some("systemd-%N".to_owned()),
+    };
+    let (true, Some(name)) = (has_check, name) else {
+        return Err(too_new(
+            path,
+            section,
+            "Notify",
+            Feature::NotifyHealthy.since(),
+            target,
+        ));
+    };
+    file.remove(section, "Notify");
+    file.append("Service", "ExecStartPost", &health_wait_command(&name))
+        .map_err(|source| Error::Unwritable {
+            file: path.to_path_buf(),
+            section: "Service".to_owned(),
+            source,
+        })?;
+    Ok(())
 }

@@ -189,7 +189,11 @@ const CONTAINER_KEYS: &[KeyInfo] = &[
     f("HealthRetries", V::V4_5, "--health-retries"),
     f("HealthStartPeriod", V::V4_5, "--health-start-period"),
     f("HealthStartupCmd", V::V4_5, "--health-startup-cmd"),
-    f("HealthStartupInterval", V::V4_5, "--health-startup-interval"),
+    f(
+        "HealthStartupInterval",
+        V::V4_5,
+        "--health-startup-interval",
+    ),
     f("HealthStartupRetries", V::V4_5, "--health-startup-retries"),
     f("HealthStartupSuccess", V::V4_5, "--health-startup-success"),
     f("HealthStartupTimeout", V::V4_5, "--health-startup-timeout"),

@@ -967,6 +967,7 @@ mod tests {
     use std::sync::Arc;
 
     use homelab_podman::{FakeRuntime, ImageInfo, NetworkInfo, NetworkSubnet};
+    use homelab_quadlet::PodmanVersion;
 
     use super::*;
     use crate::backup::tests::block_on;
@@ -1052,7 +1053,9 @@ mod tests {
     fn from_nothing_then_no_changes() {
         let f = fixture("");
         block_on(async {
-            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+                .await
+                .unwrap();
             assert!(plan.units.iter().all(|u| u.change == FileChange::Create));
             assert!(plan.secrets.iter().all(|s| !s.exists));
             assert!(plan.daemon_reload);
@@ -1086,7 +1089,9 @@ mod tests {
             assert!(f.runtime.secret_value("immich-jwt-secret").is_some());
 
             network_created(&f);
-            let again = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
+            let again = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+                .await
+                .unwrap();
             assert!(again.is_empty(), "{}", again.render());
             assert_eq!(
                 again.render(),
@@ -1152,7 +1157,9 @@ mod tests {
         systemd.failing_dependency = Some(f.ctx.deployment.network_service());
         f.ctx.systemd = Box::new(systemd);
         block_on(async {
-            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+                .await
+                .unwrap();
             let started = Instant::now();
             let err = apply(&f.ctx, &plan, &mut Done::default())
                 .await
@@ -1170,7 +1177,9 @@ mod tests {
             .unknown_once
             .store(true, std::sync::atomic::Ordering::Relaxed);
         block_on(async {
-            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+                .await
+                .unwrap();
             apply(&f.ctx, &plan, &mut Done::default()).await.unwrap();
         });
         assert_eq!(
@@ -1189,13 +1198,17 @@ mod tests {
     fn only_the_changed_unit_restarts() {
         let mut f = fixture("");
         block_on(async {
-            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+                .await
+                .unwrap();
             let _ = apply(&f.ctx, &plan, &mut Done::default()).await.unwrap();
             network_created(&f);
         });
         f.ctx.deployment.config.postgres.shm_size = "256m".into();
         block_on(async {
-            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+                .await
+                .unwrap();
             let pg = &plan.units[1];
             let FileChange::Update { diff } = &pg.change else {
                 panic!("{:?}", pg.change)
@@ -1222,14 +1235,18 @@ mod tests {
     fn a_changed_subnet_recreates_the_network_and_restarts_both() {
         let mut f = fixture("");
         block_on(async {
-            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+                .await
+                .unwrap();
             let _ = apply(&f.ctx, &plan, &mut Done::default()).await.unwrap();
             network_created(&f);
         });
         f.ctx.deployment.subnet = "10.99.0.0/24".parse().unwrap();
         f.ctx.deployment.gateway = "10.99.0.1".parse().unwrap();
         block_on(async {
-            let plan = plan::plan(&f.ctx, false, Some((5, 4, 2))).await.unwrap();
+            let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+                .await
+                .unwrap();
             assert!(
                 matches!(plan.network, NetworkAction::Recreate { .. }),
                 "{:?}",

@@ -56,7 +56,7 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
         done.push(what);
     };
 
-    let units = desired::units(d);
+    let units = desired::unit_names(d);
     let containers: Vec<String> = units.iter().skip(1).map(|u| u.service.clone()).collect();
     let network_service = vec![d.network_service()];
     let running: Vec<&String> = containers

@@ -75,7 +75,7 @@ fn duration(seconds: Option<u64>) -> String {
 pub(crate) async fn run(ctx: &Context) -> Result<Outcome> {
     let d = &ctx.deployment;
     let mut services = Vec::new();
-    for unit in desired::units(d).into_iter().skip(1) {
+    for unit in desired::unit_names(d).into_iter().skip(1) {
         let container = match unit.role {
             desired::Role::Postgres => d.config.postgres.container_name.clone(),
             _ => d.config.valkey.container_name.clone(),

@@ -52,6 +52,9 @@ pub(crate) struct Deployment {
     pub(crate) unit_dir: PathBuf,
     #[serde(skip)]
     pub(crate) backup: super::backup::BackupSettings,
+    /// Whether podman runs rootless: the tool runs as an ordinary user.
+    #[serde(skip)]
+    pub(crate) rootless: bool,
 }
 
 impl Deployment {
@@ -542,6 +545,7 @@ pub(crate) fn validate(loaded: &Loaded) -> Result<Deployment> {
         scope,
         unit_dir,
         backup,
+        rootless: !rustix::process::geteuid().is_root(),
     })
 }
 
