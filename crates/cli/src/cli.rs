@@ -49,6 +49,12 @@ pub(crate) enum Command {
     /// backups and secrets are kept unless asked otherwise)
     #[command(after_help = "Example:\n  immich-db destroy --yes")]
     Destroy(DestroyArgs),
+    /// Write the deployment's unit files for a podman release into a directory,
+    /// changing nothing else (for review, another host, or git)
+    #[command(
+        after_help = "Examples:\n  immich-db render --output ./units\n  immich-db render --podman 4.9.3 --rootless --output ./units"
+    )]
+    Render(crate::commands::render::RenderArgs),
     /// Format and lint Quadlet unit files
     #[command(
         subcommand,

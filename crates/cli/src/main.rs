@@ -5,6 +5,7 @@
 //! keeps no logic of its own that a library should own.
 
 mod backup;
+mod cgroup;
 mod cli;
 mod commands;
 mod config;
@@ -24,6 +25,7 @@ mod schedule;
 mod scram;
 mod systemd;
 mod timings;
+mod userns;
 mod verify;
 
 use std::io::Write as _;
@@ -80,6 +82,9 @@ fn run(cli: Cli) -> Result<Outcome> {
     };
     // Bad input is found before anything on the host is touched.
     let deployment = config::validate(&config::load(cli.config.as_deref())?)?;
+    if let Command::Render(args) = &command {
+        return commands::render::run(&deployment, args);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -104,6 +109,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             Command::Secrets(command) => commands::secrets::run(&ctx, &command).await,
             Command::Storage(command) => commands::storage::run(&ctx, &command).await,
             Command::Config(_)
+            | Command::Render(_)
             | Command::Quadlet(_)
             | Command::Completions(_)
             | Command::Manpage(_) => Err(Failure::failed("handled above")),

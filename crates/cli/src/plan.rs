@@ -298,12 +298,20 @@ pub(crate) fn dir_plans(deployment: &Deployment, nocow_possible: bool) -> Result
             };
             let spec = DirSpec::new(&dir.path).nocow(nocow);
             let report = homelab_btrfs::plan_dir(&spec).map_err(|e| {
+                let help = match &e {
+                    homelab_btrfs::Error::PermissionDenied { path, .. } if deployment.rootless => {
+                        crate::userns::foreign_owner_help(path)
+                    }
+                    _ => None,
+                };
                 Failure::precondition(format!(
                     "the directory {} cannot be prepared: {e}",
                     dir.path.display()
                 ))
                 .at(format!("[storage] {}", dir.key))
-                .help("fix the path in the configuration, or remove what is in the way")
+                .help(help.unwrap_or_else(|| {
+                    "fix the path in the configuration, or remove what is in the way".into()
+                }))
             })?;
             Ok(DirPlan {
                 nocow: nocow == Nocow::On,

@@ -41,6 +41,7 @@ pub(crate) const UNIT_PROPERTIES: &[&str] = &[
     "MemoryPeak",
     "CPUUsageNSec",
     "Result",
+    "ControlGroup",
 ];
 
 /// What the tool asks of a systemd manager.

@@ -6,6 +6,7 @@
 mod common;
 
 use std::io::BufRead as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -13,11 +14,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{TestDeployment, lsattr_flags, text};
-use immich_db_testhost::{require_host, wait_for};
+use immich_db_testhost::{Host, require_host, require_rootless_host, wait_for};
 
 #[test]
 fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
-    let host = require_host!();
+    from_nothing(require_host!());
+}
+
+#[test]
+fn rootless_deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
+    from_nothing(require_rootless_host!());
+}
+
+fn from_nothing(host: &'static Host) {
     let d = TestDeployment::new(host, "e2e");
 
     let report = d.json_ok("deploy");
@@ -47,7 +56,12 @@ fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
             .to_owned()
     };
     let login = detail(&verification, "postgres login");
-    assert!(login.contains("over TCP from the host to "), "{login}");
+    if host.is_rootless() {
+        // The host is not on the network of rootless podman's containers.
+        assert!(login.contains("over TCP in the container"), "{login}");
+    } else {
+        assert!(login.contains("over TCP from the host to "), "{login}");
+    }
     let config = d.config();
     let out = d
         .command(&config, &["--json", "verify"])
@@ -98,7 +112,28 @@ fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
     }
     d.replace_secret(&d.pg_secret, &stored);
 
-    // Independent checks. NOCOW on the database directories, not the library.
+    // Independent checks. The data directories are the deploying user's, also
+    // where a container's server wrote them (rootless: the user itself runs it).
+    if let Some(user) = &host.user {
+        for dir in [d.postgres_dir(), d.valkey_dir(), d.library_dir()] {
+            let meta = std::fs::metadata(&dir).unwrap();
+            assert_eq!(
+                (meta.uid(), meta.gid()),
+                (user.uid, user.gid),
+                "{}",
+                dir.display()
+            );
+        }
+        let top = host.podman_ok(["top", &d.pg, "huser"]);
+        assert!(
+            top.lines().skip(1).all(|l| l.trim() == user.name),
+            "PostgreSQL runs as another host user:\n{top}"
+        );
+    }
+    let out = d.run_ok(&["--json", "storage", "audit"]);
+    let audit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(audit["ok"], true, "{audit:#}");
+    // NOCOW on the database directories, not the library.
     assert!(lsattr_flags(host, &d.postgres_dir()).contains('C'));
     assert!(lsattr_flags(host, &d.valkey_dir()).contains('C'));
     assert!(!lsattr_flags(host, &d.library_dir()).contains('C'));
@@ -253,7 +288,15 @@ fn deploy_from_nothing_verifies_and_a_second_deploy_changes_nothing() {
 
 #[test]
 fn data_and_secrets_survive_destroy_and_a_new_deploy() {
-    let host = require_host!();
+    data_survives(require_host!());
+}
+
+#[test]
+fn rootless_data_and_secrets_survive_destroy_and_a_new_deploy() {
+    data_survives(require_rootless_host!());
+}
+
+fn data_survives(host: &'static Host) {
     let d = TestDeployment::new(host, "keep");
     d.run_ok(&["deploy"]);
     let secrets: Vec<_> = d
@@ -685,4 +728,132 @@ fn scan_while(stop: &AtomicBool, dirs: &[PathBuf], values: &[String]) -> Scan {
         std::thread::sleep(Duration::from_millis(1));
     }
     scan
+}
+
+#[test]
+fn purge_carries_on_past_a_failure_and_a_rerun_finishes() {
+    purge_carries_on(require_host!());
+}
+
+#[test]
+fn rootless_purge_carries_on_past_a_failure_and_a_rerun_finishes() {
+    purge_carries_on(require_rootless_host!());
+}
+
+fn purge_carries_on(host: &'static Host) {
+    let d = TestDeployment::new(host, "purge");
+    d.run_ok(&["deploy"]);
+    // A file nobody may delete (immutable) in the ML cache: its directory stays.
+    let ml_cache = d.pool.path().join("ml-cache");
+    let stuck = ml_cache.join("model.bin");
+    std::fs::write(&stuck, b"weights").unwrap();
+    let chattr = |flag: &str| {
+        let out = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&stuck)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    chattr("+i");
+    // Rootless: what a container wrote as a subordinate UID of the user (as
+    // Valkey did under an earlier immich-db) is removed in its namespace.
+    if host.is_rootless() {
+        host.podman_ok([
+            "unshare",
+            "chown",
+            "-R",
+            "1:1",
+            d.valkey_dir().to_str().unwrap(),
+        ]);
+    }
+    let out = d.run(&[
+        "--json",
+        "destroy",
+        "--purge-data",
+        "--purge-secrets",
+        "--yes",
+    ]);
+    chattr("-i");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let what = report["error"]["what"].as_str().unwrap();
+    assert!(
+        what.contains(&format!("delete {}", ml_cache.display())),
+        "{report:#}"
+    );
+    assert!(
+        report["error"]["help"]
+            .as_str()
+            .unwrap()
+            .contains("run the same destroy again"),
+        "{report:#}"
+    );
+    // Everything after the failure was done too.
+    let done: Vec<&str> = report["error"]["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for secret in d.secrets() {
+        assert!(
+            done.contains(&format!("deleted the secret {secret}").as_str()),
+            "{done:?}"
+        );
+        assert!(d.secret_value(secret).is_none(), "{secret}");
+    }
+    assert!(!d.postgres_dir().exists());
+    assert!(!d.valkey_dir().exists(), "{done:?}");
+    assert!(ml_cache.exists());
+    // Once the cause is gone, the same command finishes.
+    let out = d.run_ok(&[
+        "--json",
+        "destroy",
+        "--purge-data",
+        "--purge-secrets",
+        "--yes",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert!(!ml_cache.exists());
+    assert!(
+        d.leftovers().iter().all(|l| l.ends_with("/db")),
+        "{:?}",
+        d.leftovers()
+    );
+}
+
+#[test]
+fn rootless_data_an_earlier_deploy_left_to_a_subordinate_uid_is_named_with_its_fix() {
+    let host = require_rootless_host!();
+    let d = TestDeployment::new(host, "adopt");
+    d.run_ok(&["deploy"]);
+    let pg_password = d.secret_value(&d.pg_secret).unwrap();
+    let out = d.psql(
+        &pg_password,
+        "CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    d.run_ok(&["destroy"]);
+    // As PostgreSQL's entrypoint left it under rootless podman without keep-id:
+    // the data directory mode 0700, owned by a subordinate UID of the user.
+    let dir = d.postgres_dir();
+    host.podman_ok(["unshare", "chown", "-R", "100:102", dir.to_str().unwrap()]);
+    let out = d.run(&["--json", "plan"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let help = report["error"]["help"].as_str().unwrap();
+    let fix = format!("podman unshare chown -R 0:0 {}", dir.display());
+    assert!(help.contains(&fix), "{report:#}");
+    // The fix it names works, and the data is there.
+    host.podman_ok(["unshare", "chown", "-R", "0:0", dir.to_str().unwrap()]);
+    d.json_ok("deploy");
+    let out = d.psql(&pg_password, "SELECT x FROM kept");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "7",
+        "{}",
+        text(&out)
+    );
 }

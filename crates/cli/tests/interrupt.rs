@@ -8,10 +8,9 @@ mod common;
 use std::os::unix::process::ExitStatusExt as _;
 
 use common::{TestDeployment, text};
-use immich_db_testhost::require_host;
+use immich_db_testhost::{Host, require_host, require_rootless_host};
 
-fn killed_at(step: &str) {
-    let host = require_host!();
+fn killed_at(host: &'static Host, step: &str) {
     let d = TestDeployment::new(host, &format!("int{}", &step[..3]));
     let config = d.config();
     let out = d
@@ -19,10 +18,11 @@ fn killed_at(step: &str) {
         .env("IMMICH_DB_FAULT_AT", step)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.signal(),
-        Some(9),
-        "not killed at {step}: {}",
+    // Run through `runuser` for the rootless user, which says so with 128 + 9.
+    assert!(
+        out.status.signal() == Some(9) || out.status.code() == Some(128 + 9),
+        "not killed at {step} ({}): {}",
+        out.status,
         text(&out)
     );
     let secrets_after_kill: Vec<Option<String>> =
@@ -46,33 +46,65 @@ fn killed_at(step: &str) {
 
 #[test]
 fn killed_before_the_network_unit() {
-    killed_at("network");
+    killed_at(require_host!(), "network");
+}
+#[test]
+fn rootless_killed_before_the_network_unit() {
+    killed_at(require_rootless_host!(), "network");
 }
 #[test]
 fn killed_before_storage() {
-    killed_at("storage");
+    killed_at(require_host!(), "storage");
+}
+#[test]
+fn rootless_killed_before_storage() {
+    killed_at(require_rootless_host!(), "storage");
 }
 #[test]
 fn killed_before_secrets() {
-    killed_at("secrets");
+    killed_at(require_host!(), "secrets");
+}
+#[test]
+fn rootless_killed_before_secrets() {
+    killed_at(require_rootless_host!(), "secrets");
 }
 #[test]
 fn killed_before_the_container_units() {
-    killed_at("units");
+    killed_at(require_host!(), "units");
+}
+#[test]
+fn rootless_killed_before_the_container_units() {
+    killed_at(require_rootless_host!(), "units");
 }
 #[test]
 fn killed_before_daemon_reload() {
-    killed_at("reload");
+    killed_at(require_host!(), "reload");
+}
+#[test]
+fn rootless_killed_before_daemon_reload() {
+    killed_at(require_rootless_host!(), "reload");
 }
 #[test]
 fn killed_before_start() {
-    killed_at("start");
+    killed_at(require_host!(), "start");
+}
+#[test]
+fn rootless_killed_before_start() {
+    killed_at(require_rootless_host!(), "start");
 }
 #[test]
 fn killed_while_waiting_for_health() {
-    killed_at("health");
+    killed_at(require_host!(), "health");
+}
+#[test]
+fn rootless_killed_while_waiting_for_health() {
+    killed_at(require_rootless_host!(), "health");
 }
 #[test]
 fn killed_before_verify() {
-    killed_at("verify");
+    killed_at(require_host!(), "verify");
+}
+#[test]
+fn rootless_killed_before_verify() {
+    killed_at(require_rootless_host!(), "verify");
 }

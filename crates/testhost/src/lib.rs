@@ -33,8 +33,22 @@ pub struct Host {
     pub postgres_image: String,
     /// The local Valkey image.
     pub valkey_image: String,
-    /// `$XDG_RUNTIME_DIR` of root's systemd user manager.
+    /// `$XDG_RUNTIME_DIR` of the systemd user manager that runs the units.
     pub runtime_dir: PathBuf,
+    /// The ordinary user whose rootless podman and systemd user manager this is,
+    /// or `None` for root's.
+    pub user: Option<User>,
+}
+
+/// An ordinary user of the test host, for rootless podman.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The login name.
+    pub name: String,
+    /// Its UID.
+    pub uid: u32,
+    /// Its primary GID.
+    pub gid: u32,
 }
 
 fn env_or(key: &str, default: &str) -> String {
@@ -60,16 +74,130 @@ impl Host {
                 "localhost/immich-db-test/valkey:latest",
             ),
             runtime_dir: env_or("XDG_RUNTIME_DIR", &format!("/run/user/{uid}")).into(),
+            user: None,
         }
     }
 
-    /// A command with the environment podman and `systemctl --user` need here.
+    /// The same host as seen by the rootless test user
+    /// (`IMMICH_DB_TEST_ROOTLESS_USER`): its podman, its systemd user manager.
+    fn rootless_from_env() -> Result<Self, String> {
+        let name = env_or("IMMICH_DB_TEST_ROOTLESS_USER", "immich-db-rootless");
+        let id = |flag: &str| -> Result<u32, String> {
+            let out = Command::new("id")
+                .args([flag, &name])
+                .output()
+                .map_err(|e| format!("cannot run id: {e}"))?;
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .map_err(|_| format!("- there is no user {name}\n"))
+        };
+        let (uid, gid) = (id("-u")?, id("-g")?);
+        Ok(Self {
+            runtime_dir: PathBuf::from(format!("/run/user/{uid}")),
+            user: Some(User { name, uid, gid }),
+            ..Self::from_env()
+        })
+    }
+
+    /// Whether this is the rootless user's side of the host.
+    pub fn is_rootless(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// A command with the environment podman and `systemctl --user` need here,
+    /// run as the host's user (through `runuser` for the rootless user).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env("XDG_RUNTIME_DIR", &self.runtime_dir)
-            .env("PODMAN_IGNORE_CGROUPSV1_WARNING", "1")
-            .stdin(Stdio::null());
+        let mut cmd = match &self.user {
+            None => {
+                let mut cmd = Command::new(program);
+                cmd.env("XDG_RUNTIME_DIR", &self.runtime_dir)
+                    .env("PODMAN_IGNORE_CGROUPSV1_WARNING", "1");
+                cmd
+            }
+            Some(user) => {
+                let mut cmd = Command::new("runuser");
+                // Root's session bus is not the user's; its environment is kept
+                // otherwise, as the caller sets it.
+                cmd.args([
+                    "-u",
+                    &user.name,
+                    "--",
+                    "env",
+                    "-u",
+                    "DBUS_SESSION_BUS_ADDRESS",
+                ])
+                .arg(format!("XDG_RUNTIME_DIR={}", self.runtime_dir.display()))
+                .arg("PODMAN_IGNORE_CGROUPSV1_WARNING=1")
+                .arg(program)
+                .current_dir("/");
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::null());
         cmd
+    }
+
+    /// Gives `path` (and what is below it) to the host's user: a no-op for root.
+    pub fn give(&self, path: &Path) {
+        if let Some(user) = &self.user {
+            ok(Command::new("chown")
+                .arg("-R")
+                .arg(format!("{}:{}", user.uid, user.gid))
+                .arg(path));
+        }
+    }
+
+    /// A path of `program` that the host's user may run: the program itself, or
+    /// for the rootless user where it cannot reach it (a checkout under root's
+    /// home), a copy in a directory of the test host's, made once per program.
+    pub fn executable(&self, program: &Path) -> PathBuf {
+        static COPIES: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> =
+            std::sync::Mutex::new(Vec::new());
+        let Some(user) = &self.user else {
+            return program.to_path_buf();
+        };
+        let reachable = Command::new("runuser")
+            .args(["-u", &user.name, "--", "test", "-x"])
+            .arg(program)
+            .status()
+            .is_ok_and(|s| s.success());
+        if reachable {
+            return program.to_path_buf();
+        }
+        let mut copies = COPIES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, copy)) = copies.iter().find(|(p, _)| p == program) {
+            return copy.clone();
+        }
+        let dir = PathBuf::from(env_or("IMMICH_DB_TEST_STATE", "/var/lib/immich-db-test"))
+            .join("bin")
+            .join(format!("{}-{}", std::process::id(), copies.len()));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let copy = dir.join(program.file_name().unwrap_or_else(|| OsStr::new("program")));
+        std::fs::copy(program, &copy).unwrap_or_else(|e| {
+            panic!(
+                "cannot copy {} to {}: {e}",
+                program.display(),
+                copy.display()
+            )
+        });
+        for level in [
+            copy.parent(),
+            copy.parent().and_then(Path::parent),
+            Some(copy.as_path()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mode = if level == copy { 0o755 } else { 0o711 };
+            let _ =
+                std::fs::set_permissions(level, std::os::unix::fs::PermissionsExt::from_mode(mode));
+        }
+        copies.push((program.to_path_buf(), copy.clone()));
+        copy
     }
 
     /// Runs `podman ARGS`, returning its output whatever its exit status.
@@ -120,9 +248,12 @@ impl Host {
         self.runtime_dir.join("containers/systemd")
     }
 
-    /// A fresh directory on the BTRFS pool, removed when the returned guard drops.
+    /// A fresh directory on the BTRFS pool, the host's user's, removed when the
+    /// returned guard drops.
     pub fn btrfs_dir(&self, prefix: &str) -> tempfile::TempDir {
-        scratch_dir(&self.btrfs, prefix)
+        let dir = scratch_dir(&self.btrfs, prefix);
+        self.give(dir.path());
+        dir
     }
 
     /// A fresh directory on ext4, removed when the returned guard drops.
@@ -275,6 +406,46 @@ fn probe() -> Result<Host, String> {
     }
 }
 
+/// Why the rootless user's side of the host is not ready, or `Ok` with it.
+fn probe_rootless() -> Result<Host, String> {
+    let root = probe()?;
+    let host = Host::rootless_from_env()?;
+    let mut problems = String::new();
+    let state = manager_script(&host, "state");
+    let state = String::from_utf8_lossy(&state.stdout).trim().to_owned();
+    if !matches!(state.as_str(), "running" | "degraded" | "starting") {
+        let _ = writeln!(
+            problems,
+            "- the systemd user manager of {} is not running (state: {state:?})",
+            host.user_name()
+        );
+    }
+    for image in [&root.postgres_image, &root.valkey_image] {
+        if !host
+            .podman(["image", "exists", image.as_str()])
+            .status
+            .success()
+        {
+            let _ = writeln!(
+                problems,
+                "- image {image} is missing from {}'s storage",
+                host.user_name()
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(host)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Runs `scripts/user-manager ACTION USER` for the host's user.
+fn manager_script(host: &Host, action: &str) -> Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/user-manager");
+    run(Command::new(script).args([action, &host.user_name()]))
+}
+
 /// Whether real-host tests must run (and fail when the host is not set up).
 pub fn host_required() -> bool {
     ["CI", "IMMICH_DB_REQUIRE_HOST"]
@@ -300,6 +471,39 @@ pub fn host(test: &str) -> Option<&'static Host> {
             None
         }
     }
+}
+
+/// The test host as its rootless user sees it (that user's podman and systemd
+/// user manager), or `None` (after printing why) where real-host tests may skip.
+///
+/// # Panics
+/// When that side of the host is not set up and [`host_required`] is true.
+pub fn rootless_host(test: &str) -> Option<&'static Host> {
+    static PROBE: OnceLock<Result<Host, String>> = OnceLock::new();
+    match PROBE.get_or_init(probe_rootless) {
+        Ok(host) => Some(host),
+        Err(problems) if host_required() => panic!(
+            "the rootless side of the real test host is not set up:\n{problems}Set it up with `sudo scripts/provision --yes` (see the README)."
+        ),
+        Err(problems) => {
+            eprintln!(
+                "SKIPPED {test}: the rootless side of the real test host is not set up:\n{problems}  (run `sudo scripts/provision --yes`; CI never skips)"
+            );
+            None
+        }
+    }
+}
+
+/// The rootless side of the test host, or return from the calling test after a
+/// visible `SKIPPED` line (a failure in CI).
+#[macro_export]
+macro_rules! require_rootless_host {
+    () => {
+        match $crate::rootless_host(concat!(module_path!(), " (", file!(), ":", line!(), ")")) {
+            Some(host) => host,
+            None => return,
+        }
+    };
 }
 
 /// The test host, or return from the calling test after a visible `SKIPPED` line
@@ -446,58 +650,55 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
 }
 
 impl Host {
-    /// Stops root's systemd user manager and starts it again, as a reboot would
-    /// (without losing `$XDG_RUNTIME_DIR`): every user unit stops, then the
-    /// manager starts what `default.target` wants. It is started the way
-    /// `scripts/provision` starts it. This disturbs every user unit on the host:
-    /// only a test in a file of its own should call it.
-    pub fn restart_user_manager(&self) {
-        // "starting" counts: the manager answers while default.target still waits
-        // for the services it starts at boot (the ones under test among them).
-        let running = || {
-            let out = self.systemctl(["is-system-running"]);
-            let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            matches!(state.as_str(), "starting" | "running" | "degraded").then_some(())
-        };
-        let pid = self.systemctl_ok(["show", "--property=MainPID", "--value", "init.scope"]);
-        let pid = pid.trim().to_owned();
-        // `exit` stops every unit first, then the manager ends.
-        let _ = self.systemctl(["exit"]);
-        wait_for("the user manager to exit", Duration::from_secs(120), || {
-            let alive = !pid.is_empty()
-                && pid != "0"
-                && Path::new("/proc").join(&pid).join("exe").exists()
-                && std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c.contains("systemd"));
-            (!alive).then_some(())
-        });
-        let state_dir = PathBuf::from(env_or("IMMICH_DB_TEST_STATE", "/var/lib/immich-db-test"));
-        let _ = std::fs::create_dir_all(&state_dir);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(state_dir.join("user-manager.log"))
-            .map_or_else(|_| Stdio::null(), Stdio::from);
-        // The manager outlives this process, as it does when provisioning starts it.
-        #[allow(clippy::zombie_processes)]
-        self.command("setsid")
-            .arg("/lib/systemd/systemd")
-            .arg("--user")
-            // As scripts/provision starts it: no console (see there).
-            .arg("--log-target=kmsg")
-            .stdout(log)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the user manager: {e}"));
-        wait_for("the user manager to run", Duration::from_secs(60), running);
-        // As scripts/provision sets it up.
-        self.systemctl_ok(["set-environment", "PODMAN_IGNORE_CGROUPSV1_WARNING=1"]);
-        let _ = self.systemctl(["mask", "podman-user-wait-network-online.service"]);
-        let _ = std::os::unix::fs::symlink(
-            self.runtime_dir.join("systemd/private"),
-            "/run/systemd/private.idbt-tmp",
-        );
-        let _ = std::fs::rename("/run/systemd/private.idbt-tmp", "/run/systemd/private");
-        let _ = self.systemctl(["enable", "--now", "podman.socket"]);
+    /// The name of the host's user (`root` for root's side).
+    pub fn user_name(&self) -> String {
+        self.user
+            .as_ref()
+            .map_or_else(|| "root".to_owned(), |u| u.name.clone())
     }
+
+    /// Stops the host's systemd user manager and starts it again, as a reboot
+    /// would (without losing `$XDG_RUNTIME_DIR`): every user unit stops, then
+    /// the manager starts what `default.target` wants. It is stopped and started
+    /// by `scripts/user-manager`, as `scripts/provision` starts it. This disturbs
+    /// every unit of that manager: only a test in a file of its own should call
+    /// it.
+    pub fn restart_user_manager(&self) {
+        let stop = manager_script(self, "stop");
+        assert!(
+            stop.status.success(),
+            "stopping the user manager: {}",
+            String::from_utf8_lossy(&stop.stderr)
+        );
+        let start = manager_script(self, "start");
+        assert!(
+            start.status.success(),
+            "starting the user manager: {}",
+            String::from_utf8_lossy(&start.stderr)
+        );
+        if self.user.is_none() {
+            // As scripts/provision points it: rootful podman's health-check
+            // timers go to root's user manager.
+            let _ = std::os::unix::fs::symlink(
+                self.runtime_dir.join("systemd/private"),
+                "/run/systemd/private.idbt-tmp",
+            );
+            let _ = std::fs::rename("/run/systemd/private.idbt-tmp", "/run/systemd/private");
+        }
+    }
+}
+
+/// A file or directory of the folder shared beside the repository (`../shared`:
+/// podman's Quadlet generators of several releases, schemas), or `None` where it
+/// is not there. `$IMMICH_DB_SHARED` names the folder where it is elsewhere. The
+/// tool itself never reads it; tests that need it say that they skip without it.
+pub fn shared(path: &str) -> Option<PathBuf> {
+    let folder = std::env::var_os("IMMICH_DB_SHARED")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+            PathBuf::from,
+        );
+    let found = folder.join(path);
+    found.exists().then_some(found)
 }

@@ -50,11 +50,9 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
         confirm(&what.join(" and "))?;
     }
     let _lock = lock::acquire(&lock::lock_path(d, ctx.runtime_dir.as_deref()))?;
-    let mut done: Vec<String> = Vec::new();
-    let mut note = |what: String| {
-        ui.note(format!("  {what}"));
-        done.push(what);
-    };
+    // Every step is tried, also after one failed: what could not be removed is
+    // listed, and running destroy again finishes the job.
+    let mut steps = Steps::new(ui);
 
     let units = desired::unit_names(d);
     let containers: Vec<String> = units.iter().skip(1).map(|u| u.service.clone()).collect();
@@ -73,12 +71,14 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
     let _ = ctx.systemd.stop(&containers);
     let _ = ctx.systemd.stop(&network_service);
     for unit in running {
-        note(format!("stopped {unit}"));
+        steps.done(format!("stopped {unit}"));
     }
     // The backup schedule runs pg_dump in a container that is going away; the
     // backups themselves stay.
-    if schedule::remove(ctx)? {
-        note("removed the backup schedule (the backups are kept)".into());
+    match schedule::remove(ctx) {
+        Ok(true) => steps.done("removed the backup schedule (the backups are kept)".into()),
+        Ok(false) => {}
+        Err(e) => steps.failed("remove the backup schedule", &e.what),
     }
     let mut removed_any = false;
     for unit in &units {
@@ -86,23 +86,17 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 removed_any = true;
-                note(format!("removed {}", path.display()));
+                steps.done(format!("removed {}", path.display()));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(
-                    Failure::failed(format!("cannot remove {}: {e}", path.display())).help(
-                        "check the permissions of the unit directory, then run destroy again",
-                    ),
-                );
-            }
+            Err(e) => steps.failed(&format!("remove {}", path.display()), &e.to_string()),
         }
     }
     if removed_any {
-        ctx.systemd
-            .daemon_reload()
-            .map_err(|e| Failure::failed(e.to_string()))?;
-        note("reloaded systemd (daemon-reload)".into());
+        match ctx.systemd.daemon_reload() {
+            Ok(()) => steps.done("reloaded systemd (daemon-reload)".into()),
+            Err(e) => steps.failed("reload systemd", &e.to_string()),
+        }
     }
     let mut all = containers.clone();
     all.extend(network_service);
@@ -112,51 +106,46 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
         &d.config.valkey.container_name,
     ] {
         match ctx.runtime.remove_container(name, true).await {
-            Ok(()) => note(format!("removed the container {name}")),
+            Ok(()) => steps.done(format!("removed the container {name}")),
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(ctx.podman_failure(&format!("removing the container {name}"), &e)),
+            Err(e) => steps.failed(&format!("remove the container {name}"), &e.to_string()),
         }
     }
     match ctx.runtime.remove_network(&d.podman_network()).await {
-        Ok(()) => note(format!("removed the network {}", d.podman_network())),
+        Ok(()) => steps.done(format!("removed the network {}", d.podman_network())),
         Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(ctx.podman_failure("removing the network", &e)),
+        Err(e) => steps.failed(
+            &format!("remove the network {}", d.podman_network()),
+            &e.to_string(),
+        ),
     }
     if args.purge_data {
         for dir in &dirs {
-            let result = if dir.key == "library_dir" {
-                // The photo library goes only when it holds nothing.
-                std::fs::remove_dir(&dir.path)
-            } else {
-                std::fs::remove_dir_all(&dir.path)
-            };
-            match result {
-                Ok(()) => note(format!("deleted {}", dir.path.display())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) if dir.key == "library_dir" => {
-                    ui.note(format!("  kept {} ({e})", dir.path.display()));
-                }
-                Err(e) => {
-                    return Err(Failure::failed(format!(
-                        "cannot delete {}: {e}",
-                        dir.path.display()
-                    )));
-                }
-            }
+            purge_dir(ctx, dir, &mut steps).await;
         }
     }
     if args.purge_secrets {
         for name in d.secret_names() {
             match ctx.secrets.remove(name).await {
-                Ok(()) => note(format!("deleted the secret {name}")),
+                Ok(()) => steps.done(format!("deleted the secret {name}")),
                 Err(homelab_secrets::StoreError::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(Failure::failed(format!(
-                        "cannot delete the secret {name}: {e}"
-                    )));
-                }
+                Err(e) => steps.failed(&format!("delete the secret {name}"), &e.to_string()),
             }
         }
+    }
+    let Steps { done, failed, .. } = steps;
+    if !failed.is_empty() {
+        let mut failure = Failure::failed(format!(
+            "destroy could not {}",
+            failed
+                .iter()
+                .map(|f| format!("{} ({})", f.what, f.why))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+        .help("fix the cause above, then run the same destroy again: it finishes the job");
+        failure.done = done;
+        return Err(failure);
     }
     let mut human = if done.is_empty() {
         "Nothing to remove.".to_owned()
@@ -176,4 +165,72 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
         }
     }
     Outcome::ok(json!({"ok": true, "done": done}), human)
+}
+
+/// A step that failed: what it was to do, and why it could not.
+#[derive(Debug)]
+struct Failed {
+    what: String,
+    why: String,
+}
+
+/// What destroy did, and what it could not do.
+struct Steps {
+    ui: crate::output::Ui,
+    done: Vec<String>,
+    failed: Vec<Failed>,
+}
+
+impl Steps {
+    fn new(ui: crate::output::Ui) -> Self {
+        Self {
+            ui,
+            done: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    fn done(&mut self, what: String) {
+        self.ui.note(format!("  {what}"));
+        self.done.push(what);
+    }
+
+    fn failed(&mut self, what: &str, why: &str) {
+        self.ui.note(format!("  could not {what}: {why}"));
+        self.failed.push(Failed {
+            what: what.to_owned(),
+            why: why.trim().to_owned(),
+        });
+    }
+}
+
+/// Deletes a data directory (the photo library only when it is empty).
+///
+/// With rootless podman, what a container wrote as one of the user's
+/// subordinate IDs (an earlier deploy without `UserNS=keep-id`) is removed in
+/// the user's namespace, where the user owns it.
+async fn purge_dir(ctx: &Context, dir: &desired::Dir, steps: &mut Steps) {
+    let library = dir.key == "library_dir";
+    let result = if library {
+        std::fs::remove_dir(&dir.path)
+    } else {
+        std::fs::remove_dir_all(&dir.path)
+    };
+    match result {
+        Ok(()) => steps.done(format!("deleted {}", dir.path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if library => {
+            ctx.ui.note(format!("  kept {} ({e})", dir.path.display()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && ctx.deployment.rootless => {
+            match crate::userns::remove_dir_all(&dir.path).await {
+                Ok(()) => steps.done(format!(
+                    "deleted {} (in the user namespace of rootless podman)",
+                    dir.path.display()
+                )),
+                Err(why) => steps.failed(&format!("delete {}", dir.path.display()), &why),
+            }
+        }
+        Err(e) => steps.failed(&format!("delete {}", dir.path.display()), &e.to_string()),
+    }
 }

@@ -7,6 +7,7 @@ pub(crate) mod deploy;
 pub(crate) mod destroy;
 pub(crate) mod plan;
 pub(crate) mod quadlet;
+pub(crate) mod render;
 pub(crate) mod restore;
 pub(crate) mod secrets;
 pub(crate) mod status;

@@ -98,14 +98,23 @@ pub(crate) async fn run(ctx: &Context) -> Result<Outcome> {
             .as_ref()
             .and_then(|i| i.uptime(SystemTime::now()))
             .map(|u| u.as_secs());
+        // systemd's accounting first, then podman's statistics, then the
+        // service's own cgroup (a rootless service on cgroup v1 has neither).
+        let cgroup = props
+            .get("ControlGroup")
+            .map(|cg| crate::cgroup::usage(cg))
+            .unwrap_or_default();
         let memory_bytes = systemd::number(&props, "MemoryCurrent")
-            .or_else(|| stats.as_ref().map(|s| s.memory_current));
+            .or_else(|| stats.as_ref().map(|s| s.memory_current))
+            .or(cgroup.memory_current);
         let memory_peak_bytes = systemd::number(&props, "MemoryPeak")
-            .or_else(|| stats.as_ref().and_then(|s| s.memory_peak));
+            .or_else(|| stats.as_ref().and_then(|s| s.memory_peak))
+            .or(cgroup.memory_peak);
         #[allow(clippy::cast_precision_loss)]
         let cpu_seconds = systemd::number(&props, "CPUUsageNSec")
             .map(|ns| ns as f64 / 1e9)
-            .or_else(|| stats.as_ref().map(|s| s.cpu_time.as_secs_f64()));
+            .or_else(|| stats.as_ref().map(|s| s.cpu_time.as_secs_f64()))
+            .or_else(|| cgroup.cpu.map(|c| c.as_secs_f64()));
         services.push(Service {
             unit: unit.service,
             container_state: info

@@ -42,6 +42,7 @@ impl TestDeployment {
         let (subnet, gateway) = host.free_subnet();
         let pool = host.btrfs_dir(prefix);
         let config_dir = tempfile::tempdir().unwrap();
+        host.give(config_dir.path());
         let mut cleanup = Cleanup::new(host);
         let pg = format!("{name}-pg");
         let vk = format!("{name}-vk");
@@ -146,6 +147,7 @@ impl TestDeployment {
     pub fn write_config(&self, file: &str, text: &str) -> PathBuf {
         let path = self.config_dir.path().join(file);
         std::fs::write(&path, text).unwrap();
+        self.host.give(&path);
         path
     }
 
@@ -180,7 +182,7 @@ impl TestDeployment {
 
     /// A command running the binary with this deployment's configuration.
     pub fn command(&self, config: &Path, args: &[&str]) -> Command {
-        let mut cmd = self.host.command(binary());
+        let mut cmd = self.host.command(self.host.executable(Path::new(binary())));
         cmd.arg("--config").arg(config).args(args);
         cmd.env_remove("IMMICH_DB_FAULT_AT");
         cmd
@@ -235,12 +237,24 @@ impl TestDeployment {
             .to_owned()
     }
 
-    /// `psql` from the host, over TCP to the container, with the password in
+    /// A command run where the containers' addresses are reachable: the host
+    /// itself for rootful podman, the rootless network namespace of the user's
+    /// podman for rootless.
+    pub fn on_network(&self, program: &str) -> Command {
+        if self.host.is_rootless() {
+            let mut cmd = self.host.command("podman");
+            cmd.args(["unshare", "--rootless-netns", program]);
+            cmd
+        } else {
+            self.host.command(program)
+        }
+    }
+
+    /// `psql` from outside the container, over TCP to it, with the password in
     /// psql's environment.
     pub fn psql(&self, password: &str, sql: &str) -> Output {
         let ip = self.container_ip(&self.pg);
-        self.host
-            .command("psql")
+        self.on_network("psql")
             .args(["-h", &ip, "-U", "immich", "-d", "immich", "-w", "-Atc", sql])
             .env("PGPASSWORD", password)
             .env("PGCONNECT_TIMEOUT", "5")
@@ -248,11 +262,11 @@ impl TestDeployment {
             .unwrap()
     }
 
-    /// `valkey-cli ping` from the host, with the password in its environment or
-    /// without one.
+    /// `valkey-cli ping` from outside the container, with the password in its
+    /// environment or without one.
     pub fn valkey_ping(&self, password: Option<&str>) -> String {
         let ip = self.container_ip(&self.vk);
-        let mut cmd = self.host.command("valkey-cli");
+        let mut cmd = self.on_network("valkey-cli");
         cmd.args(["-h", &ip, "ping"]).env_remove("REDISCLI_AUTH");
         if let Some(p) = password {
             cmd.env("REDISCLI_AUTH", p);
