@@ -37,7 +37,8 @@ use common::{TestDeployment, text};
 use immich_db_testhost::{Cleanup, Host, unique_name};
 
 /// Rounds of floor and deploys: the host drifts more between rounds than the
-/// difference measured, so the medians need many.
+/// difference measured, so the medians need many. `IMMICH_DB_BENCH_ROUNDS`
+/// gives another number (0 measures only the steady state).
 const ROUNDS: usize = 11;
 
 /// With this set to 1, each deploy's own account of its steps is printed.
@@ -351,7 +352,11 @@ fn main() {
     let mut cold_floors = Vec::new();
     let mut cold_connects = Vec::new();
     let mut starts = Vec::new();
-    for round in 1..=ROUNDS {
+    let rounds = std::env::var("IMMICH_DB_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS);
+    for round in 1..=rounds {
         // Which goes first alternates, so that neither always meets the host in
         // the state the other leaves it in.
         let (f, (w, w_connect)) = if round % 2 == 1 {
@@ -390,7 +395,9 @@ fn main() {
         }
         println!();
     }
-    report("podman service running", &warm, &floors, "");
+    if !warm.is_empty() {
+        report("podman service running", &warm, &floors, "");
+    }
     if !cold.is_empty() && !starts.is_empty() {
         report(
             "podman service idle",
@@ -404,8 +411,20 @@ fn main() {
         );
     }
 
+    steady_state(host, "root's user manager");
+    match immich_db_testhost::rootless_host("deploy benchmark, rootless") {
+        Some(rootless) => steady_state(rootless, "the rootless user's manager"),
+        None => println!("rootless: not measured (the rootless side of the host is not set up)"),
+    }
+}
+
+/// Deploy from nothing once, then the no-change deploy and verify, as `who`.
+fn steady_state(host: &'static Host, who: &str) {
+    println!("-- as {who}");
     let dep = TestDeployment::new(host, "bench");
+    let start = Instant::now();
     dep.run_ok(&["deploy"]);
+    println!("deploy from nothing: {}", secs(start.elapsed()));
     let before = [
         dep.container_identity(&dep.pg),
         dep.container_identity(&dep.vk),
