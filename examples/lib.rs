@@ -12,6 +12,9 @@
 //! - `immich_server_units`: the Immich server and machine-learning units that
 //!   depend on the database layer, linted together with its units. Needs no
 //!   host.
+//! - `kubernetes_manifests`: the same layer for a Kubernetes cluster, as a
+//!   CloudNativePG `Cluster`, Valkey and a README (`homelab-kube`). Needs no
+//!   host.
 //!
 //! ```text
 //! cargo run -p immich-db-examples --example render_container
