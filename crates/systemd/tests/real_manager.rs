@@ -78,7 +78,10 @@ async fn starts_waits_and_stops(runtime_dir: &Path) {
     assert_eq!(before.active, ActiveState::Inactive);
 
     let started = chrono::Utc::now();
-    systemd.start(&[good.clone()], Wait::Queued).await.unwrap();
+    systemd
+        .start(std::slice::from_ref(&good), Wait::Queued)
+        .await
+        .unwrap();
     let state = wait(&systemd, &good).await.unwrap();
     assert_eq!(state.active, ActiveState::Active);
     assert_eq!(state.sub, "running");
@@ -94,13 +97,16 @@ async fn starts_waits_and_stops(runtime_dir: &Path) {
         "{state:?}"
     );
 
-    systemd.stop(&[good.clone()]).await.unwrap();
+    systemd.stop(std::slice::from_ref(&good)).await.unwrap();
     assert_eq!(
         systemd.unit(&good).await.unwrap().active,
         ActiveState::Inactive
     );
 
-    systemd.start(&[bad.clone()], Wait::Queued).await.unwrap();
+    systemd
+        .start(std::slice::from_ref(&bad), Wait::Queued)
+        .await
+        .unwrap();
     match wait(&systemd, &bad).await {
         Err(WaitError::GaveUp(state)) => {
             assert_eq!(state.active, ActiveState::Failed);
