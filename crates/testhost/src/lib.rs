@@ -9,6 +9,10 @@
 //!
 //! Every test names what it creates with [`unique_name`] and registers it with a
 //! [`Cleanup`], which removes it when dropped, also when the test panics.
+//!
+//! Tests of the systemd *system* manager run in a [`SystemMachine`]: a container
+//! with systemd as PID 1 and podman inside (PID 1 of the test host is not
+//! systemd). They start with [`require_host!`], then [`require_system_machine!`].
 
 #![allow(clippy::missing_panics_doc)] // panicking is how test support fails a test
 
@@ -19,6 +23,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub mod system;
+pub use system::{
+    SystemMachine, SystemMachineBuilder, system_machine_available, system_machine_ready,
+};
 
 /// The layout of the test host, as `scripts/test-host.env` defines it.
 #[derive(Debug, Clone)]
