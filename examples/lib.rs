@@ -1,7 +1,10 @@
 //! Runnable programs that show the `homelab-*` libraries to the author of another
-//! homelab tool. Each is in `examples/`, with what it needs from the host in its
-//! first doc line; those that need no host run in CI.
+//! homelab tool, and what they share. Each is in `examples/`, with what it needs
+//! from the host in its first doc line; those that need no host run in CI.
 //!
+//! - `deploy_layer`: plan, deploy and verify the Immich database layer
+//!   (`homelab-immich`). Needs a host with podman, a systemd user manager and
+//!   a BTRFS pool.
 //! - `render_container`: render a `.container` unit for any service and lint it
 //!   with its network (`homelab-quadlet`). Needs no host.
 //! - `nocow_dir`: make a NOCOW directory, find a file written before NOCOW was
@@ -10,8 +13,8 @@
 //!   memory or in Podman's store (`homelab-secrets`, `homelab-podman`). Needs no
 //!   host without `--podman`.
 //! - `immich_server_units`: the Immich server and machine-learning units that
-//!   depend on the database layer, linted together with its units. Needs no
-//!   host.
+//!   depend on the database layer, linted together with its units
+//!   (`homelab-immich`, `homelab-quadlet`). Needs no host.
 //! - `kubernetes_manifests`: the same layer for a Kubernetes cluster, as a
 //!   CloudNativePG `Cluster`, Valkey and a README (`homelab-kube`). Needs no
 //!   host.
@@ -19,3 +22,25 @@
 //! ```text
 //! cargo run -p immich-db-examples --example render_container
 //! ```
+
+use homelab_immich::progress::{Event, Progress};
+
+/// Progress printed as it comes, a line per event: what a program that drives
+/// `homelab-immich` implements to show what is going on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Printed;
+
+impl Progress for Printed {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::Phase(what) => eprintln!("{what}"),
+            Event::Done(what) => eprintln!("  {what}"),
+            Event::Warning(what) => eprintln!("warning: {what}"),
+            Event::Service { service, state } => eprintln!("  {service}: {state}"),
+            Event::Ready { service, after } => {
+                eprintln!("  {service}: ready after {:.1} s", after.as_secs_f64());
+            }
+            _ => {}
+        }
+    }
+}

@@ -2,10 +2,9 @@
 //!
 //! The next step after the database layer: the Immich server and its
 //! machine-learning container as Quadlet units, rendered with
-//! `homelab-quadlet` and linted together with a sketch of the database layer
-//! (the `photos` network, `postgresql-immich` and `redis-immich`: the file
-//! names, services and secrets `immich-db deploy` uses with its defaults;
-//! `immich-db plan` shows the exact files it writes).
+//! `homelab-quadlet` and linted together with the database layer's own units,
+//! as `homelab-immich` renders them from a configuration (the defaults here;
+//! give a configuration file to use yours).
 //!
 //! - The server `Requires=` and comes `After=` both database services; its
 //!   `DB_PASSWORD` and `REDIS_PASSWORD` come from the same Podman secrets the
@@ -16,23 +15,23 @@
 //!   route out it cannot download models: put them in its cache directory
 //!   first, or start it once on an ordinary network.
 //!
-//! Run it with `cargo run -p immich-db-examples --example immich_server_units`;
-//! give a directory to also write the files there (for example
-//! `~/.config/containers/systemd`, then `systemctl --user daemon-reload`).
+//! Run it with `cargo run -p immich-db-examples --example immich_server_units
+//! [CONFIG [DIR]]`; give a directory to also write the server's files there
+//! (for example `~/.config/containers/systemd`, then `systemctl --user
+//! daemon-reload`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use homelab_immich::Deployment;
+use homelab_immich::config::{self, Loaded};
+use homelab_immich::desired;
 use homelab_quadlet::{
-    Container, ContainerUnit, Duration, HealthInterval, InstallSection, KeyValue, Network,
-    NetworkUnit, Notify, PodmanVersion, RestartPolicy, Secret, ServiceSection, Severity, TimeSpan,
-    UnitSection, UnitSet, VolumeMount, lint,
+    Container, ContainerUnit, InstallSection, KeyValue, Network, NetworkUnit, PodmanVersion,
+    RestartPolicy, Secret, ServiceSection, Severity, TimeSpan, UnitSection, UnitSet, VolumeMount,
+    lint,
 };
 
-/// Where the seed's deployment keeps things.
-const POOL: &str = "/mnt/btrfs-pool";
-const LIBRARY: &str = "/mnt/btrfs-pool/subvol3-opptak/immich";
-const ML_CACHE: &str = "/mnt/btrfs-pool/subvol7-containers/immich-ml-cache";
 /// Immich's moving tag for its latest release; pin a version (`v2.x.y`) in a
 /// real deployment.
 const IMMICH_VERSION: &str = "release";
@@ -52,89 +51,20 @@ fn always(timeout_s: u64) -> ServiceSection {
     }
 }
 
-fn health(c: &mut Container, command: &str) {
-    c.health_cmd = Some(command.to_owned());
-    c.health_interval = Some(HealthInterval::Every(Duration::from_secs(30)));
-    c.health_startup_cmd = Some(command.to_owned());
-    c.health_startup_interval = Some(HealthInterval::Every(Duration::from_secs(2)));
-    c.health_startup_retries = Some(300);
-    c.notify = Some(Notify::Healthy);
-}
-
-/// A sketch of the database layer, under the names `immich-db deploy` gives it
-/// with its defaults (its own units differ in detail: Valkey reads its password
-/// from a mounted secret file, for one).
-fn database_layer() -> Result<Vec<(String, String)>, homelab_quadlet::Error> {
-    let network = NetworkUnit {
-        unit: unit("Network of the Immich database layer"),
-        network: Network {
-            subnet: vec!["10.89.5.0/24".parse().expect("a valid subnet")],
-            gateway: vec!["10.89.5.1".parse().expect("a valid address")],
-            ..Network::default()
-        },
-        install: InstallSection::default_target(),
-        ..NetworkUnit::default()
-    };
-    let mut postgres = Container {
-        image: Some("ghcr.io/immich-app/postgres:14-vectorchord0.4.3-pgvectors0.2.0".into()),
-        container_name: Some("postgresql-immich".into()),
-        network: vec!["photos.network".into()],
-        environment: vec![
-            KeyValue::new("POSTGRES_USER", "immich"),
-            KeyValue::new("POSTGRES_DB", "immich"),
-        ],
-        secret: vec![Secret::env("postgres-password", "POSTGRES_PASSWORD")],
-        volume: vec![
-            VolumeMount::bind(
-                format!("{POOL}/subvol7-containers/postgresql-immich"),
-                "/var/lib/postgresql/data",
-            )
-            .with_option("Z"),
-        ],
-        shm_size: Some("128m".into()),
-        ..Container::default()
-    };
-    health(&mut postgres, "pg_isready -h 127.0.0.1 -U immich -d immich");
-    let mut valkey = Container {
-        image: Some("docker.io/valkey/valkey:8".into()),
-        container_name: Some("redis-immich".into()),
-        network: vec!["photos.network".into()],
-        secret: vec![Secret::env("redis-password", "REDISCLI_AUTH")],
-        volume: vec![
-            VolumeMount::bind(format!("{POOL}/subvol7-containers/redis-immich"), "/data")
-                .with_option("Z"),
-        ],
-        ..Container::default()
-    };
-    // The password reaches valkey-server on its standard input, not in its
-    // arguments (`%%` is a literal `%` for systemd).
-    valkey.exec = Some(
-        r#"sh -c 'printf "requirepass %%s\n" "$REDISCLI_AUTH" | exec valkey-server -'"#.to_owned(),
-    );
-    health(&mut valkey, "valkey-cli ping");
-    let container = |description: &str, c: Container, timeout: u64| ContainerUnit {
-        unit: unit(description),
-        container: c,
-        service: always(timeout),
-        install: InstallSection::default_target(),
-        ..ContainerUnit::default()
-    };
-    Ok(vec![
-        ("photos.network".into(), network.render()?),
-        (
-            "postgresql-immich.container".into(),
-            container("PostgreSQL for Immich", postgres, 900).render()?,
-        ),
-        (
-            "redis-immich.container".into(),
-            container("Valkey for Immich", valkey, 300).render()?,
-        ),
-    ])
+/// The database layer's units, as `immich-db deploy` writes them for podman
+/// `target`.
+fn database_layer(deployment: &Deployment, target: PodmanVersion) -> Vec<(String, String)> {
+    desired::units(deployment, target)
+        .into_iter()
+        .map(|u| (u.file_name, u.content))
+        .collect()
 }
 
 /// The Immich server, its machine-learning container and their internal
 /// network.
-fn immich() -> Result<Vec<(String, String)>, homelab_quadlet::Error> {
+fn immich(deployment: &Deployment) -> Result<Vec<(String, String)>, homelab_quadlet::Error> {
+    let c = &deployment.config;
+    let service = |container: &str| format!("{container}.service");
     let ml_network = NetworkUnit {
         unit: unit("Internal network between the Immich server and machine learning"),
         network: Network {
@@ -146,8 +76,8 @@ fn immich() -> Result<Vec<(String, String)>, homelab_quadlet::Error> {
     };
 
     let databases = vec![
-        "postgresql-immich.service".to_owned(),
-        "redis-immich.service".to_owned(),
+        service(&c.postgres.container_name),
+        service(&c.valkey.container_name),
     ];
     // Both images bring their own health checks.
     let server = Container {
@@ -155,21 +85,23 @@ fn immich() -> Result<Vec<(String, String)>, homelab_quadlet::Error> {
         container_name: Some("immich-server".into()),
         // The database network (which also orders the server after its
         // service) and the internal one shared with machine learning.
-        network: vec!["photos.network".into(), "immich-ml.network".into()],
+        network: vec![deployment.network_unit_file(), "immich-ml.network".into()],
         publish_port: vec!["127.0.0.1:2283:2283".into()],
         environment: vec![
-            KeyValue::new("DB_HOSTNAME", "postgresql-immich"),
-            KeyValue::new("DB_USERNAME", "immich"),
-            KeyValue::new("DB_DATABASE_NAME", "immich"),
-            KeyValue::new("REDIS_HOSTNAME", "redis-immich"),
+            KeyValue::new("DB_HOSTNAME", &c.postgres.container_name),
+            KeyValue::new("DB_USERNAME", &c.postgres.user),
+            KeyValue::new("DB_DATABASE_NAME", &c.postgres.database),
+            KeyValue::new("REDIS_HOSTNAME", &c.valkey.container_name),
             KeyValue::new("IMMICH_MACHINE_LEARNING_URL", "http://immich-ml:3003"),
         ],
         secret: vec![
-            Secret::env("postgres-password", "DB_PASSWORD"),
-            Secret::env("redis-password", "REDIS_PASSWORD"),
-            Secret::env("immich-jwt-secret", "JWT_SECRET"),
+            Secret::env(&c.postgres.password_secret, "DB_PASSWORD"),
+            Secret::env(&c.valkey.password_secret, "REDIS_PASSWORD"),
         ],
-        volume: vec![VolumeMount::bind(LIBRARY, "/data").with_option("Z")],
+        volume: vec![
+            VolumeMount::bind(deployment.dirs.library.display().to_string(), "/data")
+                .with_option("Z"),
+        ],
         ..Container::default()
     };
     let server = ContainerUnit {
@@ -190,7 +122,10 @@ fn immich() -> Result<Vec<(String, String)>, homelab_quadlet::Error> {
         )),
         container_name: Some("immich-ml".into()),
         network: vec!["immich-ml.network".into()],
-        volume: vec![VolumeMount::bind(ML_CACHE, "/cache").with_option("Z")],
+        volume: vec![
+            VolumeMount::bind(deployment.dirs.ml_cache.display().to_string(), "/cache")
+                .with_option("Z"),
+        ],
         ..Container::default()
     };
     let ml = ContainerUnit {
@@ -210,9 +145,22 @@ fn immich() -> Result<Vec<(String, String)>, homelab_quadlet::Error> {
 
 fn main() -> ExitCode {
     let target = PodmanVersion::new(5, 4, 2);
-    let (database, server) = match (database_layer(), immich()) {
-        (Ok(d), Ok(s)) => (d, s),
-        (Err(e), _) | (_, Err(e)) => {
+    let mut args = std::env::args_os().skip(1).map(PathBuf::from);
+    let loaded = match args.next() {
+        Some(file) => config::load(Some(&file)),
+        None => Ok(Loaded::defaults()),
+    };
+    let deployment = match loaded.and_then(|l| l.validate()) {
+        Ok(deployment) => deployment,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let database = database_layer(&deployment, target);
+    let server = match immich(&deployment) {
+        Ok(server) => server,
+        Err(e) => {
             eprintln!("cannot render a unit: {e}");
             return ExitCode::FAILURE;
         }
@@ -257,7 +205,7 @@ fn main() -> ExitCode {
         .count();
     println!("lint without the database layer: {missing} error(s), as expected");
 
-    if let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) {
+    if let Some(dir) = args.next() {
         for (name, text) in &server {
             let path = dir.join(name);
             if let Err(e) = std::fs::write(&path, text) {

@@ -21,7 +21,8 @@
 //! measured just before or after it.
 //!
 //! Run with `cargo bench -p immich-db --bench deploy`; with
-//! `IMMICH_DB_BENCH_TIMINGS=1`, each deploy's steps are printed too.
+//! `IMMICH_DB_BENCH_TIMINGS=1`, each deploy's steps (its `-v` output) are
+//! printed too.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark that prints
 
@@ -271,12 +272,33 @@ impl ApiService {
     }
 }
 
-/// A deploy's own account of one step (`IMMICH_DB_TIMINGS`).
+/// A duration as `tracing` prints it (`1.23ms`, `456µs`, `2.1s`).
+fn tracing_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "ns" => value / 1e9,
+        "µs" | "us" => value / 1e6,
+        "ms" => value / 1e3,
+        "s" => value,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// A deploy's own account of one step (`-v`: the step's span, closed with its
+/// busy and idle time).
 fn timing(stderr: &str, step: &str) -> Option<Duration> {
     stderr.lines().find_map(|line| {
-        let rest = line.strip_prefix("timing: ")?.strip_prefix(step)?;
-        let ms: f64 = rest.split_whitespace().next()?.parse().ok()?;
-        Some(Duration::from_secs_f64(ms / 1000.0))
+        let rest = line.split_once(&format!("{step}:"))?.1;
+        rest.contains("close").then_some(())?;
+        let field = |name: &str| {
+            rest.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(tracing_duration)
+        };
+        Some(field("time.busy=")? + field("time.idle=")?)
     })
 }
 
@@ -296,11 +318,7 @@ fn deploy_from_nothing(
         return None;
     }
     let start = Instant::now();
-    let out = d
-        .command(&config, &["deploy"])
-        .env("IMMICH_DB_TIMINGS", "1")
-        .output()
-        .unwrap();
+    let out = d.command(&config, &["-v", "deploy"]).output().unwrap();
     let elapsed = start.elapsed();
     assert!(out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);

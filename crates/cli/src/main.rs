@@ -1,118 +1,139 @@
 //! `immich-db`: deploy the database layer of Immich (PostgreSQL and Valkey) as
 //! Podman Quadlet units on a BTRFS pool, then verify, inspect or remove it.
 //!
-//! The binary parses its command line and composes the `homelab-*` libraries; it
-//! keeps no logic of its own that a library should own.
+//! The binary parses its command line, calls one operation of the
+//! `homelab-immich` library per command, and renders the result; the logic
+//! lives in the library.
 
-mod backup;
-mod cgroup;
-mod cli;
+mod args;
 mod commands;
-mod config;
-mod context;
-mod desired;
-mod direct;
-mod error;
-mod exec_secret;
-mod fault;
-mod files;
-mod lock;
 mod output;
-mod plan;
-mod preconditions;
-mod rotate;
-mod schedule;
-mod scram;
-mod systemd;
-mod timings;
-mod userns;
-mod verify;
+mod terminal;
 
-use std::io::Write as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
+use homelab_immich::config::{self, Loaded, Origin};
+use homelab_immich::{Access, Error, Layer, Result};
 
-use crate::cli::{Cli, Command, ConfigCommand};
-use crate::error::{Failure, Result};
-use crate::output::{Outcome, Ui};
+use crate::args::{Cli, Command};
+use crate::output::Reply;
+use crate::terminal::{Terminal, Verbosity};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error under --json is answered as JSON too.
+    let json = std::env::args_os().any(|a| a == "--json");
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return usage_error(&e, json),
+    };
+    let config_from_env =
+        matches.value_source("config") == Some(clap::parser::ValueSource::EnvVariable);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e, json),
+    };
+    init_logging(cli.verbose);
+    let name = cli.command.name();
     let json = cli.json;
-    match run(cli) {
-        Ok(outcome) => {
-            let mut out = std::io::stdout().lock();
-            let _ = if json {
-                writeln!(out, "{:#}", outcome.json)
-            } else if outcome.human.is_empty() {
-                Ok(())
-            } else {
-                writeln!(out, "{}", outcome.human.trim_end())
-            };
-            outcome.exit.map_or(ExitCode::SUCCESS, ExitCode::from)
-        }
-        Err(failure) => {
-            if json {
-                let _ = writeln!(
-                    std::io::stdout().lock(),
-                    "{:#}",
-                    serde_json::json!({ "ok": false, "error": failure })
-                );
-            }
-            eprintln!("{failure}");
-            ExitCode::from(failure.exit)
-        }
-    }
+    let code = match run(cli, config_from_env) {
+        Ok(reply) => output::print_reply(name, json, &reply),
+        Err(error) => output::print_error(name, json, &error),
+    };
+    ExitCode::from(code)
 }
 
-fn run(cli: Cli) -> Result<Outcome> {
-    let ui = Ui { json: cli.json };
-    let command = match cli.command {
-        Command::Config(ConfigCommand::Init { file, force }) => {
-            return commands::config::init(file.as_deref(), force);
-        }
-        Command::Config(ConfigCommand::Show) => {
-            return commands::config::show(&config::load(cli.config.as_deref())?);
-        }
-        Command::Quadlet(command) => return commands::quadlet::run(&command),
-        Command::Completions(args) => return commands::completions::completions(&args),
-        Command::Manpage(args) => return commands::completions::manpage(&args),
-        other => other,
+/// Help and version go to standard output as clap prints them; other usage
+/// errors exit 2, as bad input (as JSON under `--json`).
+fn usage_error(e: &clap::Error, json: bool) -> ExitCode {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if !json {
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
+    let rendered = e.render().to_string();
+    let what = rendered
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ");
+    let error = Error::bad_input(what).help("see `immich-db --help`; nothing was changed");
+    ExitCode::from(output::print_error("", true, &error))
+}
+
+/// `-v` shows each step with its duration and every podman and systemctl call;
+/// `-vv` everything the libraries say.
+fn init_logging(verbose: u8) {
+    let filter = match verbose {
+        0 => return,
+        1 => "homelab_immich=debug,homelab_systemd=debug,homelab_podman=debug",
+        _ => "trace",
     };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// The configuration the command line names.
+fn load(cli: &Cli, from_env: bool) -> Result<Loaded> {
+    let home = cli
+        .config_home
+        .clone()
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|home| std::path::PathBuf::from(home).join(".config"))
+        });
+    let mut loaded = config::load_in(cli.config.as_deref(), home)?;
+    if from_env && let Origin::Flag { path } = &loaded.origin {
+        loaded.origin = Origin::Env { path: path.clone() };
+    }
+    Ok(loaded)
+}
+
+fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
+    match &cli.command {
+        Command::Config(command) => {
+            return commands::config::run(command, || load(&cli, config_from_env));
+        }
+        Command::Quadlet(command) => return commands::quadlet::run(command),
+        Command::Completions(args) => return commands::completions::completions(args),
+        Command::Manpage(args) => return commands::completions::manpage(args),
+        _ => {}
+    }
     // Bad input is found before anything on the host is touched.
-    let deployment = config::validate(&config::load(cli.config.as_deref())?)?;
-    if let Command::Render(args) = &command {
+    let deployment = load(&cli, config_from_env)?.validate()?;
+    if let Command::Render(args) = &cli.command {
         return commands::render::run(&deployment, args);
     }
+    let mut access = Access::new();
+    if let Some(url) = &cli.url {
+        access = access.container_host(url)?;
+    }
+    if let Some(dir) = &cli.runtime_dir {
+        access = access.runtime_dir(dir);
+    }
+    let verbosity = if cli.quiet || cli.json {
+        Verbosity::Quiet
+    } else {
+        Verbosity::Normal
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))?;
-    let config_flag = cli.config.clone();
+        .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
-        // The commands that check the host ask podman's version and the systemd
-        // manager while podman's service is reached.
-        let probe = matches!(command, Command::Plan(_) | Command::Deploy(_))
-            .then(|| preconditions::HostProbe::start(deployment.scope));
-        let ctx = context::Context::connect(deployment, ui).await?;
-        match command {
-            Command::Plan(args) => commands::plan::run(&ctx, args.allow_non_btrfs, probe).await,
-            Command::Deploy(args) => commands::deploy::run(&ctx, &args, probe).await,
-            Command::Verify => commands::verify::run(&ctx).await,
-            Command::Status => commands::status::run(&ctx).await,
-            Command::Destroy(args) => commands::destroy::run(&ctx, &args).await,
-            Command::Backup(args) => {
-                commands::backup::run(&ctx, &args, config_flag.as_deref()).await
-            }
-            Command::Restore(args) => commands::restore::run(&ctx, &args).await,
-            Command::Secrets(command) => commands::secrets::run(&ctx, &command).await,
-            Command::Storage(command) => commands::storage::run(&ctx, &command).await,
-            Command::Config(_)
-            | Command::Render(_)
-            | Command::Quadlet(_)
-            | Command::Completions(_)
-            | Command::Manpage(_) => Err(Failure::failed("handled above")),
-        }
+        let layer = Layer::connect(deployment, &access)
+            .await?
+            .with_progress(Arc::new(Terminal::new(verbosity)));
+        commands::run(&layer, &cli).await
     })
 }

@@ -122,19 +122,21 @@ impl Manager for Systemctl {
 
     async fn reachable(&self) -> Result<()> {
         let command = self.display(&["is-system-running"]);
-        let state = match self.run(&["is-system-running"]).await {
-            Ok(state) => state,
-            // It exits non-zero for "degraded" or "starting", which still answer.
-            Err(e) if !e.is_unreachable() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        match state.trim() {
-            "offline" | "unknown" => Err(Error::Refused {
-                command,
-                detail: format!("the manager is {}", state.trim()),
-            }),
-            _ => Ok(()),
-        }
+        // Not `run`: the state is on standard output whatever the exit status.
+        let out = self
+            .command()
+            .arg("is-system-running")
+            .output()
+            .await
+            .map_err(|source| Error::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        manager_answer(
+            &String::from_utf8_lossy(&out.stdout),
+            &String::from_utf8_lossy(&out.stderr),
+        )
+        .map_err(|detail| Error::Refused { command, detail })
     }
 
     async fn daemon_reload(&self) -> Result<()> {
@@ -202,5 +204,41 @@ impl Manager for Systemctl {
             .kill_on_drop(true)
             .spawn()
             .map_or_else(|_| JobWatch::none(), JobWatch::of)
+    }
+}
+
+/// Whether `systemctl is-system-running` reached a manager, from what it
+/// printed. It exits non-zero for every state but "running" ("degraded",
+/// "starting" still answer) and prints the state all the same: "offline" where
+/// systemd is not PID 1, nothing (and why on standard error) when it cannot
+/// connect.
+fn manager_answer(stdout: &str, stderr: &str) -> std::result::Result<(), String> {
+    match stdout.trim() {
+        state @ ("offline" | "unknown") => Err(format!("the manager is {state}")),
+        "" if stderr.trim().is_empty() => Err("no answer".into()),
+        "" => Err(stderr.trim().to_owned()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::manager_answer;
+
+    #[test]
+    fn a_manager_answers_in_any_state_but_offline() {
+        for state in ["running", "degraded", "starting", "maintenance"] {
+            assert_eq!(manager_answer(&format!("{state}\n"), ""), Ok(()), "{state}");
+        }
+        assert_eq!(
+            manager_answer("offline\n", ""),
+            Err("the manager is offline".into())
+        );
+        assert!(
+            manager_answer("", "Failed to connect to bus: No such file or directory\n")
+                .unwrap_err()
+                .contains("Failed to connect")
+        );
+        assert_eq!(manager_answer("", ""), Err("no answer".into()));
     }
 }

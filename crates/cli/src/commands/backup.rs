@@ -1,141 +1,113 @@
-//! `backup`: a dump of the database now, the list of dumps, or a schedule.
+//! `backup` (now, `--list`, `--schedule`, `--unschedule`) and `restore`.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use clap::Args;
-use serde_json::json;
+use homelab_immich::backups::{BackupOptions, BackupSummary, ScheduleRequest, ScheduleState};
+use homelab_immich::{Error, Layer, Result};
 
-use crate::backup;
-use crate::config;
-use crate::context::Context;
-use crate::error::{Failure, Result};
-use crate::output::Outcome;
-use crate::schedule;
+use crate::args::{BackupArgs, RestoreArgs};
+use crate::output::{Reply, bytes};
 
-#[derive(Debug, Args)]
-pub(crate) struct BackupArgs {
-    /// Write the dump to this directory [default: `[backup] dir` of the
-    /// configuration]
-    #[arg(long, value_name = "DIR")]
-    pub(crate) output: Option<PathBuf>,
-    /// How many dumps to keep in the directory; older ones are deleted
-    /// [default: `[backup] keep`]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) keep: Option<u32>,
-    /// Install a systemd timer and service that run this backup: daily, weekly
-    /// or a systemd calendar expression such as "*-*-* 03:30"
-    #[arg(long, value_name = "WHEN", conflicts_with_all = ["unschedule", "list"])]
-    pub(crate) schedule: Option<String>,
-    /// Remove the timer and service that `--schedule` installed
-    #[arg(long, conflicts_with_all = ["list", "output", "keep"])]
-    pub(crate) unschedule: bool,
-    /// List the backups in the directory, oldest first, and the schedule
-    #[arg(long, conflicts_with = "keep")]
-    pub(crate) list: bool,
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn size(bytes: u64) -> String {
-    let mut value = bytes as f64;
-    for unit in ["B", "KiB", "MiB", "GiB"] {
-        if value < 1024.0 || unit == "GiB" {
-            return if unit == "B" {
-                format!("{bytes} B")
-            } else {
-                format!("{value:.1} {unit}")
-            };
-        }
-        value /= 1024.0;
+fn options(args: &BackupArgs) -> BackupOptions {
+    let mut options = BackupOptions::new();
+    if let Some(dir) = &args.output {
+        options = options.output(dir);
     }
-    format!("{bytes} B")
-}
-
-fn directory(ctx: &Context, args: &BackupArgs) -> Result<PathBuf> {
-    match &args.output {
-        Some(dir) => backup::check_output_dir(&ctx.deployment, dir),
-        None => Ok(ctx.deployment.backup.dir.clone()),
+    if let Some(keep) = args.keep {
+        options = options.keep(keep);
     }
+    options
 }
 
-pub(crate) async fn run(
-    ctx: &Context,
-    args: &BackupArgs,
-    config_flag: Option<&Path>,
-) -> Result<Outcome> {
+pub(crate) async fn run(layer: &Layer, args: &BackupArgs, config: Option<&Path>) -> Result<Reply> {
     if args.unschedule {
-        return unschedule(ctx);
+        let report = layer.unschedule_backups().await?;
+        let human = if report.removed {
+            format!(
+                "removed {} and {}",
+                report.units.timer, report.units.service
+            )
+        } else {
+            "no backup schedule was installed".to_owned()
+        };
+        return Ok(Reply::new(&report, human)?.changed(report.removed));
     }
-    let dir = directory(ctx, args)?;
     if let Some(when) = &args.schedule {
-        return install(ctx, args, &dir, when, config_flag);
+        let program = std::env::current_exe()
+            .map_err(|e| Error::failed(format!("cannot find this program's path: {e}")))?;
+        let mut request = ScheduleRequest::new(when, program).options(options(args));
+        if let Some(config) = config {
+            request = request.config(config);
+        }
+        let report = layer.schedule_backups(&request).await?;
+        let human = format!(
+            "installed {} and {} in {}\n{}",
+            report.units.timer,
+            report.units.service,
+            layer.deployment().backup.unit_dir.display(),
+            schedule(&report.schedule)
+        );
+        return Ok(Reply::new(&report, human)?.changed(true));
     }
     if args.list {
-        return list(ctx, &dir);
+        let list = layer.backups(&options(args)).await?;
+        let mut human = String::new();
+        if list.backups.is_empty() {
+            let _ = writeln!(human, "no backups in {}", list.directory.display());
+        }
+        for b in &list.backups {
+            let _ = writeln!(
+                human,
+                "{}  {:>10}  PostgreSQL {}  {}",
+                b.manifest.created,
+                bytes(Some(b.manifest.size)),
+                b.manifest.postgres_version,
+                b.dump.display()
+            );
+        }
+        let _ = write!(human, "{}", schedule(&list.schedule));
+        return Reply::new(&list, human);
     }
-    let keep = args.keep.unwrap_or(ctx.deployment.backup.keep);
-    ctx.ui.note(format!(
-        "dumping {} from {} into {}",
-        ctx.deployment.config.postgres.database,
-        ctx.deployment.config.postgres.container_name,
-        dir.display()
-    ));
-    let (made, removed) = backup::run(ctx, &dir, keep as usize).await?;
-    let m = &made.manifest;
+    let report = layer.backup(&options(args)).await?;
+    let m = &report.backup.manifest;
     let mut human = format!(
         "backup: wrote {} ({}, PostgreSQL {}, sha256 {})",
-        made.dump.display(),
-        size(m.size),
+        report.backup.dump.display(),
+        bytes(Some(m.size)),
         m.postgres_version,
         m.sha256
     );
-    for path in &removed {
+    for path in &report.removed {
         let _ = write!(human, "\nremoved the old backup {}", path.display());
     }
-    Outcome::ok(
-        json!({
-            "ok": true,
-            "backup": made,
-            "removed": removed,
-            "keep": keep,
-        }),
-        human,
-    )
+    Ok(Reply::new(&report, human)?.changed(true))
 }
 
-fn list(ctx: &Context, dir: &Path) -> Result<Outcome> {
-    let backups = backup::list(&ctx.deployment, dir);
-    let schedule = schedule::state(ctx);
-    let mut human = String::new();
-    if backups.is_empty() {
-        let _ = writeln!(human, "no backups in {}", dir.display());
-    }
-    for b in &backups {
-        let _ = writeln!(
-            human,
-            "{}  {:>10}  PostgreSQL {}  {}",
-            b.manifest.created,
-            size(b.manifest.size),
-            b.manifest.postgres_version,
-            b.dump.display()
-        );
-    }
-    let _ = write!(human, "{}", describe_schedule(&schedule));
-    Outcome::ok(
-        json!({ "directory": dir, "backups": backups, "schedule": schedule }),
-        human,
-    )
+pub(crate) async fn restore(layer: &Layer, args: &RestoreArgs) -> Result<Reply> {
+    let report = layer.restore(&args.file, args.force).await?;
+    let human = format!(
+        "{}\nrestore: loaded {} into {}",
+        report.verify,
+        report.restored.display(),
+        report.manifest.database
+    );
+    Ok(Reply::new(&report, human)?
+        .changed(true)
+        .failed_if(!report.ok))
 }
 
-pub(crate) fn describe_schedule(state: &schedule::State) -> String {
+/// The schedule, in a line.
+fn schedule(state: &ScheduleState) -> String {
     match (state.installed, &state.next_run) {
         (false, _) => {
             "schedule: none (install one with `immich-db backup --schedule daily`)".into()
         }
         (true, Some(next)) => format!(
-            "schedule: {} ({}), next run {next}",
+            "schedule: {} ({}), next run {}",
             state.calendar.as_deref().unwrap_or("?"),
-            state.timer
+            state.timer,
+            next.format("%Y-%m-%d %H:%M:%S UTC")
         ),
         (true, None) => format!(
             "schedule: {} ({}), timer {}",
@@ -146,94 +118,17 @@ pub(crate) fn describe_schedule(state: &schedule::State) -> String {
     }
 }
 
-fn install(
-    ctx: &Context,
-    args: &BackupArgs,
-    dir: &Path,
-    when: &str,
-    config_flag: Option<&Path>,
-) -> Result<Outcome> {
-    let calendar = schedule::check_calendar(when)?;
-    let exe = std::env::current_exe()
-        .map_err(|e| Failure::failed(format!("cannot find this program's path: {e}")))?;
-    let mut command = vec![exe.display().to_string()];
-    let origin = config::load(config_flag)?.origin;
-    if let Some(path) = origin.path() {
-        let path = std::fs::canonicalize(path)
-            .map_err(|e| Failure::bad_input(format!("cannot resolve {}: {e}", path.display())))?;
-        command.push("--config".into());
-        command.push(path.display().to_string());
-    }
-    command.push("backup".into());
-    if args.output.is_some() {
-        command.push("--output".into());
-        command.push(dir.display().to_string());
-    }
-    if let Some(keep) = args.keep {
-        command.push("--keep".into());
-        command.push(keep.to_string());
-    }
-    let (units, state) = schedule::install(ctx, &calendar, &command)?;
-    let human = format!(
-        "installed {} and {} in {}\n{}",
-        units.timer,
-        units.service,
-        ctx.deployment.backup.unit_dir.display(),
-        describe_schedule(&state)
-    );
-    Outcome::ok(
-        json!({ "ok": true, "units": units, "schedule": state, "command": command }),
-        human,
-    )
-}
-
-fn unschedule(ctx: &Context) -> Result<Outcome> {
-    let removed = schedule::remove(ctx)?;
-    let units = schedule::units(&ctx.deployment);
-    let human = if removed {
-        format!("removed {} and {}", units.timer, units.service)
-    } else {
-        "no backup schedule was installed".to_owned()
+/// The last backup and the schedule, two lines for `status`.
+pub(crate) fn summary(summary: &BackupSummary) -> String {
+    let last = match &summary.last {
+        Some(b) => format!(
+            "last backup: {} ({}, {} backup(s) in {})",
+            b.manifest.created,
+            bytes(Some(b.manifest.size)),
+            summary.count,
+            summary.directory.display()
+        ),
+        None => format!("last backup: none in {}", summary.directory.display()),
     };
-    Outcome::ok(
-        json!({ "ok": true, "removed": removed, "units": units }),
-        human,
-    )
-}
-
-/// The last backup and the schedule, for `status`.
-#[derive(Debug, serde::Serialize)]
-pub(crate) struct Summary {
-    pub(crate) directory: PathBuf,
-    pub(crate) count: usize,
-    pub(crate) last: Option<backup::Backup>,
-    pub(crate) schedule: schedule::State,
-}
-
-pub(crate) fn summary(ctx: &Context) -> Summary {
-    let dir = ctx.deployment.backup.dir.clone();
-    let mut backups = backup::list(&ctx.deployment, &dir);
-    Summary {
-        count: backups.len(),
-        last: backups.pop(),
-        schedule: schedule::state(ctx),
-        directory: dir,
-    }
-}
-
-impl Summary {
-    /// Two lines for `status`.
-    pub(crate) fn render(&self) -> String {
-        let last = match &self.last {
-            Some(b) => format!(
-                "last backup: {} ({}, {} backup(s) in {})",
-                b.manifest.created,
-                size(b.manifest.size),
-                self.count,
-                self.directory.display()
-            ),
-            None => format!("last backup: none in {}", self.directory.display()),
-        };
-        format!("{last}\n{}", describe_schedule(&self.schedule))
-    }
+    format!("{last}\n{}", schedule(&summary.schedule))
 }

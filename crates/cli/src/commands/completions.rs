@@ -2,63 +2,29 @@
 //! generated from the command definitions.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use clap::{Args, CommandFactory as _, ValueEnum};
-use serde_json::json;
+use clap::CommandFactory as _;
+use homelab_immich::{Error, Result};
 
-use crate::cli::Cli;
-use crate::error::{Failure, Result};
-use crate::files::write_atomic;
-use crate::output::Outcome;
-
-/// A shell with a completion script.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct CompletionsArgs {
-    /// The shell to complete for
-    #[arg(value_enum)]
-    pub(crate) shell: Shell,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct ManpageArgs {
-    /// Write immich-db.1 and one page per subcommand (immich-db-backup.1, ...)
-    /// into this directory instead of printing immich-db.1
-    #[arg(long, value_name = "DIR")]
-    pub(crate) dir: Option<PathBuf>,
-}
+use crate::args::{Cli, CompletionsArgs, ManpageArgs};
+use crate::output::Reply;
 
 /// The completion script for `shell`.
-pub(crate) fn completion_script(shell: Shell) -> Vec<u8> {
+pub(crate) fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
     let mut command = Cli::command();
     let mut out = Vec::new();
-    let generator = match shell {
-        Shell::Bash => clap_complete::Shell::Bash,
-        Shell::Zsh => clap_complete::Shell::Zsh,
-        Shell::Fish => clap_complete::Shell::Fish,
-    };
-    clap_complete::generate(generator, &mut command, "immich-db", &mut out);
+    clap_complete::generate(shell, &mut command, "immich-db", &mut out);
     out
 }
 
-pub(crate) fn completions(args: &CompletionsArgs) -> Result<Outcome> {
+pub(crate) fn completions(args: &CompletionsArgs) -> Result<Reply> {
     let script = completion_script(args.shell);
     std::io::stdout()
         .lock()
         .write_all(&script)
-        .map_err(|e| Failure::failed(format!("cannot write the script: {e}")))?;
-    Ok(Outcome {
-        exit: None,
-        json: json!({}),
-        human: String::new(),
-    })
+        .map_err(|e| Error::failed(format!("cannot write the script: {e}")))?;
+    Ok(Reply::empty())
 }
 
 /// Every page: the command's own, then one per subcommand at any depth, named
@@ -70,7 +36,7 @@ pub(crate) fn pages() -> Result<Vec<(String, Vec<u8>)>> {
         // the page takes as its title.
         clap_mangen::Man::new(command.clone())
             .render(&mut out)
-            .map_err(|e| Failure::failed(format!("cannot render the page of {name}: {e}")))?;
+            .map_err(|e| Error::failed(format!("cannot render the page of {name}: {e}")))?;
         pages.push((format!("{name}.1"), out));
         for sub in command.get_subcommands() {
             if sub.get_name() == "help" {
@@ -87,29 +53,25 @@ pub(crate) fn pages() -> Result<Vec<(String, Vec<u8>)>> {
     Ok(pages)
 }
 
-pub(crate) fn manpage(args: &ManpageArgs) -> Result<Outcome> {
+pub(crate) fn manpage(args: &ManpageArgs) -> Result<Reply> {
     let pages = pages()?;
     let Some(dir) = &args.dir else {
         let (_, main) = &pages[0];
         std::io::stdout()
             .lock()
             .write_all(main)
-            .map_err(|e| Failure::failed(format!("cannot write the page: {e}")))?;
-        return Ok(Outcome {
-            exit: None,
-            json: json!({}),
-            human: String::new(),
-        });
+            .map_err(|e| Error::failed(format!("cannot write the page: {e}")))?;
+        return Ok(Reply::empty());
     };
     let mut written = Vec::new();
     for (name, page) in &pages {
         let path = dir.join(name);
-        write_atomic(&path, page)
-            .map_err(|e| Failure::bad_input(format!("cannot write {}: {e}", path.display())))?;
+        homelab_quadlet::write_atomic(&path, page)
+            .map_err(|e| Error::bad_input(format!("cannot write {}: {e}", path.display())))?;
         written.push(path);
     }
-    Outcome::ok(
-        json!({ "written": written }),
+    Reply::new(
+        &serde_json::json!({ "written": written }),
         format!(
             "wrote {} manual page(s) to {}{}",
             written.len(),
@@ -171,6 +133,7 @@ mod tests {
 
     #[test]
     fn completions_name_every_subcommand() {
+        use clap_complete::Shell;
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let script = String::from_utf8(completion_script(shell)).unwrap();
             for name in [

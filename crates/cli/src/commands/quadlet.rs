@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use homelab_quadlet::{LintOptions, PodmanVersion, Scope, Severity, UnitSet};
 use serde::Serialize;
-use serde_json::json;
 
-use crate::cli::QuadletCommand;
-use crate::error::{Failure, Result};
-use crate::output::Outcome;
+use homelab_immich::{Error, Result};
 
-pub(crate) fn run(command: &QuadletCommand) -> Result<Outcome> {
+use crate::args::QuadletCommand;
+use crate::output::Reply;
+
+pub(crate) fn run(command: &QuadletCommand) -> Result<Reply> {
     match command {
         QuadletCommand::Fmt {
             files,
@@ -26,8 +26,8 @@ pub(crate) fn run(command: &QuadletCommand) -> Result<Outcome> {
     }
 }
 
-fn quadlet_failure(e: &homelab_quadlet::Error) -> Failure {
-    Failure::bad_input(e.to_string()).help("fix the file at that place; nothing was changed")
+fn quadlet_failure(e: &homelab_quadlet::Error) -> Error {
+    Error::bad_input(e.to_string()).help("fix the file at that place; nothing was changed")
 }
 
 #[derive(Debug, Serialize)]
@@ -38,7 +38,7 @@ struct FormattedFile {
     text: Option<String>,
 }
 
-fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<Outcome> {
+fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<Reply> {
     // Every file is read and checked before any is rewritten.
     let mut results = Vec::new();
     for file in files {
@@ -50,7 +50,7 @@ fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<Outcome> {
     for (file, formatted) in &results {
         if write && formatted.changed {
             homelab_quadlet::format_in_place(file)
-                .map_err(|e| Failure::failed(format!("cannot rewrite {}: {e}", file.display())))?;
+                .map_err(|e| Error::failed(format!("cannot rewrite {}: {e}", file.display())))?;
         }
         if check || write {
             if formatted.changed {
@@ -73,7 +73,8 @@ fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<Outcome> {
     if check && unformatted == 0 {
         human.push_str("all files are formatted");
     }
-    Ok(Outcome::ok(json!({ "files": report }), human)?.failed_if(check && unformatted > 0))
+    Ok(Reply::new(&serde_json::json!({ "files": report }), human)?
+        .failed_if(check && unformatted > 0))
 }
 
 /// The installed podman's release, from its client (no service needed).
@@ -87,10 +88,10 @@ fn installed_podman() -> Option<PodmanVersion> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
-fn lint(paths: &[PathBuf], podman: Option<&str>, system: bool) -> Result<Outcome> {
+fn lint(paths: &[PathBuf], podman: Option<&str>, system: bool) -> Result<Reply> {
     let target = match podman {
         Some(text) => text.parse::<PodmanVersion>().map_err(|e| {
-            Failure::bad_input(format!("--podman {text:?} is not a podman release: {e}"))
+            Error::bad_input(format!("--podman {text:?} is not a podman release: {e}"))
                 .help("write it as MAJOR.MINOR or MAJOR.MINOR.PATCH, such as 5.4.2")
         })?,
         None => installed_podman().unwrap_or(PodmanVersion::LATEST_KNOWN),
@@ -118,8 +119,8 @@ fn lint(paths: &[PathBuf], podman: Option<&str>, system: bool) -> Result<Outcome
         findings.len() - errors
     );
     let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    Ok(Outcome::ok(
-        json!({
+    Ok(Reply::new(
+        &serde_json::json!({
             "ok": errors == 0,
             "target": target.to_string(),
             "paths": paths,

@@ -1,45 +1,29 @@
-//! The command's failures: what went wrong, where, how to fix it, and the exit code
-//! each kind of failure maps to.
+//! What went wrong, where, and how to fix it: the one error of this library,
+//! data that the caller renders (the `immich-db` binary prints it and maps its
+//! [`ErrorKind`] to an exit code).
 
 use std::fmt;
-use std::process::ExitCode;
 
 use serde::Serialize;
 
-/// The exit codes, as the documentation of the command lists them.
+/// What kind of failure an [`Error`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum Exit {
+#[non_exhaustive]
+pub enum ErrorKind {
     /// A check or a lint failed.
     CheckFailed,
-    /// The command line or the configuration is wrong.
+    /// The command line or the configuration is wrong; nothing was changed.
     BadInput,
-    /// Something the host must provide is missing.
+    /// Something the host must provide is missing; nothing was changed.
     Precondition,
-    /// The command stopped part-way or could not be carried out (a deploy, a
-    /// backup, a rotation, a repair: the host failed under it); the message says
-    /// what was done, and running the command again resumes.
+    /// The operation stopped part-way or could not be carried out (a deploy, a
+    /// backup, a rotation, a repair: the host failed under it); the error says
+    /// what was done, and running it again resumes.
     Failed,
 }
 
-impl Exit {
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            Self::CheckFailed => 1,
-            Self::BadInput => 2,
-            Self::Precondition => 3,
-            Self::Failed => 4,
-        }
-    }
-}
-
-impl From<Exit> for ExitCode {
-    fn from(exit: Exit) -> Self {
-        ExitCode::from(exit.code())
-    }
-}
-
-/// A failure of the command, rendered for a person as
+/// A failure, rendered for a person as
 ///
 /// ```text
 /// error: WHAT
@@ -51,39 +35,61 @@ impl From<Exit> for ExitCode {
 ///   help: HOW TO FIX
 /// ```
 ///
-/// and as an object under `"error"` with `--json` (the problems as a
-/// `problems` list of `{what, where, help}`).
+/// and serialised as an object (the problems as a `problems` list of `{what,
+/// where, help}`).
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Failure {
-    pub(crate) exit: Exit,
-    pub(crate) what: String,
+#[non_exhaustive]
+pub struct Error {
+    /// What kind of failure it is.
+    #[serde(rename = "exit")]
+    pub kind: ErrorKind,
+    /// What went wrong.
+    pub what: String,
+    /// Where: a configuration key and line, a path, a precondition.
     #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
-    pub(crate) location: Option<String>,
+    pub location: Option<String>,
+    /// How to fix it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) help: Option<String>,
+    pub help: Option<String>,
     /// When several things are wrong at once: each, with its own place and fix.
     /// (A boxed slice keeps a `Result` of this small.)
     #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
-    pub(crate) problems: Box<[Problem]>,
-    /// For a deploy that stopped part-way: the steps that were completed.
+    pub problems: Box<[Problem]>,
+    /// For an operation that stopped part-way: the steps that were completed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) done: Vec<String>,
+    pub done: Vec<String>,
 }
 
 /// One of several things wrong at once.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Problem {
-    pub(crate) what: String,
+#[non_exhaustive]
+pub struct Problem {
+    /// What is wrong.
+    pub what: String,
+    /// Where.
     #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
-    pub(crate) location: Option<String>,
+    pub location: Option<String>,
+    /// How to fix it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) help: Option<String>,
+    pub help: Option<String>,
 }
 
-impl Failure {
-    pub(crate) fn new(exit: Exit, what: impl Into<String>) -> Self {
+impl Problem {
+    /// A problem, with its place and fix where known.
+    pub fn new(what: impl Into<String>, location: Option<String>, help: Option<String>) -> Self {
         Self {
-            exit,
+            what: what.into(),
+            location,
+            help,
+        }
+    }
+}
+
+impl Error {
+    /// An error of `kind`.
+    pub fn new(kind: ErrorKind, what: impl Into<String>) -> Self {
+        Self {
+            kind,
             what: what.into(),
             location: None,
             help: None,
@@ -92,37 +98,46 @@ impl Failure {
         }
     }
 
-    pub(crate) fn bad_input(what: impl Into<String>) -> Self {
-        Self::new(Exit::BadInput, what)
+    /// Bad input: the command line or the configuration.
+    pub fn bad_input(what: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadInput, what)
     }
 
-    pub(crate) fn precondition(what: impl Into<String>) -> Self {
-        Self::new(Exit::Precondition, what)
+    /// A missing host precondition.
+    pub fn precondition(what: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Precondition, what)
     }
 
-    pub(crate) fn failed(what: impl Into<String>) -> Self {
-        Self::new(Exit::Failed, what)
+    /// An operation that could not be carried out.
+    pub fn failed(what: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Failed, what)
     }
 
-    pub(crate) fn at(mut self, location: impl Into<String>) -> Self {
+    /// Says where.
+    #[must_use]
+    pub fn at(mut self, location: impl Into<String>) -> Self {
         self.location = Some(location.into());
         self
     }
 
-    pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
+    /// Says how to fix it.
+    #[must_use]
+    pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
 
     /// Lists the things wrong, each with its own place and fix.
-    pub(crate) fn problems(mut self, problems: Vec<Problem>) -> Self {
+    #[must_use]
+    pub fn problems(mut self, problems: Vec<Problem>) -> Self {
         self.problems = problems.into_boxed_slice();
         self
     }
 
     /// Turns this failure into a deploy that stopped part-way after `done`.
-    pub(crate) fn part_way(mut self, done: Vec<String>) -> Self {
-        self.exit = Exit::Failed;
+    #[must_use]
+    pub fn part_way(mut self, done: Vec<String>) -> Self {
+        self.kind = ErrorKind::Failed;
         self.done = done;
         let resume = "running `immich-db deploy` again resumes from where it stopped";
         self.help = Some(match self.help.take() {
@@ -133,7 +148,7 @@ impl Failure {
     }
 }
 
-impl fmt::Display for Failure {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "error: {}", self.what)?;
         if let Some(location) = &self.location {
@@ -149,7 +164,7 @@ impl fmt::Display for Failure {
             }
         }
         if !self.done.is_empty() {
-            if self.exit == Exit::Failed {
+            if self.kind == ErrorKind::Failed {
                 write!(f, "\n  done before it stopped:")?;
             } else {
                 write!(f, "\n  done:")?;
@@ -165,9 +180,18 @@ impl fmt::Display for Failure {
     }
 }
 
-impl std::error::Error for Failure {}
+impl std::error::Error for Error {}
 
-pub(crate) type Result<T, E = Failure> = std::result::Result<T, E>;
+/// A systemd manager that refused or could not be asked: the operation could
+/// not be carried out.
+impl From<homelab_systemd::Error> for Error {
+    fn from(e: homelab_systemd::Error) -> Self {
+        Self::failed(e.to_string())
+    }
+}
+
+/// The result of an operation of this library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
@@ -175,7 +199,7 @@ mod tests {
 
     #[test]
     fn renders_what_where_and_help() {
-        let failure = Failure::bad_input("`subnet` is not a CIDR")
+        let failure = Error::bad_input("`subnet` is not a CIDR")
             .at("config.toml:3:10 ([network] subnet)")
             .help("write it as 10.89.5.0/24");
         let text = failure.to_string();
@@ -183,7 +207,7 @@ mod tests {
             text,
             "error: `subnet` is not a CIDR\n  --> config.toml:3:10 ([network] subnet)\n  help: write it as 10.89.5.0/24"
         );
-        assert_eq!(ExitCode::from(failure.exit), ExitCode::from(2));
+        assert_eq!(failure.kind, ErrorKind::BadInput);
     }
 
     #[test]
@@ -193,7 +217,7 @@ mod tests {
             location: Some(location.into()),
             help: Some(help.into()),
         };
-        let failure = Failure::precondition("2 host preconditions are not met")
+        let failure = Error::precondition("2 host preconditions are not met")
             .problems(vec![
                 problem("the pool /p does not exist", "pool", "mount it"),
                 problem("podman 4.3 is too old", "podman", "install podman 5"),
@@ -211,15 +235,15 @@ mod tests {
         assert_eq!(json["problems"][1]["help"], "install podman 5");
         assert_eq!(json["problems"].as_array().unwrap().len(), 2);
         // One failure alone has no list.
-        let one = serde_json::to_value(Failure::precondition("x")).unwrap();
+        let one = serde_json::to_value(Error::precondition("x")).unwrap();
         assert!(one.get("problems").is_none(), "{one}");
     }
 
     #[test]
     fn part_way_says_what_was_done_and_that_deploy_resumes() {
         let failure =
-            Failure::failed("systemctl start failed").part_way(vec!["network unit written".into()]);
-        assert_eq!(failure.exit, Exit::Failed);
+            Error::failed("systemctl start failed").part_way(vec!["network unit written".into()]);
+        assert_eq!(failure.kind, ErrorKind::Failed);
         let text = failure.to_string();
         assert!(text.contains("network unit written"), "{text}");
         assert!(text.contains("deploy` again resumes"), "{text}");

@@ -26,9 +26,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::Deployment;
-use crate::context::Context;
-use crate::error::{Failure, Result};
+use crate::error::{Error, Result};
 use crate::files::write_atomic;
+use crate::layer::Layer;
+use crate::progress::Event;
 
 /// The first bytes of every custom-format archive `pg_dump` writes.
 pub(crate) const DUMP_MAGIC: &[u8] = b"PGDMP";
@@ -42,35 +43,45 @@ const LOCK_FILE: &str = ".immich-db-backup.lock";
 
 /// What a backup is, as its manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Manifest {
-    pub(crate) format: u32,
+#[non_exhaustive]
+pub struct Manifest {
+    /// The version of the manifest's layout.
+    pub format: u32,
     /// The dump's file name, in the manifest's directory.
-    pub(crate) file: String,
+    pub file: String,
     /// When the dump started, RFC 3339 in UTC.
-    pub(crate) created: String,
+    pub created: String,
     /// The same, as milliseconds since the epoch (for sorting).
-    pub(crate) created_unix_ms: i64,
-    pub(crate) database: String,
-    pub(crate) user: String,
-    pub(crate) container: String,
-    pub(crate) postgres_version: String,
+    pub created_unix_ms: i64,
+    /// The database dumped.
+    pub database: String,
+    /// The role it was dumped as.
+    pub user: String,
+    /// The container it was dumped from.
+    pub container: String,
+    /// The server's version.
+    pub postgres_version: String,
     /// The dump's size in bytes.
-    pub(crate) size: u64,
+    pub size: u64,
     /// The dump's SHA-256, in hexadecimal.
-    pub(crate) sha256: String,
+    pub sha256: String,
     /// `pg_dump`'s archive format.
-    pub(crate) dump_format: String,
+    pub dump_format: String,
     /// The program that wrote it.
-    pub(crate) tool: String,
+    pub tool: String,
 }
 
 /// A complete backup on disk.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Backup {
+#[non_exhaustive]
+pub struct Backup {
+    /// What its manifest records.
     #[serde(flatten)]
-    pub(crate) manifest: Manifest,
-    pub(crate) dump: PathBuf,
-    pub(crate) manifest_path: PathBuf,
+    pub manifest: Manifest,
+    /// The dump.
+    pub dump: PathBuf,
+    /// Its manifest.
+    pub manifest_path: PathBuf,
 }
 
 impl Backup {
@@ -120,7 +131,7 @@ pub(crate) fn check_output_dir(d: &Deployment, dir: &Path) -> Result<PathBuf> {
         dir.to_path_buf()
     } else {
         std::env::current_dir()
-            .map_err(|e| Failure::bad_input(format!("cannot resolve {}: {e}", dir.display())))?
+            .map_err(|e| Error::bad_input(format!("cannot resolve {}: {e}", dir.display())))?
             .join(dir)
     };
     let resolved = std::fs::canonicalize(&absolute).unwrap_or(absolute);
@@ -130,7 +141,7 @@ pub(crate) fn check_output_dir(d: &Deployment, dir: &Path) -> Result<PathBuf> {
     ] {
         let database_dir = std::fs::canonicalize(database_dir).unwrap_or(database_dir.clone());
         if crate::config::backup::overlaps(&resolved, &database_dir) {
-            return Err(Failure::bad_input(format!(
+            return Err(Error::bad_input(format!(
                 "{} overlaps the NOCOW database directory {} ([storage] {key})",
                 resolved.display(),
                 database_dir.display()
@@ -148,12 +159,12 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         if !dir.is_dir() {
             return Err(
-                Failure::bad_input(format!("{} is not a directory", dir.display()))
+                Error::bad_input(format!("{} is not a directory", dir.display()))
                     .help("choose a directory for the backups with --output or `[backup] dir`"),
             );
         }
         if nocow(dir) == Some(true) {
-            return Err(Failure::bad_input(format!(
+            return Err(Error::bad_input(format!(
                 "{} is NOCOW: files there have no BTRFS checksums, and snapshots do not protect them",
                 dir.display()
             ))
@@ -168,7 +179,7 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
         .mode(0o700)
         .nocow(homelab_btrfs::Nocow::Off);
     homelab_btrfs::ensure_dir(&spec).map_err(|e| {
-        Failure::precondition(format!("cannot create the backup directory: {e}"))
+        Error::precondition(format!("cannot create the backup directory: {e}"))
             .at(dir.display().to_string())
     })?;
     Ok(())
@@ -191,19 +202,19 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<DirLock> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| {
-            Failure::precondition(format!("cannot open {}: {e}", path.display()))
+            Error::precondition(format!("cannot open {}: {e}", path.display()))
                 .help("check that the backup directory is writable")
         })?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
         |e| {
             if e == rustix::io::Errno::WOULDBLOCK {
-                Failure::precondition(format!(
+                Error::precondition(format!(
                     "another backup is being written to {}",
                     dir.display()
                 ))
                 .help("wait for it to finish, then run the command again")
             } else {
-                Failure::precondition(format!("cannot lock {}: {e}", path.display()))
+                Error::precondition(format!("cannot lock {}: {e}", path.display()))
             }
         },
     )?;
@@ -293,7 +304,7 @@ pub(crate) fn prune(d: &Deployment, dir: &Path, keep: usize) -> Result<Vec<PathB
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(Failure::failed(format!(
+                    return Err(Error::failed(format!(
                         "cannot delete the old backup file {}: {e}",
                         path.display()
                     )));
@@ -377,18 +388,14 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for DigestReader<R> {
 }
 
 /// Fails unless `container` exists and runs; `needed_for` says why it must.
-pub(crate) async fn require_running(
-    ctx: &Context,
-    container: &str,
-    needed_for: &str,
-) -> Result<()> {
+pub(crate) async fn require_running(ctx: &Layer, container: &str, needed_for: &str) -> Result<()> {
     let info = ctx
         .runtime
         .inspect_container(container)
         .await
         .map_err(|e| {
             if e.is_not_found() {
-                Failure::precondition(format!(
+                Error::precondition(format!(
                     "the container {container} does not exist: {needed_for}"
                 ))
                 .help("deploy first with `immich-db deploy`, then run this command again")
@@ -397,7 +404,7 @@ pub(crate) async fn require_running(
             }
         })?;
     if !info.state.running {
-        return Err(Failure::precondition(format!(
+        return Err(Error::precondition(format!(
             "the container {container} is {}, not running: {needed_for}",
             info.state.status
         ))
@@ -409,7 +416,7 @@ pub(crate) async fn require_running(
 }
 
 /// Fails unless the PostgreSQL container is running.
-pub(crate) async fn require_postgres(ctx: &Context) -> Result<()> {
+pub(crate) async fn require_postgres(ctx: &Layer) -> Result<()> {
     require_running(
         ctx,
         &ctx.deployment.config.postgres.container_name,
@@ -423,7 +430,7 @@ pub(crate) async fn require_postgres(ctx: &Context) -> Result<()> {
 /// without headers, trimmed). The statements go on psql's standard input, so
 /// none of them is in any process's arguments. A failure says what was being
 /// `doing`, and psql's message.
-pub(crate) async fn psql(ctx: &Context, doing: &str, sql: &str) -> Result<String> {
+pub(crate) async fn psql(ctx: &Layer, doing: &str, sql: &str) -> Result<String> {
     let pg = &ctx.deployment.config.postgres;
     let spec = ExecSpec::new([
         "psql",
@@ -446,7 +453,7 @@ pub(crate) async fn psql(ctx: &Context, doing: &str, sql: &str) -> Result<String
         .await
         .map_err(|e| ctx.podman_failure(doing, &e))?;
     if !out.success() {
-        return Err(Failure::failed(format!(
+        return Err(Error::failed(format!(
             "psql in {} failed while {doing} (exit {}): {}",
             pg.container_name,
             out.exit_code,
@@ -458,7 +465,7 @@ pub(crate) async fn psql(ctx: &Context, doing: &str, sql: &str) -> Result<String
 
 /// Writes a new backup into `dir` and returns it. The dump goes to a temporary
 /// file that is synced and renamed; its checksum and manifest follow.
-pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
+pub(crate) async fn create(ctx: &Layer, dir: &Path) -> Result<Backup> {
     let d = &ctx.deployment;
     let pg = &d.config.postgres;
     require_postgres(ctx).await?;
@@ -476,7 +483,7 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
     let final_path = dir.join(&file_name);
     let partial = dir.join(format!(".{file_name}{PARTIAL_SUFFIX}"));
     let io = |what: &str, path: &Path, e: std::io::Error| {
-        Failure::failed(format!("cannot {what} {}: {e}", path.display()))
+        Error::failed(format!("cannot {what} {}: {e}", path.display()))
     };
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -489,7 +496,7 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
         digest: Digest::default(),
     };
     let result = match dump_into(ctx, &mut sink).await {
-        Ok(()) if sink.digest.head != DUMP_MAGIC => Err(Failure::failed(
+        Ok(()) if sink.digest.head != DUMP_MAGIC => Err(Error::failed(
             "pg_dump wrote something that is not a custom-format archive",
         )),
         Ok(()) => match sink.inner.get_ref().sync_all().await {
@@ -526,7 +533,7 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
     .map_err(|e| io("write", &checksum_path, e))?;
     let manifest_path = dir.join(format!("{base}{MANIFEST_SUFFIX}"));
     let text = serde_json::to_string_pretty(&manifest)
-        .map_err(|e| Failure::failed(format!("cannot render the manifest: {e}")))?;
+        .map_err(|e| Error::failed(format!("cannot render the manifest: {e}")))?;
     write_atomic(&manifest_path, format!("{text}\n").as_bytes())
         .map_err(|e| io("write", &manifest_path, e))?;
     Ok(Backup {
@@ -538,7 +545,7 @@ pub(crate) async fn create(ctx: &Context, dir: &Path) -> Result<Backup> {
 
 /// `pg_dump` of the database in custom format, streamed into `sink` as it
 /// comes: the dump never has to fit in memory.
-async fn dump_into<W>(ctx: &Context, sink: &mut DigestWriter<W>) -> Result<()>
+async fn dump_into<W>(ctx: &Layer, sink: &mut DigestWriter<W>) -> Result<()>
 where
     W: tokio::io::AsyncWrite + Unpin + Send,
 {
@@ -558,13 +565,13 @@ where
         .await
         .map_err(|e| match e {
             homelab_podman::Error::ExecStream { source, .. } => {
-                Failure::failed(format!("cannot write the dump: {source}"))
+                Error::failed(format!("cannot write the dump: {source}"))
                     .help("check the free space of the backup directory's filesystem")
             }
             other => ctx.podman_failure("running pg_dump", &other),
         })?;
     if !out.success() {
-        return Err(Failure::failed(format!(
+        return Err(Error::failed(format!(
             "pg_dump in {} failed (exit {}): {}",
             pg.container_name,
             out.exit_code,
@@ -573,19 +580,19 @@ where
     }
     tokio::io::AsyncWriteExt::flush(sink)
         .await
-        .map_err(|e| Failure::failed(format!("cannot write the dump: {e}")))
+        .map_err(|e| Error::failed(format!("cannot write the dump: {e}")))
 }
 
 /// Runs a backup the way the command and the scheduled service do: prepare and
 /// lock the directory, clear interrupted attempts, dump, prune.
-pub(crate) async fn run(ctx: &Context, dir: &Path, keep: usize) -> Result<(Backup, Vec<PathBuf>)> {
+pub(crate) async fn run(ctx: &Layer, dir: &Path, keep: usize) -> Result<(Backup, Vec<PathBuf>)> {
     prepare_dir(dir)?;
     let _lock = lock_dir(dir)?;
     for path in remove_partials(dir) {
-        ctx.ui.note(format!(
-            "  removed {} (left by an interrupted backup)",
+        ctx.tell(Event::Done(&format!(
+            "removed {} (left by an interrupted backup)",
             path.display()
-        ));
+        )));
     }
     let backup = create(ctx, dir).await?;
     let removed = prune(&ctx.deployment, dir, keep)?;
@@ -618,7 +625,7 @@ pub(crate) struct Checked {
 pub(crate) fn check(path: &Path) -> Result<Checked> {
     let manifest_path = manifest_for(path);
     let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
-        Failure::bad_input(format!(
+        Error::bad_input(format!(
             "cannot read the manifest {} of the backup: {e}",
             manifest_path.display()
         ))
@@ -626,12 +633,12 @@ pub(crate) fn check(path: &Path) -> Result<Checked> {
         .help("restore a backup made by `immich-db backup` (its manifest holds the checksum); `immich-db backup --list` shows them")
     })?;
     let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-        Failure::bad_input(format!("the manifest is not valid: {e}"))
+        Error::bad_input(format!("the manifest is not valid: {e}"))
             .at(manifest_path.display().to_string())
             .help("restore another backup; `immich-db backup --list` shows them")
     })?;
     if manifest.file.contains('/') || manifest.file.starts_with('.') {
-        return Err(Failure::bad_input(format!(
+        return Err(Error::bad_input(format!(
             "the manifest names the dump {:?}, which is not a file beside it",
             manifest.file
         ))
@@ -639,19 +646,19 @@ pub(crate) fn check(path: &Path) -> Result<Checked> {
     }
     let dump = manifest_path.with_file_name(&manifest.file);
     let corrupt = |what: String| {
-        Failure::bad_input(format!("the backup {} is corrupt: {what}", dump.display()))
+        Error::bad_input(format!("the backup {} is corrupt: {what}", dump.display()))
             .at(dump.display().to_string())
             .help("nothing was changed; restore another backup (`immich-db backup --list`)")
     };
     let mut file = File::open(&dump).map_err(|e| {
-        Failure::bad_input(format!("cannot read the dump {}: {e}", dump.display()))
+        Error::bad_input(format!("cannot read the dump {}: {e}", dump.display()))
             .at(manifest_path.display().to_string())
     })?;
     let mut digest = Digest::default();
     let mut buffer = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buffer).map_err(|e| {
-            Failure::bad_input(format!("cannot read the dump {}: {e}", dump.display()))
+            Error::bad_input(format!("cannot read the dump {}: {e}", dump.display()))
         })?;
         if n == 0 {
             break;
@@ -678,7 +685,7 @@ pub(crate) fn check(path: &Path) -> Result<Checked> {
 }
 
 /// The user relations (tables, views, sequences, ...) in the database.
-pub(crate) async fn user_relations(ctx: &Context) -> Result<u64> {
+pub(crate) async fn user_relations(ctx: &Layer) -> Result<u64> {
     let count = psql(
         ctx,
         "counting the database's relations",
@@ -689,7 +696,7 @@ pub(crate) async fn user_relations(ctx: &Context) -> Result<u64> {
     )
     .await?;
     count.parse().map_err(|_| {
-        Failure::failed(format!(
+        Error::failed(format!(
             "psql answered {count:?} when asked to count relations"
         ))
     })
@@ -698,11 +705,11 @@ pub(crate) async fn user_relations(ctx: &Context) -> Result<u64> {
 /// Restores a checked dump into the running database with `pg_restore`, in one
 /// transaction: it applies entirely or not at all. With `clean`, the objects in
 /// the dump are dropped first.
-pub(crate) async fn restore(ctx: &Context, checked: &Checked, clean: bool) -> Result<()> {
+pub(crate) async fn restore(ctx: &Layer, checked: &Checked, clean: bool) -> Result<()> {
     let pg = &ctx.deployment.config.postgres;
     let file = tokio::fs::File::open(&checked.dump)
         .await
-        .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", checked.dump.display())))?;
+        .map_err(|e| Error::bad_input(format!("cannot read {}: {e}", checked.dump.display())))?;
     let mut command = vec![
         "pg_restore",
         "-w",
@@ -728,7 +735,7 @@ pub(crate) async fn restore(ctx: &Context, checked: &Checked, clean: bool) -> Re
         .await
         .map_err(|e| ctx.podman_failure("running pg_restore", &e))?;
     if !out.success() {
-        return Err(Failure::failed(format!(
+        return Err(Error::failed(format!(
             "pg_restore failed (exit {}); its single transaction was rolled back, so the database is as it was: {}",
             out.exit_code,
             out.stderr_text().trim()
@@ -737,7 +744,7 @@ pub(crate) async fn restore(ctx: &Context, checked: &Checked, clean: bool) -> Re
     }
     // The file was checked before; say so if it changed while it was read.
     if hex(&input.digest.hasher.finalize()) != checked.manifest.sha256 {
-        return Err(Failure::failed(format!(
+        return Err(Error::failed(format!(
             "{} changed while it was being restored: the database holds what was read, which is not the backup that was checked",
             checked.dump.display()
         ))
@@ -758,7 +765,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::config::{Loaded, validate};
-    use crate::systemd::{FakeSystemd, Systemd};
+    use homelab_systemd::{FakeManager, Manager};
 
     /// A container that runs.
     pub(crate) fn running(name: &str) -> ContainerInfo {
@@ -786,15 +793,13 @@ pub(crate) mod tests {
 
     /// The default deployment, on `runtime` (also its secret store) and
     /// `systemd`.
-    pub(crate) fn context_on(runtime: &FakeRuntime, systemd: Box<dyn Systemd>) -> Context {
-        Context {
-            deployment: deployment(),
+    pub(crate) fn context_on(runtime: &FakeRuntime, systemd: Arc<dyn Manager>) -> Layer {
+        Layer::new(
+            deployment(),
             systemd,
-            runtime: Arc::new(runtime.clone()),
-            secrets: Arc::new(runtime.clone()),
-            ui: crate::output::Ui { json: true },
-            runtime_dir: None,
-        }
+            Arc::new(runtime.clone()),
+            Arc::new(runtime.clone()),
+        )
     }
 
     pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -918,7 +923,7 @@ pub(crate) mod tests {
         bad[10] ^= 1;
         std::fs::write(&dump, &bad).unwrap();
         let err = check(&dump).unwrap_err();
-        assert_eq!(err.exit, crate::error::Exit::BadInput);
+        assert_eq!(err.kind, crate::error::ErrorKind::BadInput);
         assert!(
             err.what.contains("corrupt") && err.what.contains("SHA-256"),
             "{err}"
@@ -950,14 +955,14 @@ pub(crate) mod tests {
     fn an_output_directory_inside_a_database_directory_is_refused() {
         let d = deployment();
         let err = check_output_dir(&d, &d.dirs.postgres.join("dumps")).unwrap_err();
-        assert_eq!(err.exit, crate::error::Exit::BadInput);
+        assert_eq!(err.kind, crate::error::ErrorKind::BadInput);
         assert!(err.what.contains("NOCOW"), "{err}");
         check_output_dir(&d, Path::new("/var/backups/immich")).unwrap();
     }
 
     /// A context on the fakes, with a PostgreSQL container whose `pg_dump`
     /// writes `archive` (or fails) and whose `pg_restore` records its input.
-    fn fake_context(archive: &'static [u8], dump_fails: bool) -> (Context, Arc<Mutex<Vec<u8>>>) {
+    fn fake_context(archive: &'static [u8], dump_fails: bool) -> (Layer, Arc<Mutex<Vec<u8>>>) {
         let d = deployment();
         let runtime = FakeRuntime::new();
         runtime.add_container(running(&d.config.postgres.container_name));
@@ -989,7 +994,7 @@ pub(crate) mod tests {
                 },
             }
         });
-        let ctx = context_on(&runtime, Box::new(FakeSystemd::default()));
+        let ctx = context_on(&runtime, Arc::new(FakeManager::new()));
         (ctx, restored)
     }
 

@@ -2,126 +2,167 @@
 //! network, and which services to start or restart. `plan` prints it; `deploy`
 //! carries it out.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::UNIX_EPOCH;
 
 use homelab_btrfs::{DirChange, DirSpec, Nocow};
 use homelab_quadlet::PodmanVersion;
 use serde::Serialize;
 
 use crate::config::Deployment;
-use crate::context::Context;
 use crate::desired::{self, Cow, Dir, Role, Unit};
-use crate::error::{Failure, Result};
-use crate::systemd::{self, UNIT_PROPERTIES};
+use crate::error::{Error, Result};
+use crate::layer::Layer;
+use homelab_systemd::{ActiveState, LoadState, UnitState};
 
 /// How a file compares with what it must be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", rename_all = "lowercase")]
-pub(crate) enum FileChange {
+#[non_exhaustive]
+pub enum FileChange {
+    /// It does not exist.
     Create,
-    Update { diff: String },
+    /// It exists with other content.
+    Update {
+        /// A unified diff from the file on disk to the configured one.
+        diff: String,
+    },
+    /// It is as configured.
     Unchanged,
 }
 
 /// A unit file and how it changes.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct UnitPlan {
-    pub(crate) role: Role,
-    pub(crate) path: PathBuf,
-    pub(crate) service: String,
+#[non_exhaustive]
+pub struct UnitPlan {
+    /// What the unit is for.
+    pub role: Role,
+    /// Where it goes.
+    pub path: PathBuf,
+    /// The service the generator makes of it.
+    pub service: String,
+    /// How the file changes.
     #[serde(flatten)]
-    pub(crate) change: FileChange,
+    pub change: FileChange,
+    /// The unit as it must be.
     #[serde(skip)]
-    pub(crate) unit: Unit,
+    pub unit: Unit,
 }
 
 /// A directory and what ensuring it changes.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct DirPlan {
+#[non_exhaustive]
+pub struct DirPlan {
+    /// The directory.
     #[serde(flatten)]
-    pub(crate) dir: Dir,
+    pub dir: Dir,
     /// Whether NOCOW is asked for (false when the pool is not BTRFS and the
     /// operator chose to proceed).
-    pub(crate) nocow: bool,
-    pub(crate) changes: Vec<String>,
+    pub nocow: bool,
+    /// What ensuring it changes, for a person.
+    pub changes: Vec<String>,
     #[serde(skip)]
     pub(crate) spec: DirSpec,
 }
 
 /// A secret and whether it must be created.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct SecretPlan {
-    pub(crate) name: String,
-    pub(crate) exists: bool,
+#[non_exhaustive]
+pub struct SecretPlan {
+    /// Its name.
+    pub name: String,
+    /// Whether it exists (an existing secret is never regenerated).
+    pub exists: bool,
 }
 
 /// What happens to the Podman network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
-pub(crate) enum NetworkAction {
+#[non_exhaustive]
+pub enum NetworkAction {
     /// It exists as configured.
     Keep,
     /// It does not exist: its service creates it.
     Create,
     /// It exists with other settings: stop its containers, remove it, create it
     /// again.
-    Recreate { reason: String },
+    Recreate {
+        /// What differs.
+        reason: String,
+    },
 }
 
 /// What happens to a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum ServiceAction {
+#[non_exhaustive]
+pub enum ServiceAction {
+    /// It runs as configured.
     Keep,
+    /// It does not run: start it.
     Start,
+    /// It runs with an older unit or network: restart it.
     Restart,
     /// It is starting already (an earlier deploy started it): wait for it.
     Wait,
 }
 
+/// A service and what happens to it.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct ServicePlan {
-    pub(crate) service: String,
-    pub(crate) role: Role,
-    pub(crate) action: ServiceAction,
-    pub(crate) reason: String,
+#[non_exhaustive]
+pub struct ServicePlan {
+    /// The service.
+    pub service: String,
+    /// What it is for.
+    pub role: Role,
+    /// What happens to it.
+    pub action: ServiceAction,
+    /// Why.
+    pub reason: String,
     /// When it last became active before this plan (to tell a restart apart).
     #[serde(skip)]
-    pub(crate) active_since: Option<i64>,
+    pub active_since: Option<chrono::DateTime<chrono::Utc>>,
     /// Whether systemd holds it as failed.
     #[serde(skip)]
-    pub(crate) failed: bool,
+    pub failed: bool,
 }
 
 /// A lint finding on the units about to be written.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct LintNote {
-    pub(crate) error: bool,
-    pub(crate) text: String,
+#[non_exhaustive]
+pub struct LintNote {
+    /// Whether podman's generator would refuse the unit.
+    pub error: bool,
+    /// The finding, for a person.
+    pub text: String,
 }
 
 /// Everything `deploy` would do.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Plan {
+#[non_exhaustive]
+pub struct Plan {
     /// What the quadlet lint says of the units (checked before they are written).
-    pub(crate) lint: Vec<LintNote>,
-    pub(crate) units: Vec<UnitPlan>,
-    pub(crate) directories: Vec<DirPlan>,
-    pub(crate) secrets: Vec<SecretPlan>,
-    pub(crate) daemon_reload: bool,
-    pub(crate) network: NetworkAction,
+    pub lint: Vec<LintNote>,
+    /// The unit files.
+    pub units: Vec<UnitPlan>,
+    /// The data directories.
+    pub directories: Vec<DirPlan>,
+    /// The secrets.
+    pub secrets: Vec<SecretPlan>,
+    /// Whether systemd must reread the units.
+    pub daemon_reload: bool,
+    /// The network.
+    pub network: NetworkAction,
     /// Whether the network's service is active (it would not create a missing
     /// network again).
     #[serde(skip)]
-    pub(crate) network_service_active: bool,
-    pub(crate) services: Vec<ServicePlan>,
+    pub network_service_active: bool,
+    /// The services.
+    pub services: Vec<ServicePlan>,
 }
 
 impl Plan {
     /// Whether deploy has nothing to do.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.units.iter().all(|u| u.change == FileChange::Unchanged)
             && self.directories.iter().all(|d| d.changes.is_empty())
             && self.secrets.iter().all(|s| s.exists)
@@ -132,9 +173,17 @@ impl Plan {
                 .iter()
                 .all(|s| s.action == ServiceAction::Keep)
     }
+}
 
-    /// The plan as text for a person.
-    pub(crate) fn render(&self) -> String {
+impl std::fmt::Display for Plan {
+    /// The plan as text for a person, step by step.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl Plan {
+    fn text(&self) -> String {
         use std::fmt::Write as _;
         if self.is_empty() {
             return "No changes: the deployment is as configured.".into();
@@ -251,7 +300,7 @@ pub(crate) fn unit_plans(deployment: &Deployment, podman: PodmanVersion) -> Resu
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileChange::Create,
                 Err(e) => {
-                    return Err(Failure::precondition(format!(
+                    return Err(Error::precondition(format!(
                         "cannot read the unit file {}: {e}",
                         path.display()
                     ))
@@ -304,7 +353,7 @@ pub(crate) fn dir_plans(deployment: &Deployment, nocow_possible: bool) -> Result
                     }
                     _ => None,
                 };
-                Failure::precondition(format!(
+                Error::precondition(format!(
                     "the directory {} cannot be prepared: {e}",
                     dir.path.display()
                 ))
@@ -325,21 +374,21 @@ pub(crate) fn dir_plans(deployment: &Deployment, nocow_possible: bool) -> Result
 
 /// Whether a service must be started or restarted.
 ///
-/// `unit_changed`: its unit file is written by this deploy. `unit_mtime_us`: when
-/// its (unchanged) unit file was last written; if that is after the service last
-/// became active, an earlier deploy wrote it and stopped before the restart.
+/// `unit_changed`: its unit file is written by this deploy. `unit_written`:
+/// when its (unchanged) unit file was last written; if that is after the
+/// service last became active, an earlier deploy wrote it and stopped before
+/// the restart.
 pub(crate) fn decide_service(
     unit_changed: bool,
     network_recreated: bool,
-    props: &BTreeMap<String, String>,
-    unit_mtime_us: Option<i64>,
+    unit: &UnitState,
+    unit_written: Option<chrono::DateTime<chrono::Utc>>,
 ) -> (ServiceAction, String) {
-    let state = props.get("ActiveState").map_or("unknown", String::as_str);
-    if state == "activating" && !unit_changed && !network_recreated {
+    let state = &unit.active;
+    if *state == ActiveState::Activating && !unit_changed && !network_recreated {
         return (ServiceAction::Wait, "it is starting".into());
     }
-    let running = matches!(state, "active" | "activating" | "reloading");
-    if !running {
+    if !state.is_running() {
         return (ServiceAction::Start, format!("it is {state}"));
     }
     if network_recreated {
@@ -348,8 +397,7 @@ pub(crate) fn decide_service(
     if unit_changed {
         return (ServiceAction::Restart, "its unit file changes".into());
     }
-    let since = systemd::timestamp_us(props, "ActiveEnterTimestamp");
-    if let (Some(written), Some(since)) = (unit_mtime_us, since)
+    if let (Some(written), Some(since)) = (unit_written, unit.active_since)
         && written > since
     {
         return (
@@ -360,14 +408,13 @@ pub(crate) fn decide_service(
     (ServiceAction::Keep, format!("{state}, up to date"))
 }
 
-fn mtime_us(path: &std::path::Path) -> Option<i64> {
+fn modified(path: &std::path::Path) -> Option<chrono::DateTime<chrono::Utc>> {
     let modified = std::fs::metadata(path).ok()?.modified().ok()?;
-    let d = modified.duration_since(UNIX_EPOCH).ok()?;
-    i64::try_from(d.as_micros()).ok()
+    Some(modified.into())
 }
 
 /// Whether the existing Podman network matches the configuration.
-pub(crate) async fn network_action(ctx: &Context) -> Result<NetworkAction> {
+pub(crate) async fn network_action(ctx: &Layer) -> Result<NetworkAction> {
     let d = &ctx.deployment;
     let name = d.podman_network();
     let exists = ctx
@@ -421,29 +468,29 @@ pub(crate) async fn network_action(ctx: &Context) -> Result<NetworkAction> {
 
 /// What systemd says of the deployment's units, in the order of
 /// [`desired::unit_names`]: what [`plan_given`] needs of the manager.
-pub(crate) fn unit_states(ctx: &Context) -> systemd::SystemdResult<Vec<BTreeMap<String, String>>> {
+pub(crate) async fn unit_states(ctx: &Layer) -> homelab_systemd::Result<Vec<UnitState>> {
     let units = desired::unit_names(&ctx.deployment);
     let names: Vec<&str> = units.iter().map(|u| u.service.as_str()).collect();
-    ctx.systemd.show_all(&names, UNIT_PROPERTIES)
+    ctx.systemd.units(&names).await
 }
 
 /// Computes the whole plan, changing nothing. The units are linted for the
 /// podman release given; an error finding stops here, before anything is written.
 pub(crate) async fn plan(
-    ctx: &Context,
+    ctx: &Layer,
     nocow_possible: bool,
     podman: Option<PodmanVersion>,
 ) -> Result<Plan> {
-    plan_given(ctx, nocow_possible, podman, unit_states(ctx)).await
+    plan_given(ctx, nocow_possible, podman, unit_states(ctx).await).await
 }
 
 /// [`plan`], with the units' states asked of systemd beforehand (by
 /// [`unit_states`]).
 pub(crate) async fn plan_given(
-    ctx: &Context,
+    ctx: &Layer,
     nocow_possible: bool,
     podman: Option<PodmanVersion>,
-    states: systemd::SystemdResult<Vec<BTreeMap<String, String>>>,
+    states: homelab_systemd::Result<Vec<UnitState>>,
 ) -> Result<Plan> {
     let d = &ctx.deployment;
     // The units are written for the installed release: its generator reads
@@ -459,7 +506,7 @@ pub(crate) async fn plan_given(
         })
         .collect();
     if let Some(error) = lint.iter().find(|n| n.error) {
-        return Err(Failure::precondition(format!(
+        return Err(Error::precondition(format!(
             "the units this configuration gives do not pass the Quadlet lint: {}",
             error.text
         ))
@@ -472,7 +519,7 @@ pub(crate) async fn plan_given(
             .secrets
             .exists(name)
             .await
-            .map_err(|e| Failure::precondition(format!("cannot read the secret store: {e}")))?;
+            .map_err(|e| Error::precondition(format!("cannot read the secret store: {e}")))?;
         secrets.push(SecretPlan {
             name: name.to_owned(),
             exists,
@@ -483,25 +530,24 @@ pub(crate) async fn plan_given(
     let mut daemon_reload = units.iter().any(|u| u.change != FileChange::Unchanged);
     let mut services = Vec::new();
     let mut network_service_active = false;
-    let all = states.map_err(|e| Failure::precondition(e.to_string()))?;
-    for (unit, props) in units.iter().zip(all) {
-        let loaded = props.get("LoadState").is_some_and(|s| s == "loaded");
-        let stale = props.get("NeedDaemonReload").is_some_and(|s| s == "yes");
-        daemon_reload |= !loaded || stale;
+    let all = states.map_err(|e| Error::precondition(e.to_string()))?;
+    for (unit, state) in units.iter().zip(all) {
+        let loaded = state.load == LoadState::Loaded;
+        daemon_reload |= !loaded || state.need_daemon_reload;
         if unit.role == Role::Network {
-            network_service_active = props.get("ActiveState").is_some_and(|s| s == "active");
+            network_service_active = state.active == ActiveState::Active;
             continue;
         }
         let changed = unit.change != FileChange::Unchanged;
         let recreate = matches!(network, NetworkAction::Recreate { .. });
-        let (action, reason) = decide_service(changed, recreate, &props, mtime_us(&unit.path));
+        let (action, reason) = decide_service(changed, recreate, &state, modified(&unit.path));
         services.push(ServicePlan {
             service: unit.service.clone(),
             role: unit.role,
             action,
             reason,
-            active_since: systemd::timestamp_us(&props, "ActiveEnterTimestamp"),
-            failed: props.get("ActiveState").is_some_and(|s| s == "failed"),
+            active_since: state.active_since,
+            failed: state.active == ActiveState::Failed,
         });
     }
     // An earlier deploy may have written a unit and stopped before the reload:
@@ -523,56 +569,63 @@ pub(crate) async fn plan_given(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::systemd::parse_show;
+
+    fn unit(active: ActiveState, since: Option<chrono::DateTime<chrono::Utc>>) -> UnitState {
+        let mut state = UnitState::unknown("db.service");
+        state.load = LoadState::Loaded;
+        state.active = active;
+        state.active_since = since;
+        state
+    }
 
     #[test]
     fn a_stopped_service_starts() {
-        let props = parse_show("ActiveState=inactive\n");
+        let stopped = unit(ActiveState::Inactive, None);
         assert_eq!(
-            decide_service(false, false, &props, None).0,
+            decide_service(false, false, &stopped, None).0,
             ServiceAction::Start
         );
-        let props = parse_show("ActiveState=failed\n");
+        let failed = unit(ActiveState::Failed, None);
         assert_eq!(
-            decide_service(true, true, &props, None).0,
+            decide_service(true, true, &failed, None).0,
             ServiceAction::Start
         );
     }
 
     #[test]
     fn a_starting_service_is_waited_for() {
-        let props = parse_show("ActiveState=activating\n");
+        let starting = unit(ActiveState::Activating, None);
         assert_eq!(
-            decide_service(false, false, &props, None).0,
+            decide_service(false, false, &starting, None).0,
             ServiceAction::Wait
         );
         assert_eq!(
-            decide_service(true, false, &props, None).0,
+            decide_service(true, false, &starting, None).0,
             ServiceAction::Restart
         );
     }
 
     #[test]
     fn only_what_changed_restarts() {
-        let props = parse_show(
-            "ActiveState=active\nActiveEnterTimestamp=Wed 2026-11-25 16:58:59.399570 UTC\n",
-        );
-        let since = systemd::timestamp_us(&props, "ActiveEnterTimestamp").unwrap();
+        let since = chrono::DateTime::from_timestamp(1_795_625_939, 399_570_000).unwrap();
+        let active = unit(ActiveState::Active, Some(since));
+        let before = Some(since - chrono::TimeDelta::microseconds(1));
+        let after = Some(since + chrono::TimeDelta::microseconds(1));
         assert_eq!(
-            decide_service(false, false, &props, Some(since - 1)).0,
+            decide_service(false, false, &active, before).0,
             ServiceAction::Keep
         );
         assert_eq!(
-            decide_service(true, false, &props, Some(since - 1)).0,
+            decide_service(true, false, &active, before).0,
             ServiceAction::Restart
         );
         assert_eq!(
-            decide_service(false, true, &props, Some(since - 1)).0,
+            decide_service(false, true, &active, before).0,
             ServiceAction::Restart
         );
         // Written by a deploy that stopped before restarting it.
         assert_eq!(
-            decide_service(false, false, &props, Some(since + 1)).0,
+            decide_service(false, false, &active, after).0,
             ServiceAction::Restart
         );
     }

@@ -20,7 +20,7 @@ use homelab_secrets::SecretValue;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::context::Context;
+use crate::layer::Layer;
 
 /// How long a connection may take before the check runs in the container instead.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -60,7 +60,7 @@ pub(crate) fn routed_via(ip: IpAddr, gateway: IpAddr) -> bool {
 
 /// The address of `container` on the deployment's network, when the host can
 /// talk to it there.
-pub(crate) async fn address(ctx: &Context, container: &str) -> Option<IpAddr> {
+pub(crate) async fn address(ctx: &Layer, container: &str) -> Option<IpAddr> {
     if forced_in_container() {
         return None;
     }

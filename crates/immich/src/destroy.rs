@@ -2,80 +2,112 @@
 //! schedule; keeps the data directories, backups and secrets unless asked to
 //! purge them.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use serde::Serialize;
 
-use serde_json::json;
-
-use crate::cli::DestroyArgs;
-use crate::context::Context;
 use crate::desired;
-use crate::error::{Failure, Result};
+use crate::error::{Error, Result};
+use crate::layer::Layer;
 use crate::lock;
-use crate::output::Outcome;
+use crate::progress::Event;
 use crate::schedule;
 
-fn confirm(what: &str) -> Result<()> {
-    if !std::io::stdin().is_terminal() {
-        return Err(
-            Failure::bad_input(format!("refusing to {what} without confirmation"))
-                .help("pass --yes to confirm; nothing was changed"),
-        );
+/// What to delete besides the units, containers, network and backup schedule.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct DestroyOptions {
+    /// Delete the data directories too (the databases and the ML cache; the
+    /// library only when empty).
+    pub purge_data: bool,
+    /// Delete the secrets too (the passwords are lost for good).
+    pub purge_secrets: bool,
+}
+
+impl DestroyOptions {
+    /// Keep data and secrets.
+    pub fn new() -> Self {
+        Self::default()
     }
-    eprint!("This will {what}. It cannot be undone. Type `yes` to go on: ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if answer.trim() == "yes" {
-        Ok(())
-    } else {
-        Err(Failure::bad_input("not confirmed").help("nothing was changed"))
+
+    /// Delete the data directories too.
+    #[must_use]
+    pub fn purge_data(mut self, yes: bool) -> Self {
+        self.purge_data = yes;
+        self
+    }
+
+    /// Delete the secrets too.
+    #[must_use]
+    pub fn purge_secrets(mut self, yes: bool) -> Self {
+        self.purge_secrets = yes;
+        self
     }
 }
 
-pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
-    let d = &ctx.deployment;
-    let ui = ctx.ui;
-    let dirs = desired::dirs(d);
-    if (args.purge_data || args.purge_secrets) && !args.yes {
-        let mut what = Vec::new();
-        if args.purge_data {
-            what.push("delete the data directories (the databases and the ML cache)".to_owned());
-        }
-        if args.purge_secrets {
-            what.push(format!(
-                "delete the secrets {}",
-                d.secret_names().join(", ")
-            ));
-        }
-        confirm(&what.join(" and "))?;
+/// What destroy removed, and what it kept.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct DestroyReport {
+    /// What was removed, in order.
+    pub done: Vec<String>,
+    /// Whether data directories are left (not asked to purge them).
+    pub kept_data: bool,
+    /// Whether secrets are left (not asked to purge them).
+    pub kept_secrets: bool,
+}
+
+impl Layer {
+    /// Stops and removes the units, containers, network and backup schedule;
+    /// the data directories and secrets go only when `options` say so. Every
+    /// step is tried also after one failed: the error lists what was done and
+    /// what could not be, and running it again finishes the job.
+    pub async fn destroy(&self, options: &DestroyOptions) -> Result<DestroyReport> {
+        destroy(self, options).await
     }
+}
+
+async fn destroy(ctx: &Layer, args: &DestroyOptions) -> Result<DestroyReport> {
+    let d = &ctx.deployment;
+    let dirs = desired::dirs(d);
     let _lock = lock::acquire(&lock::lock_path(d, ctx.runtime_dir.as_deref()))?;
     // Every step is tried, also after one failed: what could not be removed is
     // listed, and running destroy again finishes the job.
-    let mut steps = Steps::new(ui);
+    let mut steps = Steps::new(ctx);
 
     let units = desired::unit_names(d);
     let containers: Vec<String> = units.iter().skip(1).map(|u| u.service.clone()).collect();
     let network_service = vec![d.network_service()];
-    let running: Vec<&String> = containers
+    let names: Vec<&str> = containers
         .iter()
         .chain(&network_service)
-        .filter(|unit| {
-            ctx.systemd.show(unit, &["ActiveState"]).is_ok_and(|p| {
-                p.get("ActiveState")
-                    .is_some_and(|s| s != "inactive" && s != "failed")
-            })
-        })
+        .map(String::as_str)
         .collect();
+    let running: Vec<String> = ctx
+        .systemd
+        .units(&names)
+        .await
+        .map(|states| {
+            states
+                .into_iter()
+                .filter(|s| {
+                    !matches!(
+                        s.active,
+                        homelab_systemd::ActiveState::Inactive
+                            | homelab_systemd::ActiveState::Failed
+                    )
+                })
+                .map(|s| s.name)
+                .collect()
+        })
+        .unwrap_or_default();
     // Units that are not loaded cannot be stopped: nothing runs then.
-    let _ = ctx.systemd.stop(&containers);
-    let _ = ctx.systemd.stop(&network_service);
+    let _ = ctx.systemd.stop(&containers).await;
+    let _ = ctx.systemd.stop(&network_service).await;
     for unit in running {
         steps.done(format!("stopped {unit}"));
     }
     // The backup schedule runs pg_dump in a container that is going away; the
     // backups themselves stay.
-    match schedule::remove(ctx) {
+    match schedule::remove(ctx).await {
         Ok(true) => steps.done("removed the backup schedule (the backups are kept)".into()),
         Ok(false) => {}
         Err(e) => steps.failed("remove the backup schedule", &e.what),
@@ -93,14 +125,14 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
         }
     }
     if removed_any {
-        match ctx.systemd.daemon_reload() {
+        match ctx.systemd.daemon_reload().await {
             Ok(()) => steps.done("reloaded systemd (daemon-reload)".into()),
             Err(e) => steps.failed("reload systemd", &e.to_string()),
         }
     }
     let mut all = containers.clone();
     all.extend(network_service);
-    let _ = ctx.systemd.reset_failed(&all);
+    let _ = ctx.systemd.reset_failed(&all).await;
     for name in [
         &d.config.postgres.container_name,
         &d.config.valkey.container_name,
@@ -135,7 +167,7 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
     }
     let Steps { done, failed, .. } = steps;
     if !failed.is_empty() {
-        let mut failure = Failure::failed(format!(
+        let mut failure = Error::failed(format!(
             "destroy could not {}",
             failed
                 .iter()
@@ -147,24 +179,18 @@ pub(crate) async fn run(ctx: &Context, args: &DestroyArgs) -> Result<Outcome> {
         failure.done = done;
         return Err(failure);
     }
-    let mut human = if done.is_empty() {
-        "Nothing to remove.".to_owned()
-    } else {
-        format!("destroy: done ({} step(s))", done.len())
-    };
-    if !args.purge_data && dirs.iter().any(|dir| dir.path.exists()) {
-        human.push_str("\nkept the data directories (use --purge-data to delete them)");
-    }
+    let kept_data = !args.purge_data && dirs.iter().any(|dir| dir.path.exists());
+    let mut kept_secrets = false;
     if !args.purge_secrets {
-        let mut kept = false;
         for name in d.secret_names() {
-            kept |= ctx.secrets.exists(name).await.unwrap_or(true);
-        }
-        if kept {
-            human.push_str("\nkept the secrets (use --purge-secrets to delete them)");
+            kept_secrets |= ctx.secrets.exists(name).await.unwrap_or(true);
         }
     }
-    Outcome::ok(json!({"ok": true, "done": done}), human)
+    Ok(DestroyReport {
+        done,
+        kept_data,
+        kept_secrets,
+    })
 }
 
 /// A step that failed: what it was to do, and why it could not.
@@ -175,28 +201,29 @@ struct Failed {
 }
 
 /// What destroy did, and what it could not do.
-struct Steps {
-    ui: crate::output::Ui,
+struct Steps<'a> {
+    ctx: &'a Layer,
     done: Vec<String>,
     failed: Vec<Failed>,
 }
 
-impl Steps {
-    fn new(ui: crate::output::Ui) -> Self {
+impl<'a> Steps<'a> {
+    fn new(ctx: &'a Layer) -> Self {
         Self {
-            ui,
+            ctx,
             done: Vec::new(),
             failed: Vec::new(),
         }
     }
 
     fn done(&mut self, what: String) {
-        self.ui.note(format!("  {what}"));
+        self.ctx.tell(Event::Done(&what));
         self.done.push(what);
     }
 
     fn failed(&mut self, what: &str, why: &str) {
-        self.ui.note(format!("  could not {what}: {why}"));
+        self.ctx
+            .tell(Event::Warning(&format!("could not {what}: {why}")));
         self.failed.push(Failed {
             what: what.to_owned(),
             why: why.trim().to_owned(),
@@ -209,7 +236,7 @@ impl Steps {
 /// With rootless podman, what a container wrote as one of the user's
 /// subordinate IDs (an earlier deploy without `UserNS=keep-id`) is removed in
 /// the user's namespace, where the user owns it.
-async fn purge_dir(ctx: &Context, dir: &desired::Dir, steps: &mut Steps) {
+async fn purge_dir(ctx: &Layer, dir: &desired::Dir, steps: &mut Steps<'_>) {
     let library = dir.key == "library_dir";
     let result = if library {
         std::fs::remove_dir(&dir.path)
@@ -220,7 +247,7 @@ async fn purge_dir(ctx: &Context, dir: &desired::Dir, steps: &mut Steps) {
         Ok(()) => steps.done(format!("deleted {}", dir.path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) if library => {
-            ctx.ui.note(format!("  kept {} ({e})", dir.path.display()));
+            ctx.tell(Event::Done(&format!("kept {} ({e})", dir.path.display())));
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && ctx.deployment.rootless => {
             match crate::userns::remove_dir_all(&dir.path).await {

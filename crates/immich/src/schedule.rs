@@ -8,10 +8,10 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 
 use crate::config::Deployment;
-use crate::context::Context;
-use crate::error::{Failure, Result};
+use crate::error::{Error, Result};
 use crate::files::write_atomic;
-use crate::systemd;
+use crate::layer::Layer;
+use homelab_systemd::{ActiveState, Wait};
 
 /// The first line of both units.
 const HEADER: &str =
@@ -19,13 +19,18 @@ const HEADER: &str =
 
 /// The backup service and timer of a deployment, and where they go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Units {
-    pub(crate) service: String,
-    pub(crate) timer: String,
-    pub(crate) service_path: PathBuf,
-    pub(crate) timer_path: PathBuf,
+#[non_exhaustive]
+pub struct Units {
+    /// The service that runs the backup.
+    pub service: String,
+    /// The timer that starts it.
+    pub timer: String,
+    /// The service's file.
+    pub service_path: PathBuf,
+    /// The timer's file.
+    pub timer_path: PathBuf,
     /// The link that enables the timer (`timers.target.wants/<timer>`).
-    pub(crate) wants_link: PathBuf,
+    pub wants_link: PathBuf,
 }
 
 pub(crate) fn units(d: &Deployment) -> Units {
@@ -45,7 +50,7 @@ pub(crate) fn units(d: &Deployment) -> Units {
 /// checked with `systemd-analyze calendar`.
 pub(crate) fn check_calendar(when: &str) -> Result<String> {
     let bad = |why: String| {
-        Failure::bad_input(format!("`--schedule {when}` is not a schedule: {why}"))
+        Error::bad_input(format!("`--schedule {when}` is not a schedule: {why}"))
             .at("--schedule")
             .help("give daily, weekly or a systemd calendar expression such as \"*-*-* 03:30\" (see `man systemd.time`); nothing was changed")
     };
@@ -105,19 +110,21 @@ pub(crate) fn render_timer(d: &Deployment, calendar: &str, service: &str) -> Str
 
 /// What is installed now.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct State {
-    pub(crate) installed: bool,
-    pub(crate) timer: String,
-    pub(crate) active: bool,
-    /// The next run, microseconds since the epoch.
-    pub(crate) next_run_us: Option<i64>,
-    /// The next run, as systemd prints it.
-    pub(crate) next_run: Option<String>,
+#[non_exhaustive]
+pub struct State {
+    /// Whether the timer is installed.
+    pub installed: bool,
+    /// The timer's unit name.
+    pub timer: String,
+    /// Whether the timer is active.
+    pub active: bool,
+    /// The next run.
+    pub next_run: Option<chrono::DateTime<chrono::Utc>>,
     /// The calendar expression in the timer file.
-    pub(crate) calendar: Option<String>,
+    pub calendar: Option<String>,
 }
 
-pub(crate) fn state(ctx: &Context) -> State {
+pub(crate) async fn state(ctx: &Layer) -> State {
     let u = units(&ctx.deployment);
     let installed = u.timer_path.exists();
     let calendar = std::fs::read_to_string(&u.timer_path).ok().and_then(|t| {
@@ -125,20 +132,13 @@ pub(crate) fn state(ctx: &Context) -> State {
             .find_map(|l| l.strip_prefix("OnCalendar="))
             .map(str::to_owned)
     });
-    let props = ctx
-        .systemd
-        .show(&u.timer, &["ActiveState", "NextElapseUSecRealtime"])
-        .unwrap_or_default();
-    let active = props.get("ActiveState").is_some_and(|s| s == "active");
-    let next_run_us = systemd::timestamp_us(&props, "NextElapseUSecRealtime");
+    let timer = ctx.systemd.unit(&u.timer).await.ok();
     State {
         installed,
-        active,
-        next_run: props
-            .get("NextElapseUSecRealtime")
-            .filter(|v| !v.is_empty() && next_run_us.is_some())
-            .cloned(),
-        next_run_us,
+        active: timer
+            .as_ref()
+            .is_some_and(|t| t.active == ActiveState::Active),
+        next_run: timer.and_then(|t| t.next_elapse),
         calendar,
         timer: u.timer,
     }
@@ -146,52 +146,60 @@ pub(crate) fn state(ctx: &Context) -> State {
 
 fn write(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, text.as_bytes())
-        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Writes the service and the timer, enables the timer and (re)starts it.
-pub(crate) fn install(ctx: &Context, calendar: &str, command: &[String]) -> Result<(Units, State)> {
+pub(crate) async fn install(
+    ctx: &Layer,
+    calendar: &str,
+    command: &[String],
+) -> Result<(Units, State)> {
     let d = &ctx.deployment;
     let u = units(d);
     write(&u.service_path, &render_service(d, command))?;
     write(&u.timer_path, &render_timer(d, calendar, &u.service))?;
     let wants = u.wants_link.parent().unwrap_or(&d.backup.unit_dir);
     std::fs::create_dir_all(wants)
-        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", wants.display())))?;
+        .map_err(|e| Error::failed(format!("cannot create {}: {e}", wants.display())))?;
     match std::fs::read_link(&u.wants_link) {
         Ok(target) if target == u.timer_path => {}
         Ok(_) | Err(_) => {
             let _ = std::fs::remove_file(&u.wants_link);
             std::os::unix::fs::symlink(&u.timer_path, &u.wants_link).map_err(|e| {
-                Failure::failed(format!("cannot create {}: {e}", u.wants_link.display()))
+                Error::failed(format!("cannot create {}: {e}", u.wants_link.display()))
             })?;
         }
     }
-    let sys = |e: systemd::SystemdError| Failure::failed(e.to_string());
-    ctx.systemd.daemon_reload().map_err(sys)?;
+    let sys = |e: homelab_systemd::Error| Error::failed(e.to_string());
+    ctx.systemd.daemon_reload().await.map_err(sys)?;
     // A restart makes a changed calendar take effect at once.
     ctx.systemd
-        .restart(std::slice::from_ref(&u.timer), true)
+        .restart(std::slice::from_ref(&u.timer), Wait::Done)
+        .await
         .map_err(sys)?;
-    let state = state(ctx);
+    let state = state(ctx).await;
     Ok((u, state))
 }
 
 /// Stops the timer and removes both units; `false` when nothing was installed.
-pub(crate) fn remove(ctx: &Context) -> Result<bool> {
+pub(crate) async fn remove(ctx: &Layer) -> Result<bool> {
     let d = &ctx.deployment;
     let u = units(d);
     let present = [&u.timer_path, &u.service_path, &u.wants_link]
         .iter()
         .any(|p| p.symlink_metadata().is_ok());
     // Not loaded means not running: nothing to stop.
-    let _ = ctx.systemd.stop(&[u.timer.clone(), u.service.clone()]);
+    let _ = ctx
+        .systemd
+        .stop(&[u.timer.clone(), u.service.clone()])
+        .await;
     for path in [&u.wants_link, &u.timer_path, &u.service_path] {
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(Failure::failed(format!(
+                return Err(Error::failed(format!(
                     "cannot remove {}: {e}",
                     path.display()
                 )));
@@ -205,9 +213,10 @@ pub(crate) fn remove(ctx: &Context) -> Result<bool> {
     if present {
         ctx.systemd
             .daemon_reload()
-            .map_err(|e| Failure::failed(e.to_string()))?;
+            .await
+            .map_err(|e| Error::failed(e.to_string()))?;
     }
-    let _ = ctx.systemd.reset_failed(&[u.timer, u.service]);
+    let _ = ctx.systemd.reset_failed(&[u.timer, u.service]).await;
     Ok(present)
 }
 
@@ -254,7 +263,7 @@ mod tests {
     fn schedules_that_would_break_the_unit_are_refused() {
         for bad in ["", "daily\nExecStart=/bin/sh", "50%", "a\\b"] {
             let err = check_calendar(bad).unwrap_err();
-            assert_eq!(err.exit, crate::error::Exit::BadInput, "{bad:?}");
+            assert_eq!(err.kind, crate::error::ErrorKind::BadInput, "{bad:?}");
         }
     }
 }

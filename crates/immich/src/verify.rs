@@ -7,15 +7,16 @@ use homelab_podman::HealthStatus;
 use homelab_secrets::{Policy, SecretValue};
 use serde::Serialize;
 
-use crate::context::Context;
 use crate::desired::{self, Cow};
 use crate::direct;
 use crate::exec_secret;
+use crate::layer::Layer;
 
 /// How much a failed check matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Severity {
+#[non_exhaustive]
+pub enum Severity {
     /// The deployment does not work as configured.
     Error,
     /// It works, but something should be looked at.
@@ -24,22 +25,32 @@ pub(crate) enum Severity {
 
 /// One check and its result.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Check {
-    pub(crate) name: String,
-    pub(crate) ok: bool,
-    pub(crate) severity: Severity,
-    pub(crate) detail: String,
+#[non_exhaustive]
+pub struct Check {
+    /// What was checked (`network`, `postgres login`).
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// How much a failure matters.
+    pub severity: Severity,
+    /// What was found.
+    pub detail: String,
 }
 
-/// All checks.
+/// The operator's checklist, checked: network, units, health, storage
+/// attributes, secrets, a PostgreSQL login and Valkey's password.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Verification {
-    pub(crate) ok: bool,
-    pub(crate) checks: Vec<Check>,
+#[non_exhaustive]
+pub struct Verification {
+    /// Whether every check of error severity passed.
+    pub ok: bool,
+    /// Every check.
+    pub checks: Vec<Check>,
 }
 
-impl Verification {
-    pub(crate) fn render(&self) -> String {
+impl std::fmt::Display for Verification {
+    /// A line per check, then whether all passed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut out = String::new();
         for check in &self.checks {
             let mark = match (check.ok, check.severity) {
@@ -54,7 +65,15 @@ impl Verification {
         } else {
             "verify: some checks failed"
         });
-        out
+        f.write_str(&out)
+    }
+}
+
+impl crate::Layer {
+    /// Checks the deployment against the operator's checklist. A failed check
+    /// is in the result (`ok: false`), not an error.
+    pub async fn verify(&self) -> Verification {
+        verify(self).await
     }
 }
 
@@ -83,7 +102,7 @@ impl Checks {
 }
 
 /// The network: subnet, gateway and both containers on it.
-async fn network_checks(ctx: &Context) -> Checks {
+async fn network_checks(ctx: &Layer) -> Checks {
     let d = &ctx.deployment;
     let mut c = Checks::default();
     let network = d.podman_network();
@@ -137,7 +156,7 @@ async fn network_checks(ctx: &Context) -> Checks {
 }
 
 /// The container's health check, run now.
-async fn health_check(ctx: &Context, name: &str) -> Checks {
+async fn health_check(ctx: &Layer, name: &str) -> Checks {
     match ctx.runtime.run_health_check(name).await {
         Ok(h) => health_result(name, &h.status),
         Err(e) => {
@@ -159,21 +178,21 @@ pub(crate) fn health_result(name: &str, status: &HealthStatus) -> Checks {
     c
 }
 
-/// The check of a unit in the `ActiveState` given (as deploy saw it, waiting).
-pub(crate) fn unit_result(service: &str, state: &str) -> Checks {
+/// The check of a unit in the state given (as deploy saw it, waiting).
+pub(crate) fn unit_result(service: &str, state: &homelab_systemd::ActiveState) -> Checks {
     let mut c = Checks::default();
     c.error(
         format!("unit {service}"),
-        state == "active",
+        *state == homelab_systemd::ActiveState::Active,
         format!("{service} is {state}"),
     );
     c
 }
 
 /// The unit is active.
-pub(crate) fn unit_check(ctx: &Context, service: &str) -> Checks {
-    match ctx.systemd.show(service, &["ActiveState", "SubState"]) {
-        Ok(props) => unit_result(service, props.get("ActiveState").map_or("", String::as_str)),
+pub(crate) async fn unit_check(ctx: &Layer, service: &str) -> Checks {
+    match ctx.systemd.unit(service).await {
+        Ok(state) => unit_result(service, &state.active),
         Err(e) => {
             let mut c = Checks::default();
             c.error(format!("unit {service}"), false, e.to_string());
@@ -184,7 +203,7 @@ pub(crate) fn unit_check(ctx: &Context, service: &str) -> Checks {
 
 /// NOCOW with no copy-on-write files inside for the databases; copy-on-write for
 /// the rest.
-fn storage_checks(ctx: &Context) -> Checks {
+fn storage_checks(ctx: &Layer) -> Checks {
     let mut c = Checks::default();
     for dir in desired::dirs(&ctx.deployment) {
         let name = format!("storage {}", dir.key);
@@ -228,7 +247,7 @@ fn storage_checks(ctx: &Context) -> Checks {
 }
 
 /// A secret exists and fits its consumer's policy; returns its value.
-async fn secret_check(ctx: &Context, name: &str, policy: Policy) -> (Checks, Option<SecretValue>) {
+async fn secret_check(ctx: &Layer, name: &str, policy: Policy) -> (Checks, Option<SecretValue>) {
     let mut c = Checks::default();
     match ctx.secrets.read(name).await {
         Ok(value) => {
@@ -272,7 +291,7 @@ async fn secret_check(ctx: &Context, name: &str, policy: Policy) -> (Checks, Opt
 /// PostgreSQL: a login over TCP with the stored password, `SELECT version()`, and
 /// a vector extension; straight from the host where it reaches the container,
 /// else with `psql` in the container (to `127.0.0.1`, as over a network).
-async fn postgres_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks {
+async fn postgres_checks(ctx: &Layer, password: Option<&SecretValue>) -> Checks {
     let pg = &ctx.deployment.config.postgres;
     let Some(password) = password else {
         let mut c = Checks::default();
@@ -346,7 +365,7 @@ async fn postgres_checks(ctx: &Context, password: Option<&SecretValue>) -> Check
 }
 
 /// Valkey: PONG with the password; refused without it.
-async fn valkey_checks(ctx: &Context, password: Option<&SecretValue>) -> Checks {
+async fn valkey_checks(ctx: &Layer, password: Option<&SecretValue>) -> Checks {
     let vk = &ctx.deployment.config.valkey;
     let mut c = Checks::default();
     let with_password = if vk.require_password { password } else { None };
@@ -409,7 +428,7 @@ async fn valkey_pings_direct(
 
 /// Both PINGs with `valkey-cli` in the container.
 async fn valkey_pings_in_container(
-    ctx: &Context,
+    ctx: &Layer,
     password: Option<&SecretValue>,
     required: bool,
 ) -> PingAnswers {
@@ -450,7 +469,7 @@ impl Checks {
 
 /// PostgreSQL's checks but its unit's: its health (run now, unless `health`
 /// holds a result of a moment ago), its secret and a login.
-pub(crate) async fn postgres_service(ctx: &Context, health: Option<Checks>) -> Checks {
+pub(crate) async fn postgres_service(ctx: &Layer, health: Option<Checks>) -> Checks {
     let pg = &ctx.deployment.config.postgres;
     let (health, (mut c, password)) = tokio::join!(
         async {
@@ -469,7 +488,7 @@ pub(crate) async fn postgres_service(ctx: &Context, health: Option<Checks>) -> C
 
 /// Valkey's checks but its unit's: its health (run now, unless `health` holds
 /// a result of a moment ago), its secret, PING with and without the password.
-pub(crate) async fn valkey_service(ctx: &Context, health: Option<Checks>) -> Checks {
+pub(crate) async fn valkey_service(ctx: &Layer, health: Option<Checks>) -> Checks {
     let vk = &ctx.deployment.config.valkey;
     let (health, (mut c, password)) = tokio::join!(
         async {
@@ -493,25 +512,25 @@ pub(crate) async fn valkey_service(ctx: &Context, health: Option<Checks>) -> Che
 }
 
 /// PostgreSQL's checks: its unit, its health, its secret and a login.
-async fn postgres_part(ctx: &Context) -> Checks {
+async fn postgres_part(ctx: &Layer) -> Checks {
     let pg = &ctx.deployment.config.postgres;
-    let mut c = unit_check(ctx, &format!("{}.service", pg.container_name));
+    let mut c = unit_check(ctx, &format!("{}.service", pg.container_name)).await;
     c.extend(postgres_service(ctx, None).await);
     c
 }
 
 /// Valkey's checks: its unit, its health, its secret, PING with and without
 /// the password.
-async fn valkey_part(ctx: &Context) -> Checks {
+async fn valkey_part(ctx: &Layer) -> Checks {
     let vk = &ctx.deployment.config.valkey;
-    let mut c = unit_check(ctx, &format!("{}.service", vk.container_name));
+    let mut c = unit_check(ctx, &format!("{}.service", vk.container_name)).await;
     c.extend(valkey_service(ctx, None).await);
     c
 }
 
 /// What both services share: the network with both on it, the storage, the
 /// token-signing key.
-pub(crate) async fn common_part(ctx: &Context) -> Checks {
+pub(crate) async fn common_part(ctx: &Layer) -> Checks {
     let d = &ctx.deployment;
     let (mut c, (jwt, _)) = tokio::join!(
         network_checks(ctx),
@@ -536,7 +555,7 @@ pub(crate) fn assemble(common: Checks, postgres: Checks, valkey: Checks) -> Veri
 
 /// Runs every check, independent ones at the same time; never fails itself (a
 /// check that cannot run fails).
-pub(crate) async fn verify(ctx: &Context) -> Verification {
+pub(crate) async fn verify(ctx: &Layer) -> Verification {
     let (common, postgres, valkey) =
         tokio::join!(common_part(ctx), postgres_part(ctx), valkey_part(ctx));
     assemble(common, postgres, valkey)

@@ -14,21 +14,21 @@ use serde::Serialize;
 use crate::config::{Deployment, Scope};
 
 /// The first line of every unit this tool writes.
-pub(crate) const HEADER: &str =
+pub const HEADER: &str =
     "# Written by immich-db from its configuration: edit that and run `immich-db deploy`.";
 
 /// How long systemd waits for PostgreSQL to become healthy: a first
 /// initialisation, or an image pull, can take minutes.
-pub(crate) const POSTGRES_START_TIMEOUT_S: u64 = 900;
+pub const POSTGRES_START_TIMEOUT_S: u64 = 900;
 /// How long systemd waits for Valkey to become healthy.
-pub(crate) const VALKEY_START_TIMEOUT_S: u64 = 300;
+pub const VALKEY_START_TIMEOUT_S: u64 = 300;
 
 /// Where the PostgreSQL password is mounted in its container (under
 /// `/run/secrets`).
-pub(crate) const POSTGRES_SECRET_FILE: &str = "postgres-password";
+pub const POSTGRES_SECRET_FILE: &str = "postgres-password";
 /// Where the Valkey password is mounted in its container (under
 /// `/run/secrets`).
-pub(crate) const VALKEY_SECRET_FILE: &str = "valkey-password";
+pub const VALKEY_SECRET_FILE: &str = "valkey-password";
 
 /// Valkey's command: the server reads its `requirepass` line from standard
 /// input, which is a FIFO that this shell opens both ways, fills from the
@@ -77,25 +77,33 @@ fn valkey_health_command() -> String {
 /// What a unit is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Role {
+#[non_exhaustive]
+pub enum Role {
+    /// The Podman network both containers join.
     Network,
+    /// PostgreSQL.
     Postgres,
+    /// Valkey.
     Valkey,
 }
 
 /// A unit file as it must be on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Unit {
-    pub(crate) role: Role,
+#[non_exhaustive]
+pub struct Unit {
+    /// What it is for.
+    pub role: Role,
     /// File name in the unit directory (`photos.network`).
-    pub(crate) file_name: String,
+    pub file_name: String,
     /// The service systemd runs for it (`photos-network.service`).
-    pub(crate) service: String,
-    pub(crate) content: String,
+    pub service: String,
+    /// The file's text.
+    pub content: String,
 }
 
 impl Unit {
-    pub(crate) fn path(&self, deployment: &Deployment) -> PathBuf {
+    /// Where it goes: in the deployment's unit directory.
+    pub fn path(&self, deployment: &Deployment) -> PathBuf {
         deployment.unit_dir.join(&self.file_name)
     }
 }
@@ -103,7 +111,8 @@ impl Unit {
 /// Whether copy-on-write is to be off in a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Cow {
+#[non_exhaustive]
+pub enum Cow {
     /// Databases: NOCOW, set while the directory is empty.
     Off,
     /// Library and caches: copy-on-write, so snapshots protect them.
@@ -112,14 +121,18 @@ pub(crate) enum Cow {
 
 /// A directory of the deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Dir {
-    pub(crate) key: &'static str,
-    pub(crate) path: PathBuf,
-    pub(crate) cow: Cow,
+#[non_exhaustive]
+pub struct Dir {
+    /// Its configuration key (`postgres_dir`).
+    pub key: &'static str,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Whether copy-on-write is off.
+    pub cow: Cow,
 }
 
 /// The four directories, databases first.
-pub(crate) fn dirs(deployment: &Deployment) -> Vec<Dir> {
+pub fn dirs(deployment: &Deployment) -> Vec<Dir> {
     let d = &deployment.dirs;
     vec![
         Dir {
@@ -176,7 +189,7 @@ fn with_header(rendered: std::result::Result<String, homelab_quadlet::Error>) ->
 }
 
 /// The network unit, for podman release `podman`.
-pub(crate) fn network_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
+pub fn network_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
     let unit = NetworkUnit {
         unit: described("Network of the Immich database layer"),
         network: Network {
@@ -223,7 +236,7 @@ fn service(timeout_s: u64) -> ServiceSection {
 }
 
 /// The PostgreSQL container unit, for podman release `podman`.
-pub(crate) fn postgres_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
+pub fn postgres_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
     let pg = &deployment.config.postgres;
     let mut c = Container {
         image: Some(pg.image.clone()),
@@ -290,7 +303,7 @@ fn container_file(container: &str) -> String {
 }
 
 /// The Valkey container unit, for podman release `podman`.
-pub(crate) fn valkey_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
+pub fn valkey_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
     let vk = &deployment.config.valkey;
     let mut c = Container {
         image: Some(vk.image.clone()),
@@ -336,7 +349,7 @@ pub(crate) fn valkey_unit(deployment: &Deployment, podman: PodmanVersion) -> Uni
 
 /// Lints the three units together, as the generator of podman release `podman`
 /// will read them, for the scope.
-pub(crate) fn lint(units: &[Unit], podman: PodmanVersion, scope: Scope) -> Vec<Finding> {
+pub fn lint(units: &[Unit], podman: PodmanVersion, scope: Scope) -> Vec<Finding> {
     let mut set = UnitSet::new();
     let mut findings = Vec::new();
     for unit in units {
@@ -363,8 +376,8 @@ pub(crate) fn lint(units: &[Unit], podman: PodmanVersion, scope: Scope) -> Vec<F
     findings
 }
 
-/// All three units, network first.
-pub(crate) fn units(deployment: &Deployment, podman: PodmanVersion) -> Vec<Unit> {
+/// All three units, network first, for podman release `podman`.
+pub fn units(deployment: &Deployment, podman: PodmanVersion) -> Vec<Unit> {
     vec![
         network_unit(deployment, podman),
         postgres_unit(deployment, podman),
@@ -374,23 +387,26 @@ pub(crate) fn units(deployment: &Deployment, podman: PodmanVersion) -> Vec<Unit>
 
 /// A unit's names: its file and its service.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UnitName {
-    pub(crate) role: Role,
+#[non_exhaustive]
+pub struct UnitName {
+    /// What it is for.
+    pub role: Role,
     /// File name in the unit directory (`photos.network`).
-    pub(crate) file_name: String,
+    pub file_name: String,
     /// The service systemd runs for it (`photos-network.service`).
-    pub(crate) service: String,
+    pub service: String,
 }
 
 impl UnitName {
-    pub(crate) fn path(&self, deployment: &Deployment) -> PathBuf {
+    /// Where it goes: in the deployment's unit directory.
+    pub fn path(&self, deployment: &Deployment) -> PathBuf {
         deployment.unit_dir.join(&self.file_name)
     }
 }
 
 /// The names of the three units, network first: what a unit is called does not
 /// depend on the podman release it is written for.
-pub(crate) fn unit_names(deployment: &Deployment) -> Vec<UnitName> {
+pub fn unit_names(deployment: &Deployment) -> Vec<UnitName> {
     let container = |role, name: &str| {
         let file_name = container_file(name);
         UnitName {

@@ -7,8 +7,9 @@ fn quoted(value: &str) -> String {
     toml::Value::String(value.to_owned()).to_string()
 }
 
-/// The default configuration as a file with a comment on every key.
-pub(crate) fn template() -> String {
+/// The default configuration as a file with a comment on every key (what
+/// `immich-db config init` writes).
+pub fn template() -> String {
     let Config {
         network,
         storage,

@@ -1,96 +1,128 @@
 //! The configuration file: its keys and defaults, where it is read from, and the
 //! checks that turn it into a [`Deployment`].
 
-pub(crate) mod backup;
+pub mod backup;
+mod paths;
 mod template;
-pub(crate) mod validate;
+mod validate;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Failure, Result};
+use crate::error::{Error, Result};
 
-pub(crate) use template::template;
-pub(crate) use validate::{Deployment, Scope, validate};
+pub use homelab_systemd::Scope;
+pub use paths::Dirs;
+pub use template::template;
+pub use validate::{Deployment, validate};
 
 /// The environment variable naming the configuration file when `--config` is not
 /// given.
-pub(crate) const CONFIG_ENV: &str = "IMMICH_DB_CONFIG";
+pub const CONFIG_ENV: &str = "IMMICH_DB_CONFIG";
 
 /// The configuration, as written in the file (every key has a default).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub(crate) struct Config {
-    pub(crate) network: NetworkConfig,
-    pub(crate) storage: StorageConfig,
-    pub(crate) postgres: PostgresConfig,
-    pub(crate) valkey: ValkeyConfig,
-    pub(crate) immich: ImmichConfig,
-    pub(crate) systemd: SystemdConfig,
-    pub(crate) backup: backup::BackupConfig,
+pub struct Config {
+    /// `[network]`.
+    pub network: NetworkConfig,
+    /// `[storage]`.
+    pub storage: StorageConfig,
+    /// `[postgres]`.
+    pub postgres: PostgresConfig,
+    /// `[valkey]`.
+    pub valkey: ValkeyConfig,
+    /// `[immich]`.
+    pub immich: ImmichConfig,
+    /// `[systemd]`.
+    pub systemd: SystemdConfig,
+    /// `[backup]`.
+    pub backup: backup::BackupConfig,
 }
 
 /// `[network]`: the Podman network both containers join.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub(crate) struct NetworkConfig {
+pub struct NetworkConfig {
     /// The name of the `.network` unit (without the extension); Podman names the
     /// network `systemd-<name>`.
-    pub(crate) name: String,
-    pub(crate) subnet: String,
-    pub(crate) gateway: String,
-    pub(crate) dns: Vec<String>,
+    pub name: String,
+    /// The network's subnet, in CIDR form.
+    pub subnet: String,
+    /// The gateway: an address inside the subnet.
+    pub gateway: String,
+    /// DNS servers given to the containers; empty: podman's own resolver.
+    pub dns: Vec<String>,
 }
 
 /// `[storage]`: the BTRFS pool and the directories on it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub(crate) struct StorageConfig {
-    pub(crate) pool: String,
-    pub(crate) postgres_dir: String,
-    pub(crate) valkey_dir: String,
-    pub(crate) library_dir: String,
-    pub(crate) ml_cache_dir: String,
+pub struct StorageConfig {
+    /// Mount point of the BTRFS pool.
+    pub pool: String,
+    /// PostgreSQL's data directory (NOCOW), relative to the pool unless absolute.
+    pub postgres_dir: String,
+    /// Valkey's data directory (NOCOW).
+    pub valkey_dir: String,
+    /// The photo library (copy-on-write kept).
+    pub library_dir: String,
+    /// The machine-learning model cache (copy-on-write kept).
+    pub ml_cache_dir: String,
 }
 
 /// `[postgres]`: the PostgreSQL container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub(crate) struct PostgresConfig {
-    pub(crate) image: String,
-    pub(crate) container_name: String,
-    pub(crate) user: String,
-    pub(crate) database: String,
-    pub(crate) password_secret: String,
-    pub(crate) shm_size: String,
-    pub(crate) initdb_args: String,
+pub struct PostgresConfig {
+    /// Image of PostgreSQL with the vector extensions Immich needs.
+    pub image: String,
+    /// Container name; also the unit file name.
+    pub container_name: String,
+    /// Database role Immich logs in as.
+    pub user: String,
+    /// Database Immich uses.
+    pub database: String,
+    /// Podman secret holding the role's password.
+    pub password_secret: String,
+    /// Shared memory for the container.
+    pub shm_size: String,
+    /// Options for initdb when the database is first created.
+    pub initdb_args: String,
 }
 
 /// `[valkey]`: the Valkey container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub(crate) struct ValkeyConfig {
-    pub(crate) image: String,
-    pub(crate) container_name: String,
-    pub(crate) password_secret: String,
-    pub(crate) require_password: bool,
+pub struct ValkeyConfig {
+    /// Image of Valkey (or Redis).
+    pub image: String,
+    /// Container name; also the unit file name.
+    pub container_name: String,
+    /// Podman secret holding Valkey's password.
+    pub password_secret: String,
+    /// Whether Valkey asks for that password.
+    pub require_password: bool,
 }
 
 /// `[immich]`: what the Immich server will need from this layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub(crate) struct ImmichConfig {
-    pub(crate) jwt_secret: String,
+pub struct ImmichConfig {
+    /// Podman secret with the key Immich signed its session tokens with.
+    pub jwt_secret: String,
 }
 
 /// `[systemd]`: which manager runs the units, and where their files go.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub(crate) struct SystemdConfig {
-    pub(crate) scope: String,
+pub struct SystemdConfig {
+    /// Which systemd manager runs the units: `"user"` or `"system"`.
+    pub scope: String,
+    /// Where the unit files go (default: the Quadlet directory of the scope).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) unit_dir: Option<String>,
+    pub unit_dir: Option<String>,
 }
 
 impl Default for NetworkConfig {
@@ -163,26 +195,37 @@ impl Default for SystemdConfig {
 /// Where the effective configuration came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub(crate) enum Origin {
+pub enum Origin {
     /// `--config FILE`.
-    Flag { path: PathBuf },
+    Flag {
+        /// The file.
+        path: PathBuf,
+    },
     /// `$IMMICH_DB_CONFIG`.
-    Env { path: PathBuf },
+    Env {
+        /// The file.
+        path: PathBuf,
+    },
     /// `~/.config/immich-db/config.toml`.
-    Home { path: PathBuf },
+    Home {
+        /// The file.
+        path: PathBuf,
+    },
     /// No file: the built-in defaults.
     Defaults,
 }
 
 impl Origin {
-    pub(crate) fn path(&self) -> Option<&Path> {
+    /// The file, where there is one.
+    pub fn path(&self) -> Option<&Path> {
         match self {
             Self::Flag { path } | Self::Env { path } | Self::Home { path } => Some(path),
             Self::Defaults => None,
         }
     }
 
-    pub(crate) fn describe(&self) -> String {
+    /// Where it came from, for a person.
+    pub fn describe(&self) -> String {
         match self {
             Self::Flag { path } => format!("{} (from --config)", path.display()),
             Self::Env { path } => format!("{} (from ${CONFIG_ENV})", path.display()),
@@ -195,36 +238,50 @@ impl Origin {
 /// A configuration and the text it was read from, so that every error can name
 /// the line of the key it is about.
 #[derive(Debug, Clone)]
-pub(crate) struct Loaded {
-    pub(crate) config: Config,
-    pub(crate) origin: Origin,
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Where it came from.
+    pub origin: Origin,
     text: Option<String>,
+    /// The per-user configuration directory.
+    config_home: Option<PathBuf>,
 }
 
-/// The default location of the configuration file: `$XDG_CONFIG_HOME` or
-/// `~/.config`, then `immich-db/config.toml`.
-pub(crate) fn home_config_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|home| PathBuf::from(home).join(".config"))
-        })?;
-    Some(base.join("immich-db/config.toml"))
+/// The default location of the configuration file: `immich-db/config.toml` in
+/// `$XDG_CONFIG_HOME`, else in `~/.config`.
+pub fn home_config_path() -> Option<PathBuf> {
+    paths::config_home_from_env().map(|base| base.join("immich-db/config.toml"))
 }
 
-/// Finds and reads the configuration: `--config`, else `$IMMICH_DB_CONFIG`, else
-/// `~/.config/immich-db/config.toml` when it exists, else the defaults.
-pub(crate) fn load(flag: Option<&Path>) -> Result<Loaded> {
-    let origin = if let Some(path) = flag {
+/// Finds and reads the configuration: `flag` (`--config`), else
+/// `$IMMICH_DB_CONFIG`, else `~/.config/immich-db/config.toml` when it exists,
+/// else the defaults. `$XDG_CONFIG_HOME` (else `~/.config`) is where per-user
+/// configuration lives.
+pub fn load(flag: Option<&Path>) -> Result<Loaded> {
+    let home = paths::config_home_from_env();
+    if flag.is_none()
+        && let Some(path) = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty())
+    {
+        let path = PathBuf::from(path);
+        let mut loaded = load_in(Some(&path), home)?;
+        loaded.origin = Origin::Env { path };
+        return Ok(loaded);
+    }
+    load_in(flag, home)
+}
+
+/// [`load`] with the per-user configuration directory given (`None`: there
+/// is none; the user scope then needs `[systemd] unit_dir`), and the file
+/// given or not: no environment variable is read.
+pub fn load_in(file: Option<&Path>, config_home: Option<PathBuf>) -> Result<Loaded> {
+    let origin = if let Some(path) = file {
         Origin::Flag { path: path.into() }
-    } else if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()) {
-        Origin::Env { path: path.into() }
     } else {
-        match home_config_path() {
+        match config_home
+            .as_deref()
+            .map(|home| home.join("immich-db/config.toml"))
+        {
             Some(path) if path.exists() => Origin::Home { path },
             _ => Origin::Defaults,
         }
@@ -234,10 +291,11 @@ pub(crate) fn load(flag: Option<&Path>) -> Result<Loaded> {
             config: Config::default(),
             origin,
             text: None,
+            config_home,
         });
     };
     let text = std::fs::read_to_string(path).map_err(|e| {
-        let failure = Failure::bad_input(format!("cannot read the configuration file: {e}"))
+        let failure = Error::bad_input(format!("cannot read the configuration file: {e}"))
             .at(origin.describe());
         if e.kind() == std::io::ErrorKind::NotFound {
             failure.help(format!(
@@ -248,11 +306,13 @@ pub(crate) fn load(flag: Option<&Path>) -> Result<Loaded> {
             failure
         }
     })?;
-    parse(&text, origin)
+    let mut loaded = parse(&text, origin)?;
+    loaded.config_home = config_home;
+    Ok(loaded)
 }
 
 /// Parses a configuration file's text.
-pub(crate) fn parse(text: &str, origin: Origin) -> Result<Loaded> {
+pub fn parse(text: &str, origin: Origin) -> Result<Loaded> {
     let config: Config = toml::from_str(text).map_err(|e| {
         let name = origin
             .path()
@@ -282,7 +342,7 @@ pub(crate) fn parse(text: &str, origin: Origin) -> Result<Loaded> {
         } else {
             "fix the TOML at that line; `immich-db config init` writes a valid file to start from"
         };
-        Failure::bad_input(format!("invalid configuration: {message}"))
+        Error::bad_input(format!("invalid configuration: {message}"))
             .at(location)
             .help(help)
     })?;
@@ -290,22 +350,29 @@ pub(crate) fn parse(text: &str, origin: Origin) -> Result<Loaded> {
         config,
         origin,
         text: Some(text.to_owned()),
+        config_home: paths::config_home_from_env(),
     })
 }
 
 impl Loaded {
+    /// Checks every key and resolves the configuration into a [`Deployment`];
+    /// an error names the key, its line and the fix.
+    pub fn validate(&self) -> Result<Deployment> {
+        validate(self)
+    }
+
     /// The built-in defaults.
-    #[cfg(test)]
-    pub(crate) fn defaults() -> Self {
+    pub fn defaults() -> Self {
         Self {
             config: Config::default(),
             origin: Origin::Defaults,
             text: None,
+            config_home: paths::config_home_from_env(),
         }
     }
 
     /// `FILE:LINE:COLUMN ([section] key)` for a key, or where it would be.
-    pub(crate) fn locate(&self, section: &str, key: &str) -> String {
+    pub fn locate(&self, section: &str, key: &str) -> String {
         let what = format!("[{section}] {key}");
         let (Some(text), Some(path)) = (&self.text, self.origin.path()) else {
             return format!("{what} (built-in default)");
@@ -318,6 +385,97 @@ impl Loaded {
             None => format!("{} ({what}, built-in default)", path.display()),
         }
     }
+}
+
+/// Writes the commented default configuration to `file` (or
+/// [`home_config_path`]), refusing to replace an existing file unless `force`;
+/// returns where it was written.
+pub fn init(file: Option<&Path>, force: bool) -> Result<PathBuf> {
+    use std::io::Write as _;
+    let path = match file {
+        Some(path) => path.to_path_buf(),
+        None => home_config_path().ok_or_else(|| {
+            Error::bad_input("cannot find the default configuration path: $HOME is not set")
+                .help("give the file to write: `immich-db config init FILE`")
+        })?,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            Error::bad_input(format!(
+                "cannot create the directory {}: {e}",
+                parent.display()
+            ))
+        })?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut out = options.open(&path).map_err(|e| {
+        let failure = Error::bad_input(format!("cannot write {}: {e}", path.display()));
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            failure.help("it is kept as it is; pass --force to replace it, or choose another file")
+        } else {
+            failure
+        }
+    })?;
+    out.write_all(template().as_bytes())
+        .and_then(|()| out.sync_all())
+        .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+/// What a configuration resolves to.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Resolved {
+    /// The podman network's name.
+    pub network: String,
+    /// The pool.
+    pub pool: PathBuf,
+    /// The data directories.
+    pub directories: Dirs,
+    /// Where the unit files go.
+    pub unit_dir: PathBuf,
+    /// Which manager runs them.
+    pub scope: String,
+}
+
+/// The configuration in effect, where it came from, and what it resolves to.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Shown {
+    /// Where it came from.
+    pub source: Origin,
+    /// The configuration.
+    pub config: Config,
+    /// What it resolves to.
+    pub resolved: Resolved,
+    /// The configuration as TOML.
+    #[serde(skip)]
+    pub toml: String,
+}
+
+/// The configuration in effect, after checking it.
+pub fn show(loaded: &Loaded) -> Result<Shown> {
+    let deployment = validate(loaded)?;
+    let toml = toml::to_string_pretty(&loaded.config)
+        .map_err(|e| Error::failed(format!("cannot render the configuration: {e}")))?;
+    Ok(Shown {
+        source: loaded.origin.clone(),
+        config: loaded.config.clone(),
+        resolved: Resolved {
+            network: deployment.podman_network(),
+            pool: deployment.pool.clone(),
+            directories: deployment.dirs.clone(),
+            unit_dir: deployment.unit_dir.clone(),
+            scope: deployment.scope.to_string(),
+        },
+        toml,
+    })
 }
 
 /// The byte offset of `key` in `[section]`, from the spans the TOML parser keeps.
@@ -377,7 +535,7 @@ mod tests {
     #[test]
     fn unknown_key_names_the_key_and_line() {
         let err = file("[network]\nname = \"x\"\nsubnett = \"10.0.0.0/24\"\n").unwrap_err();
-        assert_eq!(err.exit, crate::error::Exit::BadInput);
+        assert_eq!(err.kind, crate::error::ErrorKind::BadInput);
         assert!(err.what.contains("subnett"), "{err}");
         assert_eq!(err.location.as_deref(), Some("test.toml:3:1"));
     }
@@ -385,7 +543,7 @@ mod tests {
     #[test]
     fn unknown_section_names_the_section_and_line() {
         let err = file("[network]\nname = \"x\"\n\n[netwrok]\nname = \"y\"\n").unwrap_err();
-        assert_eq!(err.exit, crate::error::Exit::BadInput);
+        assert_eq!(err.kind, crate::error::ErrorKind::BadInput);
         assert!(err.what.contains("unknown section `netwrok`"), "{err}");
         assert!(err.help.as_deref().unwrap().contains("section"), "{err}");
         assert_eq!(err.location.as_deref(), Some("test.toml:4:2"));

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::Scope;
-use crate::context::Context;
-use crate::error::{Failure, Problem, Result};
+use crate::error::{Error, Problem, Result};
+use crate::layer::Layer;
 
 /// Where distributions put Podman's Quadlet generator.
 const QUADLET_GENERATORS: &[&str] = &[
@@ -19,34 +19,46 @@ const QUADLET_GENERATORS: &[&str] = &[
 
 /// One precondition's result.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Finding {
-    pub(crate) name: &'static str,
-    pub(crate) severity: Severity,
-    pub(crate) detail: String,
+#[non_exhaustive]
+pub struct Finding {
+    /// What was checked (`podman`, `pool`, `images`).
+    pub name: &'static str,
+    /// Whether it is in order.
+    pub severity: Severity,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) fix: Option<String>,
+    pub fix: Option<String>,
 }
 
+/// How a precondition turned out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Severity {
+#[non_exhaustive]
+pub enum Severity {
+    /// In order.
     Ok,
+    /// It works, but something should be looked at.
     Warning,
+    /// Missing: nothing can be deployed.
     Error,
 }
 
 /// Results of all preconditions; errors are reported together.
 #[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct Report {
-    pub(crate) findings: Vec<Finding>,
+#[non_exhaustive]
+pub struct HostReport {
+    /// Every check, in order.
+    pub findings: Vec<Finding>,
     /// Whether NOCOW can be set (the pool is on BTRFS).
-    pub(crate) nocow_possible: bool,
+    pub nocow_possible: bool,
     /// The podman release, for linting the units against it.
     #[serde(skip)]
-    pub(crate) podman_version: Option<homelab_quadlet::PodmanVersion>,
+    pub podman_version: Option<homelab_quadlet::PodmanVersion>,
 }
 
-impl Report {
+impl HostReport {
     fn ok(&mut self, name: &'static str, detail: impl Into<String>) {
         self.push(name, Severity::Ok, detail, None::<String>);
     }
@@ -71,7 +83,8 @@ impl Report {
         });
     }
 
-    pub(crate) fn warnings(&self) -> impl Iterator<Item = &Finding> {
+    /// The findings that are warnings.
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
         self.findings
             .iter()
             .filter(|f| f.severity == Severity::Warning)
@@ -92,14 +105,13 @@ impl Report {
                     || "nothing was changed".to_owned(),
                     |fix| format!("{fix}; nothing was changed"),
                 );
-                Err(Failure::precondition(format!(
-                    "a host precondition is not met: {}",
-                    only.detail
-                ))
-                .at(only.name)
-                .help(help))
+                Err(
+                    Error::precondition(format!("a host precondition is not met: {}", only.detail))
+                        .at(only.name)
+                        .help(help),
+                )
             }
-            several => Err(Failure::precondition(format!(
+            several => Err(Error::precondition(format!(
                 "{} host preconditions are not met",
                 several.len()
             ))
@@ -161,19 +173,22 @@ async fn installed_podman() -> std::result::Result<homelab_podman::Version, Stri
 #[derive(Debug)]
 pub(crate) struct HostProbe {
     podman: tokio::task::JoinHandle<std::result::Result<homelab_podman::Version, String>>,
-    manager: tokio::task::JoinHandle<Option<crate::systemd::SystemdResult<()>>>,
+    manager: tokio::task::JoinHandle<Option<homelab_systemd::Result<()>>>,
 }
 
 impl HostProbe {
     /// Starts both; call it inside the runtime.
-    pub(crate) fn start(scope: Scope) -> Self {
+    pub(crate) fn start(systemd: std::sync::Arc<dyn homelab_systemd::Manager>) -> Self {
         let root = rustix::process::getuid().is_root();
+        let scope = systemd.scope();
         Self {
             podman: tokio::spawn(installed_podman()),
-            manager: tokio::task::spawn_blocking(move || {
-                use crate::systemd::Systemd as _;
-                (scope == Scope::User || root)
-                    .then(|| crate::systemd::Systemctl::new(scope).reachable())
+            manager: tokio::spawn(async move {
+                if scope == Scope::User || root {
+                    Some(systemd.reachable().await)
+                } else {
+                    None
+                }
             }),
         }
     }
@@ -182,19 +197,20 @@ impl HostProbe {
 /// Checks everything, changing nothing but, where an image is missing, pulling
 /// it (an image pull is a cache fill, not a change to the deployment). `probe`
 /// holds the questions asked early, if they were; else they are asked now.
-pub(crate) async fn check(
-    ctx: &Context,
-    allow_non_btrfs: bool,
-    pull: bool,
-    probe: Option<HostProbe>,
-) -> Report {
+pub(crate) async fn check(ctx: &Layer, allow_non_btrfs: bool, pull: bool) -> HostReport {
+    let probe = ctx
+        .probe
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     let d = &ctx.deployment;
-    let mut report = Report::default();
+    let mut report = HostReport::default();
 
     // The questions to Podman and systemd are independent: ask them all at once.
     let podman_subnet = homelab_podman::Cidr::new(d.subnet.address(), d.subnet.prefix());
     let uid = rustix::process::getuid().as_raw();
-    let HostProbe { podman, manager } = probe.unwrap_or_else(|| HostProbe::start(d.scope));
+    let HostProbe { podman, manager } =
+        probe.unwrap_or_else(|| HostProbe::start(ctx.systemd.clone()));
     let (version, manager, postgres_image, valkey_image, overlaps, secrets) = tokio::join!(
         async {
             podman
@@ -203,7 +219,7 @@ pub(crate) async fn check(
         },
         async {
             manager.await.unwrap_or_else(|e| {
-                Some(Err(crate::systemd::SystemdError {
+                Some(Err(homelab_systemd::Error::Unreadable {
                     command: "systemctl is-system-running".into(),
                     detail: e.to_string(),
                 }))
@@ -257,7 +273,7 @@ pub(crate) async fn check(
         Some(Ok(())) => report.ok("systemd", "the systemd manager answers"),
         Some(Err(e)) => report.error(
             "systemd",
-            format!("the systemd manager for the {:?} scope does not answer: {e}", d.scope),
+            format!("the systemd manager for the {} scope does not answer: {e}", d.scope),
             match d.scope {
                 Scope::User => "log in as the user (or `loginctl enable-linger USER` and set XDG_RUNTIME_DIR=/run/user/UID)",
                 Scope::System => "check that systemd runs as PID 1",
@@ -462,16 +478,16 @@ pub(crate) async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Exit;
+    use crate::error::ErrorKind;
 
     #[test]
     fn one_failed_precondition_is_the_error_itself() {
-        let mut report = Report::default();
+        let mut report = HostReport::default();
         report.ok("podman", "podman 5.4.2");
         report.error("pool", "the pool /p does not exist", "mount it");
         report.warn("linger", "lingering is off", "loginctl enable-linger");
         let failure = report.into_result().unwrap_err();
-        assert_eq!(failure.exit, Exit::Precondition);
+        assert_eq!(failure.kind, ErrorKind::Precondition);
         assert_eq!(
             failure.to_string(),
             "error: a host precondition is not met: the pool /p does not exist\n  --> pool\n  help: mount it; nothing was changed"
@@ -481,13 +497,13 @@ mod tests {
 
     #[test]
     fn several_failed_preconditions_are_listed_each_with_its_place_and_fix() {
-        let mut report = Report::default();
+        let mut report = HostReport::default();
         report.error("pool", "the pool /p does not exist", "mount it");
         report.ok("quadlet", "Quadlet generator found");
         report.error("images", "the image a is not present", "pull a");
         report.error("images", "the image b is not present", "pull b");
         let failure = report.into_result().unwrap_err();
-        assert_eq!(failure.exit, Exit::Precondition);
+        assert_eq!(failure.kind, ErrorKind::Precondition);
         assert_eq!(failure.what, "3 host preconditions are not met");
         assert_eq!(failure.location, None);
         let listed: Vec<(&str, Option<&str>, Option<&str>)> = failure
@@ -516,7 +532,7 @@ mod tests {
 
     #[test]
     fn no_failed_precondition_is_ok() {
-        let mut report = Report::default();
+        let mut report = HostReport::default();
         report.ok("podman", "podman 5.4.2");
         report.warn("linger", "lingering is off", "loginctl enable-linger");
         assert!(report.into_result().is_ok());

@@ -6,20 +6,21 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Loaded;
-use super::validate::{Dirs, Scope, normalise, resolve_dir};
-use crate::error::{Failure, Result};
+use super::Scope;
+use super::paths::{Dirs, normalise, resolve_dir};
+use crate::error::{Error, Result};
 
 /// `[backup]` as written in the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub(crate) struct BackupConfig {
+pub struct BackupConfig {
     /// The directory of the dumps: relative to the pool, or absolute.
-    pub(crate) dir: String,
+    pub dir: String,
     /// How many dumps to keep; older ones are deleted after a new one is written.
-    pub(crate) keep: u32,
+    pub keep: u32,
     /// Where `backup --schedule` writes its timer and service.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) unit_dir: Option<String>,
+    pub unit_dir: Option<String>,
 }
 
 impl Default for BackupConfig {
@@ -34,24 +35,18 @@ impl Default for BackupConfig {
 
 /// `[backup]` resolved: absolute directories.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct BackupSettings {
-    pub(crate) dir: PathBuf,
-    pub(crate) keep: u32,
-    pub(crate) unit_dir: PathBuf,
+#[non_exhaustive]
+pub struct BackupSettings {
+    /// The directory of the dumps.
+    pub dir: PathBuf,
+    /// How many dumps are kept.
+    pub keep: u32,
+    /// Where a backup schedule's timer and service go.
+    pub unit_dir: PathBuf,
 }
 
-/// The unit directory for plain systemd units (not Quadlet) of a scope.
-pub(crate) fn default_systemd_unit_dir(scope: Scope) -> Option<PathBuf> {
-    match scope {
-        Scope::User => std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(|h| PathBuf::from(h).join(".config/systemd/user")),
-        Scope::System => Some("/etc/systemd/system".into()),
-    }
-}
-
-fn fail(loaded: &Loaded, key: &str, what: String, help: &str) -> Failure {
-    Failure::bad_input(what)
+fn fail(loaded: &Loaded, key: &str, what: String, help: &str) -> Error {
+    Error::bad_input(what)
         .at(loaded.locate("backup", key))
         .help(help)
 }
@@ -128,10 +123,11 @@ pub(crate) fn resolve(
             }
             normalise(path)
         }
-        None => default_systemd_unit_dir(scope).ok_or_else(|| {
-            Failure::precondition("cannot find the systemd unit directory: $HOME is not set")
-                .help("set HOME, or set `unit_dir` in [backup]")
-        })?,
+        None => super::paths::default_systemd_unit_dir(scope, loaded.config_home.as_deref())
+            .ok_or_else(|| {
+                Error::precondition("cannot find the systemd unit directory: $HOME is not set")
+                    .help("set HOME, or set `unit_dir` in [backup]")
+            })?,
     };
     Ok(BackupSettings {
         dir,
@@ -164,7 +160,7 @@ keep = {keep}
 #[cfg(test)]
 mod tests {
     use crate::config::{Origin, parse, validate};
-    use crate::error::Exit;
+    use crate::error::ErrorKind;
 
     fn check(text: &str) -> crate::error::Result<crate::config::Deployment> {
         validate(&parse(
@@ -209,12 +205,12 @@ mod tests {
         ];
         for (text, location) in cases {
             let err = check(text).unwrap_err();
-            assert_eq!(err.exit, Exit::BadInput, "{text}: {err}");
+            assert_eq!(err.kind, ErrorKind::BadInput, "{text}: {err}");
             assert_eq!(err.location.as_deref(), Some(*location), "{text}: {err}");
             assert!(err.help.is_some(), "{text}: {err}");
         }
         let err = check("[backup]\nkeep = -1\n").unwrap_err();
-        assert_eq!(err.exit, Exit::BadInput, "{err}");
+        assert_eq!(err.kind, ErrorKind::BadInput, "{err}");
         assert!(err.what.contains("[backup] keep"), "{err}");
     }
 }

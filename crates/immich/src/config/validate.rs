@@ -9,62 +9,54 @@ use homelab_quadlet::IpNet;
 use homelab_quadlet::values::ValueError;
 use serde::Serialize;
 
-use super::{Config, Loaded};
-use crate::error::{Failure, Result};
-
-/// Which systemd manager runs the units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Scope {
-    /// The calling user's manager (`systemctl --user`).
-    User,
-    /// The system manager (needs root).
-    System,
-}
-
-/// The four directories of the deployment, absolute.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Dirs {
-    pub(crate) postgres: PathBuf,
-    pub(crate) valkey: PathBuf,
-    pub(crate) library: PathBuf,
-    pub(crate) ml_cache: PathBuf,
-}
+use super::paths::{Dirs, default_unit_dir, normalise, resolve_dir};
+use super::{Config, Loaded, Scope};
+use crate::error::{Error, Result};
 
 /// A configuration that passed every check, with its values resolved.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Deployment {
+#[non_exhaustive]
+pub struct Deployment {
+    /// The configuration, as written.
     #[serde(flatten)]
-    pub(crate) config: Config,
+    pub config: Config,
+    /// The network's subnet.
     #[serde(skip)]
-    pub(crate) subnet: IpNet,
+    pub subnet: IpNet,
+    /// The network's gateway.
     #[serde(skip)]
-    pub(crate) gateway: IpAddr,
+    pub gateway: IpAddr,
+    /// DNS servers for the containers.
     #[serde(skip)]
-    pub(crate) dns: Vec<IpAddr>,
+    pub dns: Vec<IpAddr>,
+    /// The pool's mount point.
     #[serde(skip)]
-    pub(crate) pool: PathBuf,
+    pub pool: PathBuf,
+    /// The data directories.
     #[serde(skip)]
-    pub(crate) dirs: Dirs,
+    pub dirs: Dirs,
+    /// Which manager runs the units.
     #[serde(skip)]
-    pub(crate) scope: Scope,
+    pub scope: Scope,
+    /// Where the unit files go.
     #[serde(skip)]
-    pub(crate) unit_dir: PathBuf,
+    pub unit_dir: PathBuf,
+    /// Where backups go, how many are kept, where their schedule's units go.
     #[serde(skip)]
-    pub(crate) backup: super::backup::BackupSettings,
+    pub backup: super::backup::BackupSettings,
     /// Whether podman runs rootless: the tool runs as an ordinary user.
     #[serde(skip)]
-    pub(crate) rootless: bool,
+    pub rootless: bool,
 }
 
 impl Deployment {
     /// The name Podman gives the network of `<name>.network`.
-    pub(crate) fn podman_network(&self) -> String {
+    pub fn podman_network(&self) -> String {
         homelab_quadlet::naming::default_resource_name(&self.network_unit_file())
     }
 
     /// The unit file of the network.
-    pub(crate) fn network_unit_file(&self) -> String {
+    pub fn network_unit_file(&self) -> String {
         format!(
             "{}.{}",
             self.config.network.name,
@@ -73,7 +65,7 @@ impl Deployment {
     }
 
     /// The service the generator makes of the network unit.
-    pub(crate) fn network_service(&self) -> String {
+    pub fn network_service(&self) -> String {
         homelab_quadlet::naming::default_service_name(
             &self.network_unit_file(),
             homelab_quadlet::UnitKind::Network,
@@ -81,7 +73,7 @@ impl Deployment {
     }
 
     /// The secrets this deployment needs, in the order they are ensured.
-    pub(crate) fn secret_names(&self) -> Vec<&str> {
+    pub fn secret_names(&self) -> Vec<&str> {
         let mut names = vec![self.config.postgres.password_secret.as_str()];
         if self.config.valkey.require_password {
             names.push(&self.config.valkey.password_secret);
@@ -160,56 +152,14 @@ fn check_size(value: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// A directory of the deployment: relative to the pool, or absolute; never with
-/// `..`.
-pub(super) fn resolve_dir(pool: &Path, value: &str) -> std::result::Result<PathBuf, String> {
-    if value.is_empty() {
-        return Err("it is empty".into());
-    }
-    let path = Path::new(value);
-    if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err("it contains `..`".into());
-    }
-    let resolved = if path.is_absolute() {
-        normalise(path)
-    } else {
-        normalise(&pool.join(path))
-    };
-    if resolved == Path::new("/") {
-        return Err("it is the root directory".into());
-    }
-    Ok(resolved)
-}
-
-/// Drops `.` components and duplicate slashes.
-pub(super) fn normalise(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| !matches!(c, Component::CurDir))
-        .collect()
-}
-
-fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-}
-
-/// The unit directory of a scope, when the configuration does not set one.
-pub(crate) fn default_unit_dir(scope: Scope) -> Option<PathBuf> {
-    match scope {
-        Scope::User => home_dir().map(|h| h.join(".config/containers/systemd")),
-        Scope::System => Some("/etc/containers/systemd".into()),
-    }
-}
-
 /// Collects the checks of one configuration; the first failure is the answer.
 struct Checker<'a> {
     loaded: &'a Loaded,
 }
 
 impl Checker<'_> {
-    fn fail(&self, section: &str, key: &str, what: String, help: impl Into<String>) -> Failure {
-        Failure::bad_input(what)
+    fn fail(&self, section: &str, key: &str, what: String, help: impl Into<String>) -> Error {
+        Error::bad_input(what)
             .at(self.loaded.locate(section, key))
             .help(help)
     }
@@ -227,7 +177,7 @@ impl Checker<'_> {
 }
 
 /// Checks every key and resolves the configuration.
-pub(crate) fn validate(loaded: &Loaded) -> Result<Deployment> {
+pub fn validate(loaded: &Loaded) -> Result<Deployment> {
     let c = Checker { loaded };
     let config = &loaded.config;
 
@@ -527,8 +477,8 @@ pub(crate) fn validate(loaded: &Loaded) -> Result<Deployment> {
             }
             normalise(path)
         }
-        None => default_unit_dir(scope).ok_or_else(|| {
-            Failure::precondition("cannot find the unit directory: $HOME is not set")
+        None => default_unit_dir(scope, loaded.config_home.as_deref()).ok_or_else(|| {
+            Error::precondition("cannot find the unit directory: $HOME is not set")
                 .help("set HOME, or set `unit_dir` in [systemd]")
         })?,
     };
@@ -553,7 +503,7 @@ pub(crate) fn validate(loaded: &Loaded) -> Result<Deployment> {
 mod tests {
     use super::*;
     use crate::config::{Origin, parse};
-    use crate::error::Exit;
+    use crate::error::ErrorKind;
 
     fn check(text: &str) -> Result<Deployment> {
         let loaded = parse(
@@ -691,7 +641,7 @@ mod tests {
         ];
         for (text, location) in cases {
             let err = check(text).expect_err(text);
-            assert_eq!(err.exit, Exit::BadInput, "{text}");
+            assert_eq!(err.kind, ErrorKind::BadInput, "{text}");
             assert_eq!(err.location.as_deref(), Some(*location), "{text}\n{err}");
             assert!(err.help.is_some(), "{text}");
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FlockOperation, flock};
 
 use crate::config::{Deployment, Scope};
-use crate::error::{Failure, Result};
+use crate::error::{Error, Result};
 
 /// An exclusive lock held until dropped (the kernel releases it when the process
 /// ends, however it ends).
@@ -35,7 +35,7 @@ pub(crate) fn acquire(path: &Path) -> Result<DeployLock> {
         .truncate(false)
         .open(path)
         .map_err(|e| {
-            Failure::precondition(format!("cannot open the lock file {}: {e}", path.display()))
+            Error::precondition(format!("cannot open the lock file {}: {e}", path.display()))
                 .help("check that the runtime directory exists and is writable")
         })?;
     if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
@@ -48,12 +48,12 @@ pub(crate) fn acquire(path: &Path) -> Result<DeployLock> {
             format!(" (process {holder})")
         };
         let failure = if e == rustix::io::Errno::WOULDBLOCK {
-            Failure::precondition(format!(
+            Error::precondition(format!(
                 "another immich-db deploy or destroy of this deployment is running{who}"
             ))
             .help("wait for it to finish, then run the command again")
         } else {
-            Failure::precondition(format!("cannot lock {}: {e}", path.display()))
+            Error::precondition(format!("cannot lock {}: {e}", path.display()))
         };
         return Err(failure.at(path.display().to_string()));
     }

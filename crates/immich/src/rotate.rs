@@ -19,11 +19,14 @@ use homelab_secrets::{Policy, SecretValue, StoreError};
 use serde::Serialize;
 
 use crate::backup;
-use crate::context::Context;
-use crate::error::{Failure, Result};
+use crate::error::{Error, Result};
 use crate::exec_secret;
 use crate::fault;
+use crate::layer::Layer;
+use crate::progress::Event;
 use crate::scram;
+use homelab_systemd::{JobWatch, Wait, WaitFor};
+use std::time::Duration;
 
 /// Why a rotation needs the consumer's container running.
 const ROTATION_NEEDS: &str = "a rotation changes and checks the password in it";
@@ -39,7 +42,8 @@ pub(crate) fn pending_name(name: &str) -> String {
 /// Which of the deployment's secrets, and who uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum Kind {
+#[non_exhaustive]
+pub enum Kind {
     /// `[postgres] password_secret`: the role's password.
     PostgresPassword,
     /// `[valkey] password_secret`: Valkey's `requirepass`.
@@ -49,7 +53,8 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) fn policy(self) -> Policy {
+    /// The policy its values must meet.
+    pub fn policy(self) -> Policy {
         match self {
             Self::PostgresPassword => Policy::postgres_password(),
             Self::ValkeyPassword => Policy::valkey_password(),
@@ -57,7 +62,8 @@ impl Kind {
         }
     }
 
-    pub(crate) fn describe(self) -> &'static str {
+    /// What it is, for a person.
+    pub fn describe(self) -> &'static str {
         match self {
             Self::PostgresPassword => "PostgreSQL password",
             Self::ValkeyPassword => "Valkey password",
@@ -78,11 +84,11 @@ impl Kind {
         self.policy()
             .generator
             .generate()
-            .map_err(|e| Failure::failed(format!("cannot generate a {}: {e}", self.noun())))
+            .map_err(|e| Error::failed(format!("cannot generate a {}: {e}", self.noun())))
     }
 
     /// The configuration key that names the secret.
-    pub(crate) fn key(self) -> &'static str {
+    pub fn key(self) -> &'static str {
         match self {
             Self::PostgresPassword => "[postgres] password_secret",
             Self::ValkeyPassword => "[valkey] password_secret",
@@ -92,7 +98,7 @@ impl Kind {
 }
 
 /// The deployment's secrets with what each is for.
-pub(crate) fn deployment_secrets(ctx: &Context) -> Vec<(String, Kind)> {
+pub(crate) fn deployment_secrets(ctx: &Layer) -> Vec<(String, Kind)> {
     let c = &ctx.deployment.config;
     let mut secrets = vec![(c.postgres.password_secret.clone(), Kind::PostgresPassword)];
     if c.valkey.require_password {
@@ -104,7 +110,7 @@ pub(crate) fn deployment_secrets(ctx: &Context) -> Vec<(String, Kind)> {
 
 /// The kind of a secret of this deployment, or a bad-input failure that lists
 /// the names it has.
-pub(crate) fn kind_of(ctx: &Context, name: &str) -> Result<Kind> {
+pub(crate) fn kind_of(ctx: &Layer, name: &str) -> Result<Kind> {
     let secrets = deployment_secrets(ctx);
     if let Some((_, kind)) = secrets.iter().find(|(n, _)| n == name) {
         return Ok(*kind);
@@ -117,13 +123,14 @@ pub(crate) fn kind_of(ctx: &Context, name: &str) -> Result<Kind> {
         let names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
         format!("this deployment's secrets are: {}", names.join(", "))
     };
-    Err(Failure::bad_input(format!("{name:?} is not a secret of this deployment")).help(help))
+    Err(Error::bad_input(format!("{name:?} is not a secret of this deployment")).help(help))
 }
 
 /// What a rotation did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum Action {
+#[non_exhaustive]
+pub enum Action {
     /// A new value is in place.
     Rotated,
     /// An interrupted rotation was finished: the new value it had chosen is in
@@ -131,20 +138,25 @@ pub(crate) enum Action {
     FinishedInterrupted,
 }
 
-/// The report of `secrets rotate`.
+/// What a rotation did.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Report {
-    pub(crate) secret: String,
-    pub(crate) kind: Kind,
-    pub(crate) action: Action,
+#[non_exhaustive]
+pub struct RotateReport {
+    /// The secret.
+    pub secret: String,
+    /// What it is for.
+    pub kind: Kind,
+    /// Whether it was rotated now or an interrupted rotation was finished.
+    pub action: Action,
     /// What was done, in order.
-    pub(crate) steps: Vec<String>,
-    pub(crate) warnings: Vec<String>,
+    pub steps: Vec<String>,
+    /// What the user must do next.
+    pub warnings: Vec<String>,
 }
 
 /// One rotation in progress: the secret, its journal, and the steps taken.
 struct Rotation<'a> {
-    ctx: &'a Context,
+    ctx: &'a Layer,
     kind: Kind,
     /// The secret.
     name: &'a str,
@@ -156,7 +168,7 @@ struct Rotation<'a> {
 impl Rotation<'_> {
     fn done(&mut self, what: impl Into<String>) {
         let what = what.into();
-        self.ctx.ui.note(format!("  {what}"));
+        self.ctx.tell(Event::Done(&what));
         self.steps.push(what);
     }
 
@@ -165,7 +177,7 @@ impl Rotation<'_> {
         let name = self.name;
         self.ctx.secrets.read(name).await.map_err(|e| match e {
             StoreError::NotFound { .. } => {
-                Failure::precondition(format!("the secret {name} does not exist"))
+                Error::precondition(format!("the secret {name} does not exist"))
                     .help("deploy first (`immich-db deploy` creates the secrets), then rotate")
             }
             other => store_failure(&format!("read the secret {name}"), &other),
@@ -246,14 +258,14 @@ impl Rotation<'_> {
     }
 }
 
-fn store_failure(doing: &str, e: &StoreError) -> Failure {
-    Failure::failed(format!("cannot {doing}: {e}"))
+fn store_failure(doing: &str, e: &StoreError) -> Error {
+    Error::failed(format!("cannot {doing}: {e}"))
 }
 
 /// Whether PostgreSQL accepts `password` for the role, logging in over TCP as
 /// Immich does. The password reaches `psql` on its standard input, through the
 /// shell's `read`, so it is in no process's arguments and in no file.
-pub(crate) async fn postgres_accepts(ctx: &Context, password: &SecretValue) -> Result<bool> {
+pub(crate) async fn postgres_accepts(ctx: &Layer, password: &SecretValue) -> Result<bool> {
     let pg = &ctx.deployment.config.postgres;
     let spec = exec_secret::psql_over_tcp(&pg.user, &pg.database, "SELECT 1", password);
     let out = ctx
@@ -268,7 +280,7 @@ pub(crate) async fn postgres_accepts(ctx: &Context, password: &SecretValue) -> R
     if stderr.contains("password authentication failed") {
         return Ok(false);
     }
-    Err(Failure::failed(format!(
+    Err(Error::failed(format!(
         "cannot try a login to PostgreSQL in {}: {}",
         pg.container_name,
         stderr.trim()
@@ -278,7 +290,7 @@ pub(crate) async fn postgres_accepts(ctx: &Context, password: &SecretValue) -> R
 
 /// Whether Valkey answers PING with `password`; the password reaches
 /// `valkey-cli` on standard input, as for PostgreSQL.
-pub(crate) async fn valkey_accepts(ctx: &Context, password: &SecretValue) -> Result<bool> {
+pub(crate) async fn valkey_accepts(ctx: &Layer, password: &SecretValue) -> Result<bool> {
     let vk = &ctx.deployment.config.valkey;
     let spec = exec_secret::valkey_ping(password);
     let out = ctx
@@ -296,7 +308,7 @@ pub(crate) async fn valkey_accepts(ctx: &Context, password: &SecretValue) -> Res
     {
         return Ok(false);
     }
-    Err(Failure::failed(format!(
+    Err(Error::failed(format!(
         "cannot try Valkey's password in {}: {}",
         vk.container_name,
         text.trim()
@@ -306,10 +318,10 @@ pub(crate) async fn valkey_accepts(ctx: &Context, password: &SecretValue) -> Res
 
 /// Sets the role's password in PostgreSQL to `new`, sending only its SCRAM
 /// verifier, on `psql`'s standard input over the container's local socket.
-pub(crate) async fn set_postgres_password(ctx: &Context, new: &SecretValue) -> Result<()> {
+pub(crate) async fn set_postgres_password(ctx: &Layer, new: &SecretValue) -> Result<()> {
     let pg = &ctx.deployment.config.postgres;
     let verifier = scram::verifier(new.expose())
-        .map_err(|e| Failure::bad_input(format!("cannot hash the new password: {e}")))?;
+        .map_err(|e| Error::bad_input(format!("cannot hash the new password: {e}")))?;
     // The role name passed the configuration's identifier check: no quoting
     // issues.
     let sql = format!("ALTER ROLE \"{}\" PASSWORD '{verifier}';", pg.user);
@@ -318,59 +330,56 @@ pub(crate) async fn set_postgres_password(ctx: &Context, new: &SecretValue) -> R
         .map(drop)
 }
 
-async fn remove_pending(ctx: &Context, pending: &str) -> Result<()> {
+async fn remove_pending(ctx: &Layer, pending: &str) -> Result<()> {
     match ctx.secrets.remove(pending).await {
         Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
         Err(e) => Err(store_failure(&format!("remove the secret {pending}"), &e)),
     }
 }
 
-async fn replace(ctx: &Context, name: &str, value: &SecretValue) -> Result<()> {
+async fn replace(ctx: &Layer, name: &str, value: &SecretValue) -> Result<()> {
     homelab_secrets::rotate(ctx.secrets.as_ref(), name, value)
         .await
         .map(drop)
-        .map_err(|e| Failure::failed(format!("cannot replace the secret {name}: {e}")))
+        .map_err(|e| Error::failed(format!("cannot replace the secret {name}: {e}")))
 }
 
-/// Restarts a service and waits until it is active again (with `Notify=healthy`
-/// that is when its container is healthy).
-/// Restarts `service` and returns once it runs again.
+/// Restarts `service` and returns once it runs again (with `Notify=healthy`:
+/// once its container is healthy).
 ///
 /// A restart job that fails is not yet a failed restart: with `Restart=always`
 /// systemd starts the service again by itself, and once it has given up, one
 /// more start is tried here.
-fn restart(ctx: &Context, service: &str) -> Result<()> {
+async fn restart(ctx: &Layer, service: &str) -> Result<()> {
     let units = [service.to_owned()];
-    let Err(first) = ctx.systemd.restart(&units, true) else {
+    let Err(first) = ctx.systemd.restart(&units, Wait::Done).await else {
         return Ok(());
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let state = ctx
-            .systemd
-            .show(service, &["ActiveState"])
-            .ok()
-            .and_then(|mut p| p.remove("ActiveState"))
-            .unwrap_or_default();
-        match state.as_str() {
-            "active" => return Ok(()),
-            "failed" | "inactive" => break,
-            _ if std::time::Instant::now() >= deadline => break,
-            _ => std::thread::sleep(std::time::Duration::from_millis(200)),
-        }
+    let again_by_itself = WaitFor::new(service, Duration::from_secs(30))
+        .every(Duration::from_millis(200))
+        .wait(ctx.systemd.as_ref(), &mut JobWatch::none())
+        .await;
+    if again_by_itself.is_ok() {
+        return Ok(());
     }
-    let _ = ctx.systemd.reset_failed(&units);
-    ctx.systemd.start(&units, true).map_err(|again| {
-        Failure::failed(format!(
-            "cannot restart {service}: {first}; and started once more: {again}"
-        ))
-        .help(format!("see `journalctl --user -u {service}`"))
-    })
+    let _ = ctx.systemd.reset_failed(&units).await;
+    ctx.systemd
+        .start(&units, Wait::Done)
+        .await
+        .map_err(|again| {
+            Error::failed(format!(
+                "cannot restart {service}: {first}; and started once more: {again}"
+            ))
+            .help(format!(
+                "see `journalctl{} -u {service}`",
+                ctx.systemd.scope().flag()
+            ))
+        })
 }
 
 /// Rotates the secret `name` of the deployment: finishes or undoes an
 /// interrupted rotation first.
-pub(crate) async fn rotate(ctx: &Context, name: &str) -> Result<Report> {
+pub(crate) async fn rotate(ctx: &Layer, name: &str) -> Result<RotateReport> {
     let kind = kind_of(ctx, name)?;
     let mut rotation = Rotation {
         ctx,
@@ -390,7 +399,7 @@ pub(crate) async fn rotate(ctx: &Context, name: &str) -> Result<Report> {
         ),
         Kind::JwtSecret => "every Immich session ends: users log in again once the Immich server restarts with the new key".to_owned(),
     };
-    Ok(Report {
+    Ok(RotateReport {
         secret: name.to_owned(),
         kind,
         action,
@@ -417,14 +426,14 @@ async fn rotate_postgres(r: &mut Rotation<'_>) -> Result<Action> {
             )
             .await?;
             r.finish().await?;
-            restart(ctx, &service)?;
+            restart(ctx, &service).await?;
             r.done(format!("restarted {service}"));
             check_postgres_switched(ctx, &pending, None).await?;
             r.done("PostgreSQL accepts the stored password");
             return Ok(Action::FinishedInterrupted);
         }
         if !postgres_accepts(ctx, &current).await? {
-            return Err(Failure::failed(format!(
+            return Err(Error::failed(format!(
                 "PostgreSQL accepts neither the password in {name} nor the one in {pending_name} (an interrupted rotation): nothing was changed"
             ))
             .help(format!(
@@ -433,7 +442,7 @@ async fn rotate_postgres(r: &mut Rotation<'_>) -> Result<Action> {
         }
         r.undo("PostgreSQL").await?;
     } else if !postgres_accepts(ctx, &current).await? {
-        return Err(Failure::precondition(format!(
+        return Err(Error::precondition(format!(
             "PostgreSQL does not accept the password stored in {name}: the database and the secret already disagree, nothing was changed"
         ))
         .help("find the role's real password and store it in the secret, or set the stored one with ALTER ROLE; then rotate"));
@@ -476,7 +485,7 @@ async fn rotate_postgres(r: &mut Rotation<'_>) -> Result<Action> {
     r.finish().await?;
     fault::point("rotate-cleared");
 
-    restart(ctx, &service)?;
+    restart(ctx, &service).await?;
     r.done(format!("restarted {service}"));
     check_postgres_switched(ctx, &new, Some(&current)).await?;
     r.done("PostgreSQL accepts the new password and refuses the old one");
@@ -485,13 +494,13 @@ async fn rotate_postgres(r: &mut Rotation<'_>) -> Result<Action> {
 
 /// After a rotation: the new password works, the old one (when known) no longer.
 async fn check_postgres_switched(
-    ctx: &Context,
+    ctx: &Layer,
     new: &SecretValue,
     old: Option<&SecretValue>,
 ) -> Result<()> {
     if !postgres_accepts(ctx, new).await? {
         return Err(
-            Failure::failed("PostgreSQL refuses the password now stored in the secret")
+            Error::failed("PostgreSQL refuses the password now stored in the secret")
                 .help("run `immich-db verify`; then `immich-db secrets rotate` again"),
         );
     }
@@ -499,10 +508,10 @@ async fn check_postgres_switched(
         && old != new
         && postgres_accepts(ctx, old).await?
     {
-        return Err(Failure::failed(
-            "PostgreSQL still accepts the old password after the rotation",
-        )
-        .help("check pg_hba.conf: logins over TCP must use a password (scram-sha-256)"));
+        return Err(
+            Error::failed("PostgreSQL still accepts the old password after the rotation")
+                .help("check pg_hba.conf: logins over TCP must use a password (scram-sha-256)"),
+        );
     }
     Ok(())
 }
@@ -518,7 +527,7 @@ async fn rotate_valkey(r: &mut Rotation<'_>) -> Result<Action> {
 
     let Some(pending) = r.interrupted().await? else {
         if !valkey_accepts(ctx, &current).await? {
-            return Err(Failure::precondition(format!(
+            return Err(Error::precondition(format!(
                 "Valkey does not accept the password stored in {name}: it runs with another one, nothing was changed"
             ))
             .help(format!("restart {service} so that it reads the secret, then rotate")));
@@ -534,7 +543,7 @@ async fn rotate_valkey(r: &mut Rotation<'_>) -> Result<Action> {
         .await?;
     } else if current == pending {
         // The secret was replaced but Valkey not yet restarted with it.
-        restart(ctx, &service)?;
+        restart(ctx, &service).await?;
         r.done(format!(
             "restarted {service} with the new password of an interrupted rotation"
         ));
@@ -542,13 +551,13 @@ async fn rotate_valkey(r: &mut Rotation<'_>) -> Result<Action> {
         r.undo("Valkey").await?;
         return rotate_valkey_fresh(r, &service, &current).await;
     } else {
-        return Err(Failure::failed(format!(
+        return Err(Error::failed(format!(
             "Valkey accepts neither the password in {name} nor the one in {pending_name} (an interrupted rotation): nothing was changed"
         ))
         .help(format!("restart {service} so it reads {name}, then rotate again")));
     }
     if !valkey_accepts(ctx, &pending).await? {
-        return Err(Failure::failed(format!(
+        return Err(Error::failed(format!(
             "Valkey refuses the password in {name} after the restart"
         ))
         .help(format!("see `journalctl --user -u {service}`")));
@@ -567,9 +576,10 @@ async fn rotate_valkey_fresh(
     let new = r.begin().await?;
     r.replace(&new).await?;
 
-    if let Err(failure) = restart(ctx, service) {
+    if let Err(failure) = restart(ctx, service).await {
         // Back to the old password, which the old container had.
-        let undone = replace(ctx, name, current).await.is_ok() && restart(ctx, service).is_ok();
+        let undone =
+            replace(ctx, name, current).await.is_ok() && restart(ctx, service).await.is_ok();
         if undone {
             let _ = remove_pending(ctx, &r.pending).await;
         }
@@ -584,9 +594,9 @@ async fn rotate_valkey_fresh(
 
     if !valkey_accepts(ctx, &new).await? || valkey_accepts(ctx, current).await? {
         return Err(
-            Failure::failed("Valkey does not use the new password after its restart").help(
-                format!("run `immich-db verify`; then `immich-db secrets rotate {name}` again"),
-            ),
+            Error::failed("Valkey does not use the new password after its restart").help(format!(
+                "run `immich-db verify`; then `immich-db secrets rotate {name}` again"
+            )),
         );
     }
     r.done("Valkey accepts the new password and refuses the old one");
@@ -622,7 +632,6 @@ mod tests {
     //! from the secret when it restarts, and every interrupted state a killed
     //! rotation can leave.
 
-    use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
     use homelab_podman::{ExecOutput, ExecSpec, FakeRuntime};
@@ -630,46 +639,55 @@ mod tests {
     use super::*;
     use crate::backup::tests::{block_on, context_on, running};
     use crate::config::{Loaded, validate};
-    use crate::systemd::{FakeSystemd, Systemd, SystemdResult};
+    use homelab_systemd::{FakeManager, Manager, Scope, UnitState};
 
     /// A systemd whose restarts also run a hook (Valkey reads its secret).
     struct Hooked {
-        inner: FakeSystemd,
+        inner: FakeManager,
         on_restart: Box<dyn Fn(&str) + Send + Sync>,
     }
 
-    impl Systemd for Hooked {
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
+    impl std::fmt::Debug for Hooked {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Hooked")
+                .field("inner", &self.inner)
+                .finish_non_exhaustive()
         }
-        fn reachable(&self) -> SystemdResult<()> {
-            self.inner.reachable()
+    }
+
+    #[async_trait::async_trait]
+    impl Manager for Hooked {
+        fn scope(&self) -> Scope {
+            self.inner.scope()
         }
-        fn daemon_reload(&self) -> SystemdResult<()> {
-            self.inner.daemon_reload()
+        async fn reachable(&self) -> homelab_systemd::Result<()> {
+            self.inner.reachable().await
         }
-        fn start(&self, units: &[String], wait: bool) -> SystemdResult<()> {
-            self.inner.start(units, wait)?;
+        async fn daemon_reload(&self) -> homelab_systemd::Result<()> {
+            self.inner.daemon_reload().await
+        }
+        async fn start(&self, units: &[String], wait: Wait) -> homelab_systemd::Result<()> {
+            self.inner.start(units, wait).await?;
             for unit in units {
                 (self.on_restart)(unit);
             }
             Ok(())
         }
-        fn restart(&self, units: &[String], wait: bool) -> SystemdResult<()> {
-            self.inner.restart(units, wait)?;
+        async fn restart(&self, units: &[String], wait: Wait) -> homelab_systemd::Result<()> {
+            self.inner.restart(units, wait).await?;
             for unit in units {
                 (self.on_restart)(unit);
             }
             Ok(())
         }
-        fn stop(&self, units: &[String]) -> SystemdResult<()> {
-            self.inner.stop(units)
+        async fn stop(&self, units: &[String]) -> homelab_systemd::Result<()> {
+            self.inner.stop(units).await
         }
-        fn reset_failed(&self, units: &[String]) -> SystemdResult<()> {
-            self.inner.reset_failed(units)
+        async fn reset_failed(&self, units: &[String]) -> homelab_systemd::Result<()> {
+            self.inner.reset_failed(units).await
         }
-        fn show(&self, unit: &str, properties: &[&str]) -> SystemdResult<BTreeMap<String, String>> {
-            self.inner.show(unit, properties)
+        async fn units(&self, units: &[&str]) -> homelab_systemd::Result<Vec<UnitState>> {
+            self.inner.units(units).await
         }
     }
 
@@ -717,7 +735,8 @@ mod tests {
     }
 
     struct Fixture {
-        ctx: Context,
+        ctx: Layer,
+        systemd: Arc<Hooked>,
         runtime: FakeRuntime,
         role: Arc<Mutex<Role>>,
         valkey: Arc<Mutex<Vec<u8>>>,
@@ -795,18 +814,19 @@ mod tests {
         let restarted = valkey.clone();
         let vk_service = format!("{}.service", c.valkey.container_name);
         let vk_secret = c.valkey.password_secret.clone();
-        let systemd = Hooked {
-            inner: FakeSystemd::default(),
+        let systemd = Arc::new(Hooked {
+            inner: FakeManager::new(),
             on_restart: Box::new(move |unit| {
                 if unit == vk_service {
                     let value = store.secret_value(&vk_secret).unwrap();
                     *restarted.lock().unwrap() = value.expose().to_vec();
                 }
             }),
-        };
-        let ctx = context_on(&runtime, Box::new(systemd));
+        });
+        let ctx = context_on(&runtime, systemd.clone());
         Fixture {
             ctx,
+            systemd,
             runtime,
             role,
             valkey,
@@ -815,13 +835,9 @@ mod tests {
 
     impl Fixture {
         /// The fake systemd under the hook, its next `restarts` restarts failing.
-        fn systemd_failing_restarts(&self, restarts: usize) -> &FakeSystemd {
-            let hooked: &Hooked = self.ctx.systemd.as_any().downcast_ref().unwrap();
-            hooked
-                .inner
-                .failing_restarts
-                .store(restarts, std::sync::atomic::Ordering::Relaxed);
-            &hooked.inner
+        fn systemd_failing_restarts(&self, restarts: usize) -> &FakeManager {
+            self.systemd.inner.fail_restarts(restarts);
+            &self.systemd.inner
         }
         fn secret(&self, name: &str) -> Option<Vec<u8>> {
             self.runtime.secret_value(name).map(|v| v.expose().to_vec())
@@ -833,11 +849,11 @@ mod tests {
             self.ctx.deployment.config.valkey.password_secret.clone()
         }
         /// Runs a rotation that must succeed.
-        fn rotate(&self, name: &str) -> Report {
+        fn rotate(&self, name: &str) -> RotateReport {
             block_on(rotate(&self.ctx, name)).unwrap()
         }
         /// Runs a rotation that must fail.
-        fn rotate_err(&self, name: &str) -> Failure {
+        fn rotate_err(&self, name: &str) -> Error {
             block_on(rotate(&self.ctx, name)).unwrap_err()
         }
         /// What a rotation killed after writing its journal leaves.
@@ -926,7 +942,7 @@ mod tests {
         let f = fixture();
         *f.role.lock().unwrap() = Role::Plain(b"something else".to_vec());
         let err = f.rotate_err(&f.pg());
-        assert_eq!(err.exit, crate::error::Exit::Precondition, "{err}");
+        assert_eq!(err.kind, crate::error::ErrorKind::Precondition, "{err}");
         assert_eq!(f.secret(&f.pg()).unwrap(), b"pgold");
         assert!(f.secret(&pending_name(&f.pg())).is_none());
     }
@@ -955,9 +971,7 @@ mod tests {
 
         // When the start fails too, the rotation fails and says both.
         let f = fixture();
-        f.systemd_failing_restarts(1)
-            .unknown_once
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        f.systemd_failing_restarts(1).forget_units_once();
         let failure = f.rotate_err(&f.vk());
         assert!(failure.what.contains("started once more"), "{failure}");
     }
@@ -1010,7 +1024,7 @@ mod tests {
     fn unknown_names_are_bad_input_and_list_the_secrets() {
         let f = fixture();
         let err = f.rotate_err("redis_password");
-        assert_eq!(err.exit, crate::error::Exit::BadInput);
+        assert_eq!(err.kind, crate::error::ErrorKind::BadInput);
         assert!(err.help.unwrap().contains("postgres-password"));
     }
 
