@@ -72,7 +72,7 @@ pub enum Error {
         source: EntryError,
     },
     /// The file name does not have a Quadlet extension.
-    #[error("{}: not a Quadlet file name; use the extension .container, .network, .volume, .pod, .kube, .image or .build", file.display())]
+    #[error("{}: not a Quadlet file name; use the extension .container, .network, .volume, .pod, .kube, .image, .build or .artifact", file.display())]
     NotQuadlet {
         /// The file.
         file: PathBuf,

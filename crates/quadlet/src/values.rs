@@ -525,7 +525,9 @@ pub enum SecretType {
     Mount,
 }
 
-/// A `Secret=` value: `name[,type=env|mount][,target=X][,uid=N][,gid=N][,mode=0NNN]`.
+/// A `Secret=` value: `name[,type=env|mount][,target=X][,uid=N][,gid=N][,mode=0NNN]`,
+/// where the name may also be given as a `source=NAME` option (it is then
+/// written first).
 ///
 /// ```
 /// use homelab_quadlet::values::{Secret, SecretType};
@@ -533,6 +535,8 @@ pub enum SecretType {
 /// let s: Secret = "postgres-password,type=env,target=POSTGRES_PASSWORD".parse()?;
 /// assert_eq!(s.name, "postgres-password");
 /// assert_eq!(s.secret_type, Some(SecretType::Env));
+/// let s: Secret = "source=postgres-password,type=env,target=POSTGRES_PASSWORD".parse()?;
+/// assert_eq!(s.to_string(), "postgres-password,type=env,target=POSTGRES_PASSWORD");
 /// assert_eq!(Secret::env("redis-password", "REDIS_PASSWORD").to_string(),
 ///            "redis-password,type=env,target=REDIS_PASSWORD");
 /// # Ok::<(), homelab_quadlet::values::ValueError>(())
@@ -581,17 +585,15 @@ impl FromStr for Secret {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = |reason: String| ValueError::new("secret", s, reason);
-        let mut parts = s.split(',');
-        let name = parts.next().unwrap_or_default();
-        if name.is_empty() || name.contains('=') || name.contains(char::is_whitespace) {
-            return Err(bad(
-                "it must start with the secret's name, such as `db-password,type=env,target=DB_PASSWORD`".into(),
-            ));
+        let mut parts: Vec<&str> = s.split(',').collect();
+        // The name comes first (a lone word is all name), or as `source=` among
+        // the options.
+        let mut name = None;
+        if parts.len() == 1 || !parts[0].contains('=') {
+            name = Some(parts.remove(0));
         }
-        let mut secret = Self {
-            name: name.to_owned(),
-            ..Self::default()
-        };
+        let mut secret = Self::default();
+        let mut mount_only = None;
         for part in parts {
             let (key, value) = part
                 .split_once('=')
@@ -601,23 +603,52 @@ impl FromStr for Secret {
                     .map_err(|_| bad(format!("`{key}=` needs a number, not {v:?}")))
             };
             match key {
+                "source" => name = Some(value),
                 "type" => {
+                    if secret.secret_type.is_some() {
+                        return Err(bad("more than one `type=`".into()));
+                    }
                     secret.secret_type = Some(match value {
                         "env" => SecretType::Env,
                         "mount" => SecretType::Mount,
                         _ => return Err(bad(format!("type is `env` or `mount`, not {value:?}"))),
                     });
                 }
-                "target" if !value.is_empty() => secret.target = Some(value.to_owned()),
-                "uid" => secret.uid = Some(number(value, 10)?),
-                "gid" => secret.gid = Some(number(value, 10)?),
-                "mode" => secret.mode = Some(number(value, 8)?),
+                "target" => secret.target = (!value.is_empty()).then(|| value.to_owned()),
+                "uid" | "UID" => {
+                    secret.uid = Some(number(value, 10)?);
+                    mount_only = Some(key);
+                }
+                "gid" | "GID" => {
+                    secret.gid = Some(number(value, 10)?);
+                    mount_only = Some(key);
+                }
+                "mode" => {
+                    secret.mode = Some(number(value, 8)?);
+                    mount_only = Some(key);
+                }
                 _ => {
                     return Err(bad(format!(
-                        "unknown option {key:?} (known: type, target, uid, gid, mode)"
+                        "unknown option {key:?} (known: source, type, target, uid, gid, mode)"
                     )));
                 }
             }
+        }
+        match name {
+            Some(name) if name.contains(char::is_whitespace) => {
+                return Err(bad("a secret's name has no whitespace".into()));
+            }
+            Some(name) if !name.is_empty() => name.clone_into(&mut secret.name),
+            _ => {
+                return Err(bad(
+                    "no secret name: start with it, such as `db-password,type=env,target=DB_PASSWORD`, or give it as `source=`".into(),
+                ));
+            }
+        }
+        if let (Some(SecretType::Env), Some(key)) = (secret.secret_type, mount_only) {
+            return Err(bad(format!(
+                "`{key}=` is for mounted secrets, not `type=env`"
+            )));
         }
         Ok(secret)
     }
@@ -1136,9 +1167,17 @@ mod tests {
             "a,colour=red",
             "a,uid=x",
             "a b",
+            "type=env,target=X",
+            "a,type=env,type=mount",
+            "a,type=env,mode=0400",
         ] {
             assert!(bad.parse::<Secret>().is_err(), "{bad:?}");
         }
+        // The name may come as `source=`, anywhere among the options.
+        let s: Secret = "type=env,source=pw,target=PW".parse().unwrap();
+        assert_eq!(s.to_string(), "pw,type=env,target=PW");
+        let s: Secret = "pw,UID=7,GID=8".parse().unwrap();
+        assert_eq!((s.uid, s.gid), (Some(7), Some(8)));
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! The generator rejects a whole unit when one of its keys is unknown to it, so a
 //! unit written for a newer podman fails to start on an older one. The table here
 //! says, for every key of every Quadlet section, the first podman release whose
-//! generator accepts it. It was checked key by key against the podman 5.4.2
-//! generator (every key listed at 5.4 or earlier is accepted by it, every later one
-//! is rejected); the releases before 5.4 come from podman's release notes and
-//! manual pages.
+//! generator accepts it: read from the generator of each release from 4.4 to 5.8,
+//! and checked against the generators of podman 4.4.4, 4.9.3, 5.0.3, 5.4.2 and
+//! 5.8.2 (no key was ever removed). [`KNOWN_RELEASES`] lists the releases whose
+//! rules this crate knows.
 
 use std::fmt;
 use std::str::FromStr;
@@ -56,6 +56,8 @@ impl PodmanVersion {
     pub const V4_7: Self = Self::new(4, 7, 0);
     /// Podman 4.8.
     pub const V4_8: Self = Self::new(4, 8, 0);
+    /// Podman 4.9.
+    pub const V4_9: Self = Self::new(4, 9, 0);
     /// Podman 5.0.
     pub const V5_0: Self = Self::new(5, 0, 0);
     /// Podman 5.1.
@@ -77,6 +79,27 @@ impl PodmanVersion {
     /// The newest release the key table describes.
     pub const LATEST_KNOWN: Self = Self::V5_8;
 }
+
+/// The podman releases (by minor version) whose generator rules this crate knows,
+/// oldest first: the keys of every section and the checks that make the generator
+/// refuse a file. A later release is checked by the rules of the last one.
+pub const KNOWN_RELEASES: [PodmanVersion; 15] = [
+    PodmanVersion::V4_4,
+    PodmanVersion::V4_5,
+    PodmanVersion::V4_6,
+    PodmanVersion::V4_7,
+    PodmanVersion::V4_8,
+    PodmanVersion::V4_9,
+    PodmanVersion::V5_0,
+    PodmanVersion::V5_1,
+    PodmanVersion::V5_2,
+    PodmanVersion::V5_3,
+    PodmanVersion::V5_4,
+    PodmanVersion::V5_5,
+    PodmanVersion::V5_6,
+    PodmanVersion::V5_7,
+    PodmanVersion::V5_8,
+];
 
 impl fmt::Display for PodmanVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,7 +188,7 @@ const CONTAINER_KEYS: &[KeyInfo] = &[
     k("AutoUpdate", V::V4_6),
     f("CgroupsMode", V::V5_3, "--cgroups"),
     k("ContainerName", V::V4_4),
-    k("ContainersConfModule", V::V4_7),
+    k("ContainersConfModule", V::V4_8),
     f("DNS", V::V4_7, "--dns"),
     f("DNSOption", V::V4_7, "--dns-option"),
     f("DNSSearch", V::V4_7, "--dns-search"),
@@ -177,19 +200,23 @@ const CONTAINER_KEYS: &[KeyInfo] = &[
     k("Exec", V::V4_4),
     k("ExposeHostPort", V::V4_4),
     f("GIDMap", V::V4_8, "--gidmap"),
-    k("GlobalArgs", V::V4_7),
+    k("GlobalArgs", V::V4_8),
     k("Group", V::V4_4),
     f("GroupAdd", V::V5_1, "--group-add"),
     f("HealthCmd", V::V4_5, "--health-cmd"),
     f("HealthInterval", V::V4_5, "--health-interval"),
-    f("HealthLogDestination", V::V5_4, "--health-log-destination"),
-    f("HealthMaxLogCount", V::V5_4, "--health-max-log-count"),
-    f("HealthMaxLogSize", V::V5_4, "--health-max-log-size"),
+    f("HealthLogDestination", V::V5_3, "--health-log-destination"),
+    f("HealthMaxLogCount", V::V5_3, "--health-max-log-count"),
+    f("HealthMaxLogSize", V::V5_3, "--health-max-log-size"),
     f("HealthOnFailure", V::V4_5, "--health-on-failure"),
     f("HealthRetries", V::V4_5, "--health-retries"),
     f("HealthStartPeriod", V::V4_5, "--health-start-period"),
     f("HealthStartupCmd", V::V4_5, "--health-startup-cmd"),
-    f("HealthStartupInterval", V::V4_5, "--health-startup-interval"),
+    f(
+        "HealthStartupInterval",
+        V::V4_5,
+        "--health-startup-interval",
+    ),
     f("HealthStartupRetries", V::V4_5, "--health-startup-retries"),
     f("HealthStartupSuccess", V::V4_5, "--health-startup-success"),
     f("HealthStartupTimeout", V::V4_5, "--health-startup-timeout"),
@@ -228,11 +255,11 @@ const CONTAINER_KEYS: &[KeyInfo] = &[
     k("RunInit", V::V4_4),
     k("SeccompProfile", V::V4_4),
     f("Secret", V::V4_5, "--secret"),
-    k("SecurityLabelDisable", V::V4_4),
-    k("SecurityLabelFileType", V::V4_4),
-    k("SecurityLabelLevel", V::V4_4),
+    k("SecurityLabelDisable", V::V4_5),
+    k("SecurityLabelFileType", V::V4_5),
+    k("SecurityLabelLevel", V::V4_5),
     k("SecurityLabelNested", V::V4_6),
-    k("SecurityLabelType", V::V4_4),
+    k("SecurityLabelType", V::V4_5),
     k("ServiceName", V::V5_3),
     f("ShmSize", V::V4_7, "--shm-size"),
     k("StartWithPod", V::V5_3),
@@ -254,12 +281,12 @@ const CONTAINER_KEYS: &[KeyInfo] = &[
 ];
 
 const NETWORK_KEYS: &[KeyInfo] = &[
-    k("ContainersConfModule", V::V4_7),
+    k("ContainersConfModule", V::V4_8),
     f("DNS", V::V4_7, "--dns"),
     k("DisableDNS", V::V4_4),
     k("Driver", V::V4_4),
     k("Gateway", V::V4_4),
-    k("GlobalArgs", V::V4_7),
+    k("GlobalArgs", V::V4_8),
     k("IPAMDriver", V::V4_4),
     k("IPRange", V::V4_4),
     k("IPv6", V::V4_4),
@@ -267,7 +294,7 @@ const NETWORK_KEYS: &[KeyInfo] = &[
     k("Internal", V::V4_4),
     k("Label", V::V4_4),
     k("NetworkDeleteOnStop", V::V5_5),
-    k("NetworkName", V::V4_8),
+    k("NetworkName", V::V4_7),
     k("Options", V::V4_4),
     k("PodmanArgs", V::V4_6),
     k("ServiceName", V::V5_3),
@@ -275,11 +302,11 @@ const NETWORK_KEYS: &[KeyInfo] = &[
 ];
 
 const VOLUME_KEYS: &[KeyInfo] = &[
-    k("ContainersConfModule", V::V4_7),
+    k("ContainersConfModule", V::V4_8),
     k("Copy", V::V4_4),
     k("Device", V::V4_4),
     k("Driver", V::V4_8),
-    k("GlobalArgs", V::V4_7),
+    k("GlobalArgs", V::V4_8),
     k("Group", V::V4_4),
     k("Image", V::V4_8),
     k("Label", V::V4_4),
@@ -288,7 +315,7 @@ const VOLUME_KEYS: &[KeyInfo] = &[
     k("ServiceName", V::V5_3),
     k("Type", V::V4_4),
     k("User", V::V4_4),
-    k("VolumeName", V::V4_8),
+    k("VolumeName", V::V4_7),
 ];
 
 const POD_KEYS: &[KeyInfo] = &[
@@ -309,12 +336,12 @@ const POD_KEYS: &[KeyInfo] = &[
     k("PodName", V::V5_0),
     k("PodmanArgs", V::V5_0),
     k("PublishPort", V::V5_0),
-    k("RemapGid", V::V5_0),
-    k("RemapUid", V::V5_0),
-    k("RemapUidSize", V::V5_0),
-    k("RemapUsers", V::V5_0),
+    k("RemapGid", V::V5_3),
+    k("RemapUid", V::V5_3),
+    k("RemapUidSize", V::V5_3),
+    k("RemapUsers", V::V5_3),
     k("ServiceName", V::V5_3),
-    f("ShmSize", V::V5_3, "--shm-size"),
+    f("ShmSize", V::V5_4, "--shm-size"),
     k("StopTimeout", V::V5_7),
     f("SubGIDMap", V::V5_3, "--subgidname"),
     f("SubUIDMap", V::V5_3, "--subuidname"),
@@ -324,23 +351,23 @@ const POD_KEYS: &[KeyInfo] = &[
 ];
 
 const KUBE_KEYS: &[KeyInfo] = &[
-    k("AutoUpdate", V::V4_6),
-    k("ConfigMap", V::V4_5),
-    k("ContainersConfModule", V::V4_7),
-    k("ExitCodePropagation", V::V4_7),
-    k("GlobalArgs", V::V4_7),
-    k("KubeDownForce", V::V5_0),
+    k("AutoUpdate", V::V4_7),
+    k("ConfigMap", V::V4_4),
+    k("ContainersConfModule", V::V4_8),
+    k("ExitCodePropagation", V::V4_6),
+    k("GlobalArgs", V::V4_8),
+    k("KubeDownForce", V::V4_8),
     k("LogDriver", V::V4_5),
     k("LogOpt", V::V5_2),
     k("Network", V::V4_4),
-    k("PodmanArgs", V::V4_5),
+    k("PodmanArgs", V::V4_6),
     k("PublishPort", V::V4_4),
     k("RemapGid", V::V4_4),
     k("RemapUid", V::V4_4),
     k("RemapUidSize", V::V4_4),
     k("RemapUsers", V::V4_4),
     k("ServiceName", V::V5_3),
-    k("SetWorkingDirectory", V::V4_8),
+    k("SetWorkingDirectory", V::V4_7),
     k("UserNS", V::V4_5),
     k("Yaml", V::V4_4),
 ];
@@ -355,7 +382,7 @@ const IMAGE_KEYS: &[KeyInfo] = &[
     k("DecryptionKey", V::V4_8),
     k("GlobalArgs", V::V4_8),
     k("Image", V::V4_8),
-    k("ImageTag", V::V5_0),
+    k("ImageTag", V::V4_8),
     k("OS", V::V4_8),
     k("PodmanArgs", V::V4_8),
     k("Policy", V::V5_6),
@@ -370,6 +397,7 @@ const BUILD_KEYS: &[KeyInfo] = &[
     k("Annotation", V::V5_2),
     k("Arch", V::V5_2),
     k("AuthFile", V::V5_2),
+    f("BuildArg", V::V5_7, "--build-arg"),
     k("ContainersConfModule", V::V5_2),
     k("DNS", V::V5_2),
     k("DNSOption", V::V5_2),
@@ -379,6 +407,7 @@ const BUILD_KEYS: &[KeyInfo] = &[
     k("ForceRM", V::V5_2),
     k("GlobalArgs", V::V5_2),
     k("GroupAdd", V::V5_2),
+    f("IgnoreFile", V::V5_7, "--ignorefile"),
     k("ImageTag", V::V5_2),
     k("Label", V::V5_2),
     k("Network", V::V5_2),
@@ -393,6 +422,22 @@ const BUILD_KEYS: &[KeyInfo] = &[
     k("Target", V::V5_2),
     k("Variant", V::V5_2),
     k("Volume", V::V5_2),
+];
+
+const ARTIFACT_KEYS: &[KeyInfo] = &[
+    k("Artifact", V::V5_7),
+    k("AuthFile", V::V5_7),
+    k("CertDir", V::V5_7),
+    k("ContainersConfModule", V::V5_7),
+    k("Creds", V::V5_7),
+    k("DecryptionKey", V::V5_7),
+    k("GlobalArgs", V::V5_7),
+    k("PodmanArgs", V::V5_7),
+    k("Quiet", V::V5_7),
+    k("Retry", V::V5_7),
+    k("RetryDelay", V::V5_7),
+    k("ServiceName", V::V5_7),
+    k("TLSVerify", V::V5_7),
 ];
 
 const QUADLET_KEYS: &[KeyInfo] = &[k("DefaultDependencies", V::V5_3)];
@@ -411,6 +456,7 @@ pub fn keys(kind: UnitKind) -> &'static [KeyInfo] {
         UnitKind::Kube => KUBE_KEYS,
         UnitKind::Image => IMAGE_KEYS,
         UnitKind::Build => BUILD_KEYS,
+        UnitKind::Artifact => ARTIFACT_KEYS,
     }
 }
 
@@ -487,6 +533,22 @@ impl Feature {
             Self::NetworkOfContainerUnit => "`Network=` naming a .container file",
             Self::UnitFileDependencies => "a Quadlet file name in a `[Unit]` dependency",
             Self::EnvironmentFromHost => "`Environment=` with a name and no value",
+        }
+    }
+
+    /// What an older generator, which converts the file anyway, makes of it.
+    pub fn effect_before(self) -> &'static str {
+        match self {
+            Self::NotifyHealthy => {
+                "reads it as `Notify=no`: the service is ready as soon as the container runs, without waiting for its health check"
+            }
+            Self::NetworkOfContainerUnit => {
+                "passes the file name to podman as the name of a network, which does not exist: the service fails when it starts"
+            }
+            Self::UnitFileDependencies => {
+                "leaves the name to systemd, which has no unit of that name: the dependency fails when the service starts"
+            }
+            Self::EnvironmentFromHost => "drops the entry: the container does not get the variable",
         }
     }
 

@@ -91,13 +91,18 @@ fn secret() -> impl Strategy<Value = Secret> {
         option::of(any::<u32>()),
         option::of(0u32..0o7777),
     )
-        .prop_map(|(name, secret_type, target, uid, gid, mode)| Secret {
-            name,
-            secret_type,
-            target,
-            uid,
-            gid,
-            mode,
+        .prop_map(|(name, secret_type, target, uid, gid, mode)| {
+            // Owner and mode are for mounted secrets only (podman refuses them
+            // with `type=env`).
+            let mounted = secret_type != Some(SecretType::Env);
+            Secret {
+                name,
+                secret_type,
+                target,
+                uid: uid.filter(|_| mounted),
+                gid: gid.filter(|_| mounted),
+                mode: mode.filter(|_| mounted),
+            }
         })
 }
 
@@ -444,6 +449,19 @@ proptest! {
         if let Ok(file) = UnitFile::parse(&text) {
             prop_assert_eq!(file.render(), text);
             let _ = file.canonical();
+        }
+    }
+
+    #[test]
+    fn lint_for_every_release_never_panics_nor_hangs(text in unit_like_text(), key in "[A-Z][a-z]{1,6}") {
+        // Each release reads unit syntax its own way; none of those readings may
+        // panic or loop on any text.
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("{text}\n[Container]\n{key}=x.container:o\nMount={text}\n");
+        std::fs::write(dir.path().join("x.container"), &text).unwrap();
+        let set = homelab_quadlet::UnitSet::load([dir.path()]).unwrap();
+        for release in homelab_quadlet::version::KNOWN_RELEASES {
+            let _ = homelab_quadlet::lint(&set, release);
         }
     }
 
