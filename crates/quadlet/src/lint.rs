@@ -33,15 +33,14 @@
 //! | `network-by-name` | info | `Network=` by podman name where the `.network` file would add the dependencies |
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use crate::Error;
+pub use crate::finding::{Code, Finding, Scope, Severity};
 use crate::naming::{self, DependencyKind, UnitKind};
 use crate::set::{SourceUnit, UnitSet};
+use crate::suggest::{closest, suggest_unit};
 use crate::syntax::{Entry, Syntax};
 use crate::values::{
     AutoUpdate, Duration, HealthInterval, HealthOnFailure, IpNet, IpRange, KeyValue, Notify,
@@ -49,211 +48,6 @@ use crate::values::{
 };
 use crate::version::{Feature, PodmanVersion, QUADLET_SECTION};
 use crate::words;
-
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing; nothing is wrong.
-    Info,
-    /// Probably a mistake.
-    Warning,
-    /// The unit will not generate, start or behave as written.
-    Error,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Error => "error",
-        })
-    }
-}
-
-/// The stable code of a finding (see the table in the [module docs](self)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Code {
-    /// The file is not unit syntax.
-    ParseError,
-    /// A value the generator refuses.
-    InvalidValue,
-    /// A key the generator does not know.
-    UnknownKey,
-    /// A key or file kind newer than the target podman.
-    TooNew,
-    /// The main section is missing.
-    MissingSection,
-    /// A container without an image.
-    MissingImage,
-    /// A key the file needs is missing.
-    MissingKey,
-    /// Keys the generator refuses together.
-    ConflictingKeys,
-    /// A reference the generator cannot resolve.
-    UnknownUnit,
-    /// A value the generator crashes on.
-    GeneratorCrash,
-    /// A value podman or systemd reject when the service starts.
-    UnusableValue,
-    /// A value whose meaning is newer than the target podman.
-    ValueTooNew,
-    /// A dependency on a Quadlet-style service no unit generates.
-    UnknownDependency,
-    /// A secret in a plain environment variable.
-    SecretInEnvironment,
-    /// A private `SELinux` relabel of a shared host path.
-    SharedPrivateRelabel,
-    /// Two files generating the same service.
-    DuplicateService,
-    /// `Network=` by name without a dependency on the network's service.
-    MissingNetworkDependency,
-    /// No `[Install]` section.
-    MissingInstall,
-    /// `WantedBy=multi-user.target` in a user unit.
-    UserUnitMultiUserTarget,
-    /// A section nothing reads.
-    UnknownSection,
-    /// A final continuation the generator drops.
-    OpenContinuation,
-    /// `Network=` by name where the file would add the dependencies.
-    NetworkByName,
-}
-
-impl Code {
-    /// The code as written in output: `unknown-unit`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ParseError => "parse-error",
-            Self::InvalidValue => "invalid-value",
-            Self::UnknownKey => "unknown-key",
-            Self::TooNew => "too-new",
-            Self::MissingSection => "missing-section",
-            Self::MissingImage => "missing-image",
-            Self::MissingKey => "missing-key",
-            Self::ConflictingKeys => "conflicting-keys",
-            Self::UnknownUnit => "unknown-unit",
-            Self::GeneratorCrash => "generator-crash",
-            Self::UnusableValue => "unusable-value",
-            Self::ValueTooNew => "value-too-new",
-            Self::UnknownDependency => "unknown-dependency",
-            Self::SecretInEnvironment => "secret-in-environment",
-            Self::SharedPrivateRelabel => "shared-private-relabel",
-            Self::DuplicateService => "duplicate-service",
-            Self::MissingNetworkDependency => "missing-network-dependency",
-            Self::MissingInstall => "missing-install",
-            Self::UserUnitMultiUserTarget => "user-unit-multi-user-target",
-            Self::UnknownSection => "unknown-section",
-            Self::OpenContinuation => "open-continuation",
-            Self::NetworkByName => "network-by-name",
-        }
-    }
-
-    /// The severity findings of this code have.
-    pub fn severity(self) -> Severity {
-        match self {
-            Self::MissingNetworkDependency
-            | Self::MissingInstall
-            | Self::UserUnitMultiUserTarget
-            | Self::UnknownSection
-            | Self::OpenContinuation => Severity::Warning,
-            Self::NetworkByName => Severity::Info,
-            _ => Severity::Error,
-        }
-    }
-
-    /// Whether a finding of this code means that the generator refuses the file:
-    /// it writes no service for it (and says so, or skips the file, or crashes).
-    /// The other errors are found only when the service runs.
-    ///
-    /// ```
-    /// use homelab_quadlet::Code;
-    ///
-    /// assert!(Code::UnknownKey.is_refusal());
-    /// assert!(!Code::DuplicateService.is_refusal());
-    /// ```
-    pub fn is_refusal(self) -> bool {
-        matches!(
-            self,
-            Self::ParseError
-                | Self::InvalidValue
-                | Self::UnknownKey
-                | Self::TooNew
-                | Self::MissingSection
-                | Self::MissingImage
-                | Self::MissingKey
-                | Self::ConflictingKeys
-                | Self::UnknownUnit
-                | Self::GeneratorCrash
-        )
-    }
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One problem (or remark) about one place of one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line, when the finding is about a line.
-    pub line: Option<usize>,
-    /// 1-based column, when known.
-    pub column: Option<usize>,
-    /// How bad it is.
-    pub severity: Severity,
-    /// The stable code.
-    pub code: Code,
-    /// What is wrong.
-    pub message: String,
-    /// How to fix it.
-    pub fix: Option<String>,
-}
-
-impl fmt::Display for Finding {
-    /// `file:line:column: severity[code]: message`, then `  fix: ...` on its own line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        write!(f, ": {}[{}]: {}", self.severity, self.code, self.message)?;
-        if let Some(fix) = &self.fix {
-            write!(f, "\n  fix: {fix}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Which systemd manager runs the units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// A user's manager (`systemctl --user`): boot target `default.target`.
-    #[default]
-    User,
-    /// The system manager: boot target `multi-user.target`.
-    System,
-}
-
-impl Scope {
-    fn boot_target(self) -> &'static str {
-        match self {
-            Self::User => "default.target",
-            Self::System => "multi-user.target",
-        }
-    }
-}
 
 /// What to check against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1026,53 +820,6 @@ impl<'a> Lint<'a> {
     }
 }
 
-/// A fix for a reference (through `key`) to a missing file.
-pub(crate) fn suggest_unit(set: &UnitSet, key: &str, file_name: &str) -> Option<String> {
-    let kind = UnitKind::of_file_name(file_name)?;
-    let base = naming::base_name(file_name);
-    let same_kind: Vec<&SourceUnit> = set.units().iter().filter(|u| u.kind == kind).collect();
-    let name_it = |file: &str| {
-        if key == "Network" {
-            format!("`Network={file}`")
-        } else {
-            format!("{file} instead")
-        }
-    };
-    // The podman name used as a file name: `systemd-photos.network`.
-    if let Some(u) = same_kind
-        .iter()
-        .find(|u| u.names.resource.as_deref() == Some(base))
-    {
-        let by_name = if key == "Network" {
-            format!(
-                ", or the network's podman name `Network={base}` (which adds no dependency: then also add Requires= and After= on {})",
-                u.names.service
-            )
-        } else {
-            String::new()
-        };
-        return Some(format!(
-            "write {} ({} is the file that creates `{base}`){by_name}",
-            name_it(u.file_name()),
-            u.file_name()
-        ));
-    }
-    if let Some(u) = base.strip_prefix("systemd-").and_then(|stripped| {
-        same_kind
-            .iter()
-            .find(|u| naming::base_name(u.file_name()) == stripped)
-    }) {
-        return Some(format!("write {}", name_it(u.file_name())));
-    }
-    let names: Vec<&str> = same_kind.iter().map(|u| u.file_name()).collect();
-    if let Some(close) = closest(file_name, &names, 3) {
-        return Some(format!("did you mean {}?", name_it(close)));
-    }
-    Some(format!(
-        "add {file_name} to the directory, or refer to an existing .{kind} file"
-    ))
-}
-
 /// From which release the generator resolves a reference through `key` to a
 /// `kind` file, and from which it refuses a file whose reference it cannot
 /// resolve.
@@ -1315,32 +1062,6 @@ fn is_within(inner: &str, outer: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The closest name to `word` by edit distance (case-insensitive), if close enough.
-pub(crate) fn closest<'n>(word: &str, names: &[&'n str], max: usize) -> Option<&'n str> {
-    let lower = word.to_ascii_lowercase();
-    names
-        .iter()
-        .map(|n| (distance(&lower, &n.to_ascii_lowercase()), *n))
-        .filter(|(d, _)| *d <= max && *d < word.len())
-        .min_by_key(|(d, n)| (*d, *n))
-        .map(|(_, n)| n)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != cb);
-            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1369,16 +1090,6 @@ mod tests {
         ] {
             assert!(!is_secret_name(name), "{name}");
         }
-    }
-
-    #[test]
-    fn suggestions() {
-        assert_eq!(
-            closest("Enviroment", &["Environment", "Exec"], 3),
-            Some("Environment")
-        );
-        assert_eq!(closest("Xyzzy", &["Environment", "Exec"], 3), None);
-        assert_eq!(distance("kitten", "sitting"), 3);
     }
 
     #[test]

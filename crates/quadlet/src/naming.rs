@@ -33,8 +33,8 @@
 
 use std::fmt;
 
+use crate::release::PodmanVersion;
 use crate::syntax::UnitFile;
-use crate::version::PodmanVersion;
 use crate::words;
 
 /// The kinds of Quadlet file, by extension.
@@ -180,6 +180,7 @@ pub fn is_template(file_name: &str) -> bool {
 
 /// The names a Quadlet file gives to what it creates.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct UnitNames {
     /// The kind of file.
     pub kind: UnitKind,
@@ -297,6 +298,7 @@ impl fmt::Display for DependencyKind {
 /// A reference from one Quadlet file to another (`Network=photos.network`), which
 /// the generator turns into service dependencies.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct UnitReference {
     /// The key that holds the reference: `Network`, `Volume`, `Mount`, `Image`, `Pod`.
     pub key: &'static str,

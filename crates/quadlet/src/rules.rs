@@ -18,9 +18,10 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::lint::{Code, Finding, Scope, closest, suggest_unit};
+use crate::finding::{Code, Finding, Scope};
 use crate::naming::{self, UnitKind};
 use crate::set::{SourceUnit, UnitSet};
+use crate::suggest::{closest, suggest_unit};
 use crate::syntax::{Entry, UnitFile};
 use crate::version::{self, PodmanVersion as V, QUADLET_SECTION};
 use crate::words;

@@ -10,6 +10,7 @@ use crate::syntax::{Syntax, UnitFile};
 
 /// One Quadlet file of a set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SourceUnit {
     /// Where it was read from (its file name for units inserted from memory).
     pub path: PathBuf,

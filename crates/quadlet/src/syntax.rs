@@ -814,12 +814,12 @@ pub(crate) enum Syntax {
 
 impl Syntax {
     /// The syntax of podman `version`'s generator.
-    pub(crate) fn of(version: crate::PodmanVersion) -> Self {
-        if version < crate::PodmanVersion::V4_6 {
+    pub(crate) fn of(version: crate::release::PodmanVersion) -> Self {
+        if version < crate::release::PodmanVersion::V4_6 {
             Self::V4_4
-        } else if version < crate::PodmanVersion::V5_0 {
+        } else if version < crate::release::PodmanVersion::V5_0 {
             Self::V4_6
-        } else if version < crate::PodmanVersion::V5_4 {
+        } else if version < crate::release::PodmanVersion::V5_4 {
             Self::V5_0
         } else {
             Self::V5_4

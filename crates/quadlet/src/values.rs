@@ -20,7 +20,7 @@ pub struct ValueError {
 }
 
 impl ValueError {
-    fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
         Self {
             what,
             value: value.to_owned(),
