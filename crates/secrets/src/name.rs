@@ -83,6 +83,7 @@ fn portable_problem(name: &str) -> Option<NameProblem> {
 /// `redis-password`: easy to mix up, and often a leftover of an earlier
 /// set-up.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub struct NearDuplicate {
     /// The name that sorts first.
     pub first: String,
