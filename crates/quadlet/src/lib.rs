@@ -86,8 +86,9 @@ pub use set::{SourceUnit, UnitSet};
 pub use syntax::{Entry, ParseError, UnitFile};
 pub use unit::{AnyUnit, ContainerUnit, NetworkUnit, PodUnit, VolumeUnit};
 pub use values::{
-    AutoUpdate, Duration, HealthInterval, HealthOnFailure, IpNet, IpRange, KeyValue, Notify,
-    PullPolicy, Relabel, RestartPolicy, Secret, SecretType, TimeSpan, VolumeMount,
+    AutoUpdate, Duration, HealthInterval, HealthOnFailure, IpNet, IpNetExt, IpRange, KeyValue,
+    Notify, PullPolicy, Relabel, RestartPolicy, Secret, SecretType, TimeSpan, VolumeMount,
+    parse_ip_net,
 };
 pub use version::{KeyInfo, PodmanVersion, key_info};
 pub use volume::Volume;

@@ -43,8 +43,8 @@ use crate::set::{SourceUnit, UnitSet};
 use crate::suggest::{closest, suggest_unit};
 use crate::syntax::{Entry, Syntax};
 use crate::values::{
-    AutoUpdate, Duration, HealthInterval, HealthOnFailure, IpNet, IpRange, KeyValue, Notify,
-    PullPolicy, Relabel, RestartPolicy, Secret, TimeSpan, ValueError, VolumeMount, parse_bool,
+    AutoUpdate, Duration, HealthInterval, HealthOnFailure, IpRange, KeyValue, Notify, PullPolicy,
+    Relabel, RestartPolicy, Secret, TimeSpan, ValueError, VolumeMount, parse_bool, parse_ip_net,
 };
 use crate::version::{Feature, PodmanVersion, QUADLET_SECTION};
 use crate::words;
@@ -878,7 +878,7 @@ fn check_value(kind: UnitKind, entry: &Entry) -> Result<(), ValueError> {
         (UnitKind::Container | UnitKind::Pod, "Volume") => {
             entry.value().parse::<VolumeMount>().map(drop)
         }
-        (UnitKind::Network, "Subnet") => entry.value().parse::<IpNet>().map(drop),
+        (UnitKind::Network, "Subnet") => parse_ip_net(entry.value()).map(drop),
         (UnitKind::Network, "IPRange") => entry.value().parse::<IpRange>().map(drop),
         (UnitKind::Network, "Gateway" | "DNS") => address(entry.value()),
         (UnitKind::Container, "Notify") => text.parse::<Notify>().map(drop),
