@@ -392,10 +392,56 @@ mod tests {
         }
 
         #[test]
-        fn check_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let value = SecretValue::new(bytes);
-            let findings = check(&value, &Policy::new("x"));
-            prop_assert_eq!(value.is_empty(), findings.contains(&Finding::Empty));
+        fn check_reports_what_the_bytes_show(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300),
+                "[a-zA-Z0-9+/= \t]{0,60}\r?\n?".prop_map(String::into_bytes),
+            ]
+        ) {
+            // Policy::new: any characters, no whitespace, no trailing
+            // newline, at least one byte and 256 bits.
+            let findings = check(&SecretValue::new(bytes.clone()), &Policy::new("x"));
+            if bytes.is_empty() {
+                prop_assert_eq!(findings, [Finding::Empty]);
+                return Ok(());
+            }
+            let newline = bytes.ends_with(b"\n");
+            let body = if newline {
+                bytes.strip_suffix(b"\r\n").or_else(|| bytes.strip_suffix(b"\n")).unwrap()
+            } else {
+                &bytes[..]
+            };
+            let whitespace = body.iter().filter(|b| b.is_ascii_whitespace()).count();
+            prop_assert_eq!(findings.contains(&Finding::TrailingNewline), newline);
+            prop_assert_eq!(
+                findings.iter().find_map(|f| match f {
+                    Finding::Whitespace { count } => Some(*count),
+                    _ => None,
+                }),
+                (whitespace > 0).then_some(whitespace)
+            );
+            let disallowed = findings
+                .iter()
+                .any(|f| matches!(f, Finding::Disallowed { .. } | Finding::Empty));
+            prop_assert!(!disallowed, "{:?}", findings);
+            prop_assert_eq!(
+                findings.contains(&Finding::TooShort { length: 0, minimum: 1 }),
+                body.is_empty()
+            );
+            // No byte holds more than 8 bits: fewer than 32 cannot hold 256.
+            let low = findings.iter().find_map(|f| match f {
+                Finding::LowEntropy { at_most_bits, .. } => Some(*at_most_bits),
+                _ => None,
+            });
+            if body.len() < 32 {
+                prop_assert!(low.is_some());
+            }
+            if let Some(bits) = low {
+                prop_assert!(bits < 256 && u64::from(bits) <= 8 * body.len() as u64);
+            }
+            // Each kind of finding at most once.
+            let kinds: std::collections::HashSet<_> = findings.iter().map(std::mem::discriminant).collect();
+            prop_assert_eq!(kinds.len(), findings.len());
         }
     }
 }
