@@ -11,7 +11,8 @@ use rustix::fs::{FileType, IFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result, from_errno};
-use crate::filesystem::filesystem_of_nearest;
+use crate::path::file_in_the_way;
+use crate::statfs::filesystem_of_fd;
 
 bitflags! {
     /// The inode attributes of a file or directory (`FS_*_FL` of
@@ -157,7 +158,12 @@ pub enum NocowChange {
 /// Opens a regular file or directory so that its attributes can be read and
 /// written; anything else (device, socket, FIFO) is refused before it is opened.
 pub(crate) fn open_for_attributes(path: &Path, action: &'static str) -> Result<(OwnedFd, u64)> {
-    let st = rustix::fs::stat(path).map_err(|e| from_errno(path, action, e))?;
+    let st = rustix::fs::stat(path).map_err(|e| match e {
+        Errno::NOTDIR => Error::NotADirectory {
+            path: file_in_the_way(path),
+        },
+        e => from_errno(path, action, e),
+    })?;
     let kind = FileType::from_raw_mode(st.st_mode);
     if kind != FileType::RegularFile && kind != FileType::Directory {
         return Err(Error::NotARegularFile {
@@ -180,9 +186,15 @@ pub(crate) fn open_for_attributes(path: &Path, action: &'static str) -> Result<(
 
 /// `FS_IOC_GETFLAGS` on an open file.
 pub(crate) fn get(fd: impl AsFd, path: &Path) -> Result<Attributes> {
-    rustix::fs::ioctl_getflags(fd)
-        .map(|f| Attributes::from_bits_retain(f.bits()))
-        .map_err(|e| from_errno(path, "reading the attributes of", e))
+    let fd = fd.as_fd();
+    match rustix::fs::ioctl_getflags(fd) {
+        Ok(flags) => Ok(Attributes::from_bits_retain(flags.bits())),
+        Err(Errno::OPNOTSUPP | Errno::NOTTY) => Err(Error::NotSupported {
+            path: path.to_path_buf(),
+            filesystem: filesystem_of_fd(fd, path)?,
+        }),
+        Err(e) => Err(from_errno(path, "reading the attributes of", e)),
+    }
 }
 
 /// Turns NOCOW on or off on an open file or directory and reads it back.
@@ -210,28 +222,38 @@ pub(crate) fn set_nocow_fd(
     } else {
         "clearing NOCOW on"
     };
-    rustix::fs::ioctl_setflags(fd, IFlags::from_bits_retain(wanted.bits())).map_err(|e| {
-        if e == Errno::INVAL && before.contains(Attributes::COMPRESS) && nocow {
-            Error::NocowConflictsWithCompression {
+    match rustix::fs::ioctl_setflags(fd, IFlags::from_bits_retain(wanted.bits())) {
+        Ok(()) => {}
+        Err(Errno::INVAL) if before.contains(Attributes::COMPRESS) && nocow => {
+            return Err(Error::NocowConflictsWithCompression {
                 path: path.to_path_buf(),
-            }
-        } else {
-            from_errno(path, action, e)
+            });
         }
-    })?;
+        Err(Errno::OPNOTSUPP | Errno::NOTTY) => {
+            return Err(Error::NotSupported {
+                path: path.to_path_buf(),
+                filesystem: filesystem_of_fd(fd, path)?,
+            });
+        }
+        Err(e) => return Err(from_errno(path, action, e)),
+    }
     let after = get(fd, path)?;
     if after.is_nocow() != nocow {
-        let filesystem = filesystem_of_nearest(path);
-        return Err(match filesystem {
-            Some(fs) if !fs.is_btrfs() => Error::NotSupported {
-                path: path.to_path_buf(),
-                filesystem: fs,
-            },
-            _ => Error::NocowIgnored {
+        // Filesystems other than BTRFS that keep inode attributes (ext4, XFS)
+        // take the request and drop the bit; BTRFS drops it on a file that
+        // holds data.
+        let filesystem = filesystem_of_fd(fd, path)?;
+        return Err(if filesystem.is_btrfs() {
+            Error::NocowIgnored {
                 path: path.to_path_buf(),
                 size,
                 wanted: nocow,
-            },
+            }
+        } else {
+            Error::NotSupported {
+                path: path.to_path_buf(),
+                filesystem,
+            }
         });
     }
     Ok(if nocow {
@@ -372,9 +394,29 @@ mod tests {
         }
 
         #[test]
-        fn parsing_lsattr_like_text_never_panics(text in "[-sSuDiadAcEjItTeCxFNPVm]{20,24}") {
-            if let Ok(attrs) = text.parse::<Attributes>() {
-                prop_assert_eq!(attrs.to_string(), text);
+        fn lsattr_like_text_parses_exactly_when_each_letter_is_in_its_column(
+            text in "[-sSuDiadAcEjItTeCxFNPVm]{20,24}"
+        ) {
+            // The oracle: the first index where the text is not '-' or that
+            // column's letter, or is too short or too long.
+            let letters: Vec<char> = "suSDiadAcEjItTeCxFNPVm".chars().collect();
+            let chars: Vec<char> = text.chars().collect();
+            let first_wrong = (0..=letters.len()).find(|&i| match (chars.get(i), letters.get(i)) {
+                (Some(c), Some(l)) => *c != '-' && c != l,
+                (None, None) => false,
+                _ => true,
+            });
+            match text.parse::<Attributes>() {
+                Ok(attrs) => {
+                    prop_assert_eq!(first_wrong, None);
+                    // A parsed column renders back to itself.
+                    prop_assert_eq!(attrs.to_string(), text);
+                }
+                Err(Error::InvalidAttributes { position, text: given }) => {
+                    prop_assert_eq!(Some(position), first_wrong);
+                    prop_assert_eq!(given, text);
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
             }
         }
     }

@@ -20,12 +20,14 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
 
 use crate::attributes::{self, Attributes};
-use crate::error::{Error, Result, from_errno};
-use crate::filesystem::filesystem;
+use crate::error::{Error, Result, from_errno, from_io};
 use crate::migrate;
+use crate::path::file_in_the_way;
+use crate::statfs::filesystem;
 
 /// A regular file that is copy-on-write below a NOCOW directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CowFile {
     /// The file.
     pub path: PathBuf,
@@ -37,6 +39,7 @@ pub struct CowFile {
 
 /// The files below one directory and the bytes they use, subdirectories included.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DirUsage {
     /// The directory.
     pub path: PathBuf,
@@ -60,6 +63,7 @@ pub enum SkipReason {
 
 /// A part of the tree the audit did not look into.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Skipped {
     /// The file or directory.
     pub path: PathBuf,
@@ -69,6 +73,7 @@ pub struct Skipped {
 
 /// What [`audit`] found. Lists are sorted by path.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct AuditReport {
     /// The audited directory.
     pub root: PathBuf,
@@ -166,13 +171,14 @@ struct Walk {
 /// As [`audit`].
 pub fn audit_with_threads(root: impl AsRef<Path>, threads: usize) -> Result<AuditReport> {
     let root = root.as_ref();
-    let meta = std::fs::metadata(root).map_err(|e| crate::error::from_io(root, "auditing", e))?;
+    // First, as it names the file in the way of a root below one.
+    let fs = filesystem(root)?;
+    let meta = std::fs::metadata(root).map_err(|e| from_io(root, "auditing", e))?;
     if !meta.is_dir() {
         return Err(Error::NotADirectory {
             path: root.to_path_buf(),
         });
     }
-    let fs = filesystem(root)?;
     if !fs.is_btrfs() {
         return Err(Error::NotSupported {
             path: root.to_path_buf(),
@@ -209,7 +215,12 @@ pub fn audit_with_threads(root: impl AsRef<Path>, threads: usize) -> Result<Audi
 /// found.
 fn walk(root: &Path, threads: usize, audit: bool) -> Result<Vec<Found>> {
     let action = if audit { "auditing" } else { "measuring" };
-    let root_fd = open_dir(root, false).map_err(|e| from_errno(root, action, e))?;
+    let root_fd = open_dir(root, false).map_err(|e| match e {
+        Errno::NOTDIR => Error::NotADirectory {
+            path: file_in_the_way(root),
+        },
+        e => from_errno(root, action, e),
+    })?;
     let walk = Walk {
         audit,
         queue: Mutex::new(Queue {

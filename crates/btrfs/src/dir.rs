@@ -10,7 +10,9 @@ use rustix::io::Errno;
 
 use crate::attributes::{self, NocowChange};
 use crate::error::{Error, Result, from_errno, from_io};
-use crate::filesystem::{Filesystem, filesystem};
+use crate::filesystem::Filesystem;
+use crate::path::file_in_the_way;
+use crate::statfs::filesystem;
 
 /// A numeric owner: user and group id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,6 +121,7 @@ pub enum DirChange {
 /// What [`ensure_dir`] changed or [`plan_dir`] would change; no changes means the
 /// directory already is as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DirReport {
     /// The directory.
     pub path: PathBuf,
@@ -311,6 +314,10 @@ fn observe(spec: &DirSpec) -> Result<Observed> {
                 inherited_nocow: read_nocow(ancestor)?.unwrap_or(false),
             })
         }
+        // A file in the way of a parent.
+        Err(e) if Errno::from_io_error(&e) == Some(Errno::NOTDIR) => Err(Error::NotADirectory {
+            path: file_in_the_way(path),
+        }),
         Err(e) => Err(from_io(path, "examining", e)),
     }
 }
@@ -335,7 +342,12 @@ pub(crate) fn open_dir(path: &Path, action: &'static str) -> Result<OwnedFd> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| from_errno(path, action, e))
+    .map_err(|e| match e {
+        Errno::NOTDIR => Error::NotADirectory {
+            path: file_in_the_way(path),
+        },
+        e => from_errno(path, action, e),
+    })
 }
 
 fn mkdir(path: &Path, mode: u32) -> Result<bool> {

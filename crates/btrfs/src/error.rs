@@ -1,11 +1,16 @@
 //! The one error type of this crate.
+//!
+//! Errors are plain data: the code that fails looks up what the error names
+//! (the filesystem, the file in the way) before it builds one, and nothing here
+//! touches the host. Messages say what failed and on what; advice on what to do
+//! about it depends on who runs the caller and is the caller's to give.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
 
-use crate::filesystem::{Filesystem, filesystem_of_nearest};
+use crate::filesystem::Filesystem;
 
 /// What can go wrong. Every variant names the path it is about; none of them
 /// leaves the host changed unless its text says so.
@@ -20,10 +25,7 @@ pub enum Error {
     },
 
     /// The kernel refused an operation for lack of permission (`EACCES`/`EPERM`).
-    #[error(
-        "permission denied while {action} {}: run as root or as its owner, and check that neither it nor its directory is immutable (lsattr -d)",
-        path.display()
-    )]
+    #[error("permission denied while {action} {}", path.display())]
     PermissionDenied {
         /// The path the operation was refused on.
         path: PathBuf,
@@ -31,10 +33,11 @@ pub enum Error {
         action: &'static str,
     },
 
-    /// The path (or a parent it goes through) exists but is not a directory.
+    /// The path, or a parent it goes through, exists but is not a directory.
     #[error("{} is not a directory", path.display())]
     NotADirectory {
-        /// The path that is not a directory.
+        /// The path that is not a directory: where a parent is in the way,
+        /// that parent.
         path: PathBuf,
     },
 
@@ -48,7 +51,7 @@ pub enum Error {
     /// The filesystem has no NOCOW attribute: `EOPNOTSUPP` (or `ENOTTY` on older
     /// kernels) from ext4, XFS, tmpfs and others.
     #[error(
-        "{} is on {filesystem}, not BTRFS: NOCOW has no effect here (put the data on a BTRFS filesystem, or do not ask for NOCOW)",
+        "{} is on {filesystem}, not BTRFS: NOCOW has no effect here",
         path.display()
     )]
     NotSupported {
@@ -73,7 +76,7 @@ pub enum Error {
     /// BTRFS accepted the request but did not change NOCOW: it changes only on
     /// empty files, and silently keeps the old state on a file that holds data.
     #[error(
-        "BTRFS kept {} {} because the file already holds {size} bytes: NOCOW changes only on empty files; rewrite it into a new file (migrate) while its service is stopped",
+        "BTRFS kept {} {} because the file already holds {size} bytes: NOCOW changes only on empty files",
         path.display(),
         if *wanted { "copy-on-write (+C ignored)" } else { "NOCOW (-C ignored)" }
     )]
@@ -88,7 +91,7 @@ pub enum Error {
 
     /// NOCOW and compression exclude each other on BTRFS (`EINVAL`).
     #[error(
-        "{} is compressed (attribute c): BTRFS cannot combine compression with NOCOW; clear it first (chattr -c)",
+        "{} is compressed (attribute c): BTRFS cannot combine compression with NOCOW",
         path.display()
     )]
     NocowConflictsWithCompression {
@@ -105,7 +108,7 @@ pub enum Error {
     },
 
     /// Something already exists where a new subvolume or snapshot was to be made.
-    #[error("{} already exists: choose another name or remove it first", path.display())]
+    #[error("{} already exists", path.display())]
     AlreadyExists {
         /// The path.
         path: PathBuf,
@@ -149,7 +152,7 @@ pub enum Error {
     /// A migration was asked for while the service using the files runs: copying
     /// a file that is being written would lose the writes made during the copy.
     #[error(
-        "{service} is running: stop it before migrating its files to NOCOW (nothing was changed)"
+        "{service} is running: its files are not migrated to NOCOW while it may write to them (nothing was changed)"
     )]
     ServiceRunning {
         /// The service, as the caller named it.
@@ -158,7 +161,7 @@ pub enum Error {
 
     /// The file has other hard links, which a rewrite would detach from it.
     #[error(
-        "{} has {links} hard links: rewriting it would split them; migrate a copy by hand",
+        "{} has {links} hard links: rewriting it would split them",
         path.display()
     )]
     HardLinked {
@@ -171,7 +174,7 @@ pub enum Error {
     /// The file is immutable or append-only (attribute `i` or `a`) and cannot be
     /// replaced.
     #[error(
-        "{} is immutable or append-only: clear attributes i and a first (chattr -ia)",
+        "{} is immutable or append-only (attribute i or a): it cannot be replaced",
         path.display()
     )]
     Immutable {
@@ -182,7 +185,7 @@ pub enum Error {
     /// The file changed while it was being copied; the copy was discarded and the
     /// original kept.
     #[error(
-        "{} changed while it was copied: something is still writing to it; the original is kept, stop its service and retry",
+        "{} changed while it was copied: something is still writing to it; the copy was discarded and the original kept",
         path.display()
     )]
     ChangedDuringCopy {
@@ -207,7 +210,7 @@ pub enum Error {
     /// A file with the name of a migration's temporary copy exists but was not made
     /// by a migration, so it is left alone.
     #[error(
-        "{} is in the way of a migration's temporary copy and was not made by one: move it away and retry",
+        "{} is in the way of a migration's temporary copy and was not made by one, so it was left alone",
         path.display()
     )]
     TempFileInTheWay {
@@ -252,20 +255,16 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Maps an errno from an operation on `path` to the variant that explains it.
+/// The variant that explains `errno` from an operation on `path`. It only
+/// sorts: the callers that can tell more (the filesystem behind `EOPNOTSUPP`,
+/// the parent behind `ENOTDIR`) look that up themselves.
 pub(crate) fn from_errno(path: &Path, action: &'static str, errno: Errno) -> Error {
     let path = path.to_path_buf();
     match errno {
         Errno::NOENT => Error::NotFound { path },
         Errno::ACCESS | Errno::PERM => Error::PermissionDenied { path, action },
-        Errno::NOTDIR => Error::NotADirectory {
-            path: first_non_directory(&path).unwrap_or(path),
-        },
+        Errno::NOTDIR => Error::NotADirectory { path },
         Errno::ROFS => Error::ReadOnly { path },
-        Errno::OPNOTSUPP | Errno::NOTTY => Error::NotSupported {
-            filesystem: filesystem_of_nearest(&path).unwrap_or(Filesystem::Other { magic: 0 }),
-            path,
-        },
         Errno::NAMETOOLONG => Error::InvalidName { path },
         other => Error::Io {
             path,
@@ -285,18 +284,6 @@ pub(crate) fn from_io(path: &Path, action: &'static str, err: io::Error) -> Erro
             source: err,
         },
     }
-}
-
-/// For `ENOTDIR`: the first existing component of `path` that is not a
-/// directory, which is what the user must look at.
-fn first_non_directory(path: &Path) -> Option<PathBuf> {
-    let mut ancestors: Vec<&Path> = path.ancestors().collect();
-    ancestors.reverse();
-    ancestors
-        .into_iter()
-        .filter(|p| !p.as_os_str().is_empty())
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_dir()))
-        .map(Path::to_path_buf)
 }
 
 #[cfg(test)]
@@ -325,31 +312,15 @@ mod tests {
             from_errno(p, "opening", Errno::ROFS),
             Error::ReadOnly { .. }
         ));
-        assert!(matches!(
-            from_errno(p, "setting NOCOW on", Errno::OPNOTSUPP),
-            Error::NotSupported { .. }
-        ));
-        assert!(matches!(
-            from_errno(p, "setting NOCOW on", Errno::NOTTY),
-            Error::NotSupported { .. }
-        ));
+        match from_errno(p, "opening", Errno::NOTDIR) {
+            Error::NotADirectory { path } => assert_eq!(path, p),
+            other => panic!("{other:?}"),
+        }
         match from_errno(p, "copying", Errno::IO) {
             Error::Io { source, action, .. } => {
                 assert_eq!(action, "copying");
                 assert_eq!(source.raw_os_error(), Some(Errno::IO.raw_os_error()));
             }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn not_a_directory_names_the_file_in_the_way() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("file");
-        std::fs::write(&file, b"x").unwrap();
-        let below = file.join("sub/dir");
-        match from_errno(&below, "creating", Errno::NOTDIR) {
-            Error::NotADirectory { path } => assert_eq!(path, file),
             other => panic!("{other:?}"),
         }
     }
@@ -366,5 +337,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("NOCOW has no effect here"), "{text}");
+    }
+
+    #[test]
+    fn permission_denied_says_what_was_refused_and_no_more() {
+        let err = from_errno(Path::new("/srv/pg"), "creating", Errno::ACCESS);
+        assert_eq!(err.to_string(), "permission denied while creating /srv/pg");
     }
 }

@@ -1,9 +1,8 @@
-//! Which filesystem a path is on, and how full that filesystem is.
+//! The kinds of filesystem a path can be on, and how full one is: plain data,
+//! which [`filesystem()`](crate::filesystem()) and [`usage`](crate::usage) read
+//! from the kernel.
 
 use std::fmt;
-use std::path::Path;
-
-use crate::error::{Result, from_errno};
 
 /// The filesystem a path lives on, from the magic number `statfs(2)` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,6 +108,7 @@ impl fmt::Display for Filesystem {
 /// How big a filesystem is and how much of it is used, in bytes, as `df` reports
 /// them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Usage {
     /// The filesystem the figures are for.
     pub filesystem: Filesystem,
@@ -120,66 +120,9 @@ pub struct Usage {
     pub available: u64,
 }
 
-fn statfs(path: &Path) -> Result<rustix::fs::StatFs> {
-    rustix::fs::statfs(path).map_err(|e| from_errno(path, "reading the filesystem of", e))
-}
-
-#[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
-fn magic_of(st: &rustix::fs::StatFs) -> u32 {
-    // f_type is a signed word whose width differs between architectures; the
-    // magic numbers are 32-bit values.
-    st.f_type as u32
-}
-
-/// The filesystem `path` is on (`statfs(2)`).
-///
-/// # Errors
-/// [`Error::NotFound`](crate::Error::NotFound), [`Error::PermissionDenied`](crate::Error::PermissionDenied), [`Error::NotADirectory`](crate::Error::NotADirectory) when
-/// a parent is not one, or [`Error::Io`](crate::Error::Io).
-pub fn filesystem(path: impl AsRef<Path>) -> Result<Filesystem> {
-    let path = path.as_ref();
-    Ok(Filesystem::from_magic(magic_of(&statfs(path)?)))
-}
-
-/// Whether `path` is on BTRFS.
-///
-/// # Errors
-/// As [`filesystem`].
-pub fn is_btrfs(path: impl AsRef<Path>) -> Result<bool> {
-    filesystem(path).map(Filesystem::is_btrfs)
-}
-
-/// The size, used and available bytes of the filesystem `path` is on.
-///
-/// # Errors
-/// As [`filesystem`].
-#[allow(clippy::cast_sign_loss)]
-pub fn usage(path: impl AsRef<Path>) -> Result<Usage> {
-    let path = path.as_ref();
-    let st = statfs(path)?;
-    // A block size is small and positive.
-    let block = st.f_bsize as u64;
-    Ok(Usage {
-        filesystem: Filesystem::from_magic(magic_of(&st)),
-        size: st.f_blocks.saturating_mul(block),
-        used: st.f_blocks.saturating_sub(st.f_bfree).saturating_mul(block),
-        available: st.f_bavail.saturating_mul(block),
-    })
-}
-
-/// The filesystem of `path`, or of its nearest existing ancestor when `path` does
-/// not exist yet; `None` when not even `/` can be examined.
-pub(crate) fn filesystem_of_nearest(path: &Path) -> Option<Filesystem> {
-    path.ancestors()
-        .filter(|p| !p.as_os_str().is_empty())
-        .find_map(|p| filesystem(p).ok())
-        .or_else(|| filesystem(".").ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
 
     #[test]
     fn magic_numbers_round_trip() {
@@ -191,20 +134,5 @@ mod tests {
         assert_eq!(other, Filesystem::Other { magic: 0x1234 });
         assert_eq!(other.magic(), 0x1234);
         assert_eq!(other.to_string(), "a filesystem with magic 0x1234");
-    }
-
-    #[test]
-    fn proc_is_not_btrfs() {
-        assert!(!is_btrfs("/proc").unwrap());
-        assert_eq!(
-            filesystem("/proc").unwrap(),
-            Filesystem::Other { magic: 0x9fa0 }
-        );
-    }
-
-    #[test]
-    fn a_missing_path_is_reported_with_its_name() {
-        let err = filesystem("/nonexistent/idbt-no-such-dir").unwrap_err();
-        assert!(matches!(err, Error::NotFound { ref path } if path.ends_with("idbt-no-such-dir")));
     }
 }

@@ -29,6 +29,8 @@ use crate::attributes::{self, Attributes};
 use crate::dir::open_dir;
 use crate::error::{Error, Result, from_errno, from_io};
 use crate::filesystem::Filesystem;
+use crate::path::{file_in_the_way, parent};
+use crate::statfs::filesystem;
 
 /// Names of temporary copies start with this.
 pub(crate) const TEMP_PREFIX: &str = ".nocow-migrate~";
@@ -60,6 +62,7 @@ pub enum ServiceState {
 
 /// A file that was rewritten into a NOCOW copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MigratedFile {
     /// The file (the same path as before).
     pub path: PathBuf,
@@ -67,8 +70,19 @@ pub struct MigratedFile {
     pub bytes: u64,
 }
 
+impl MigratedFile {
+    /// A file of `bytes` bytes rewritten at `path`.
+    pub fn new(path: impl Into<PathBuf>, bytes: u64) -> Self {
+        Self {
+            path: path.into(),
+            bytes,
+        }
+    }
+}
+
 /// What [`migrate_to_nocow`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct MigrateReport {
     /// Files rewritten into NOCOW copies, in the order given.
     pub migrated: Vec<MigratedFile>,
@@ -221,14 +235,6 @@ struct Planned {
     size: u64,
 }
 
-/// The directory part of a file path (`.` for a bare name).
-fn parent_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 /// What checking a file found.
 #[derive(Debug)]
 enum Checked {
@@ -241,13 +247,18 @@ enum Checked {
 
 /// Checks one file without changing anything.
 fn check(path: &Path) -> Result<Checked> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| from_io(path, "examining", e))?;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| match Errno::from_io_error(&e) {
+        Some(Errno::NOTDIR) => Error::NotADirectory {
+            path: file_in_the_way(path),
+        },
+        _ => from_io(path, "examining", e),
+    })?;
     if !meta.file_type().is_file() {
         return Err(Error::NotARegularFile {
             path: path.to_path_buf(),
         });
     }
-    let filesystem = crate::filesystem::filesystem(path)?;
+    let filesystem = filesystem(path)?;
     if filesystem != Filesystem::Btrfs {
         return Err(Error::NotSupported {
             path: path.to_path_buf(),
@@ -280,7 +291,7 @@ fn check(path: &Path) -> Result<Checked> {
         .to_os_string();
     Ok(Checked::Rewrite(Planned {
         path: path.to_path_buf(),
-        dir: parent_of(path),
+        dir: parent(path),
         name,
         dev: meta.dev(),
         ino: meta.ino(),

@@ -5,12 +5,15 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
+use rustix::fd::{AsFd as _, OwnedFd};
 use rustix::fs::{AtFlags, StatxFlags};
 use rustix::io::Errno;
 
 use crate::dir::open_dir;
 use crate::error::{Error, Result, from_errno, from_io};
-use crate::filesystem::{Filesystem, filesystem};
+use crate::filesystem::Filesystem;
+use crate::path;
+use crate::statfs::{filesystem, filesystem_of_fd};
 use crate::sys;
 
 /// The inode number of every subvolume's root directory
@@ -37,11 +40,7 @@ fn split(path: &Path) -> Result<(PathBuf, &OsStr)> {
             path: path.to_path_buf(),
         });
     }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    Ok((parent, name))
+    Ok((path::parent(path), name))
 }
 
 /// Whether `path` is the root of a BTRFS subvolume (or snapshot): a directory on
@@ -58,7 +57,12 @@ pub fn is_subvolume(path: impl AsRef<Path>) -> Result<bool> {
         AtFlags::empty(),
         StatxFlags::INO | StatxFlags::TYPE,
     )
-    .map_err(|e| from_errno(path, "examining", e))?;
+    .map_err(|e| match e {
+        Errno::NOTDIR => Error::NotADirectory {
+            path: path::file_in_the_way(path),
+        },
+        e => from_errno(path, "examining", e),
+    })?;
     let is_dir = rustix::fs::FileType::from_raw_mode(u32::from(st.stx_mode))
         == rustix::fs::FileType::Directory;
     Ok(is_dir && st.stx_ino == SUBVOLUME_ROOT_INODE && filesystem(path)?.is_btrfs())
@@ -85,7 +89,9 @@ pub fn is_readonly_subvolume(path: impl AsRef<Path>) -> Result<bool> {
     Ok(flags & sys::SUBVOL_RDONLY != 0)
 }
 
-fn map_create_error(path: &Path, action: &'static str, e: Errno) -> Error {
+/// The error of creating the subvolume or snapshot `path` in the directory
+/// open as `parent`.
+fn create_error(path: &Path, parent: &OwnedFd, action: &'static str, e: Errno) -> Error {
     match e {
         Errno::EXIST => Error::AlreadyExists {
             path: path.to_path_buf(),
@@ -94,10 +100,12 @@ fn map_create_error(path: &Path, action: &'static str, e: Errno) -> Error {
             path: path.to_path_buf(),
         },
         // The NOCOW-flavoured NotSupported would be misleading here.
-        Errno::NOTTY | Errno::OPNOTSUPP => Error::NotBtrfs {
-            path: path.to_path_buf(),
-            filesystem: crate::filesystem::filesystem_of_nearest(path)
-                .unwrap_or(Filesystem::Other { magic: 0 }),
+        Errno::NOTTY | Errno::OPNOTSUPP => match filesystem_of_fd(parent, path) {
+            Ok(filesystem) => Error::NotBtrfs {
+                path: path.to_path_buf(),
+                filesystem,
+            },
+            Err(e) => e,
         },
         e => from_errno(path, action, e),
     }
@@ -116,8 +124,8 @@ pub fn create_subvolume(path: impl AsRef<Path>) -> Result<()> {
     let (parent, name) = split(path)?;
     require_btrfs(&parent)?;
     let dir = open_dir(&parent, "creating a subvolume in")?;
-    sys::subvol_create(rustix::fd::AsFd::as_fd(&dir), name.as_bytes())
-        .map_err(|e| map_create_error(path, "creating the subvolume", e))
+    sys::subvol_create(dir.as_fd(), name.as_bytes())
+        .map_err(|e| create_error(path, &dir, "creating the subvolume", e))
 }
 
 /// Takes a read-only snapshot of the subvolume `source` at `dest` (`btrfs
@@ -145,12 +153,8 @@ pub fn snapshot_readonly(source: impl AsRef<Path>, dest: impl AsRef<Path>) -> Re
     require_btrfs(&parent)?;
     let src = open_dir(source, "snapshotting")?;
     let dir = open_dir(&parent, "creating a snapshot in")?;
-    sys::snap_create_readonly(
-        rustix::fd::AsFd::as_fd(&dir),
-        name.as_bytes(),
-        rustix::fd::AsFd::as_fd(&src),
-    )
-    .map_err(|e| map_create_error(dest, "creating the snapshot", e))
+    sys::snap_create_readonly(dir.as_fd(), name.as_bytes(), src.as_fd())
+        .map_err(|e| create_error(dest, &dir, "creating the snapshot", e))
 }
 
 /// Deletes the read-only snapshot at `path` (`btrfs subvolume delete`), for
@@ -174,7 +178,7 @@ pub fn delete_snapshot(path: impl AsRef<Path>) -> Result<()> {
     let real = std::fs::canonicalize(path).map_err(|e| from_io(path, "resolving", e))?;
     let (parent, name) = split(&real)?;
     let dir = open_dir(&parent, "deleting a snapshot in")?;
-    sys::snap_destroy(rustix::fd::AsFd::as_fd(&dir), name.as_bytes())
+    sys::snap_destroy(dir.as_fd(), name.as_bytes())
         .map_err(|e| from_errno(path, "deleting the snapshot", e))
 }
 

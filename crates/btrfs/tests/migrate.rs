@@ -137,18 +137,9 @@ fn migrated_files_are_nocow_with_the_same_bytes_owner_mode_times_and_xattrs() {
     assert_eq!(
         report.migrated,
         [
-            MigratedFile {
-                path: big.clone(),
-                bytes: 8 << 20
-            },
-            MigratedFile {
-                path: small.clone(),
-                bytes: 3
-            },
-            MigratedFile {
-                path: empty.clone(),
-                bytes: 0
-            },
+            MigratedFile::new(&big, 8 << 20),
+            MigratedFile::new(small, 3),
+            MigratedFile::new(empty, 0),
         ]
     );
     assert_eq!(report.bytes(), (8 << 20) + 3);

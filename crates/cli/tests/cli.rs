@@ -210,11 +210,23 @@ fn quadlet_lint_reports_the_journal_mistakes_with_fixes() {
     let out = immich_db(&["quadlet", "lint", "--podman", "five", path(dir.path())]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
-    // A file that does not parse is one error, reported once, at its line.
+    // A file that does not parse is one error, reported once, at its line; from
+    // podman 5.0 the generator then reads no file of its directory, and each of
+    // them says so.
     std::fs::write(dir.path().join("broken.container"), "[Container]\nImage\n").unwrap();
     let out = immich_db(&["quadlet", "lint", "--podman", "5.4.2", path(dir.path())]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let human = text(&out);
     assert_eq!(human.matches("broken.container:2").count(), 1, "{human}");
+    assert_eq!(
+        human
+            .matches("broken.container in the same directory")
+            .count(),
+        2,
+        "{human}"
+    );
+    assert!(human.contains(": 3 error(s)"), "{human}");
+    let out = immich_db(&["quadlet", "lint", "--podman", "4.9.3", path(dir.path())]);
+    let human = text(&out);
     assert!(human.contains(": 1 error(s)"), "{human}");
 }

@@ -758,7 +758,6 @@ pub(crate) mod tests {
     //! Backups against fakes; the context on fakes and the running container
     //! serve the rotation's tests too.
 
-    use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
     use homelab_podman::{ContainerInfo, ContainerState, ContainerStatus, ExecOutput, FakeRuntime};
@@ -769,26 +768,9 @@ pub(crate) mod tests {
 
     /// A container that runs.
     pub(crate) fn running(name: &str) -> ContainerInfo {
-        ContainerInfo {
-            id: format!("{name}-id"),
-            name: name.into(),
-            image: "image".into(),
-            state: ContainerState {
-                status: ContainerStatus::Running,
-                running: true,
-                pid: Some(1),
-                exit_code: 0,
-                started_at: None,
-                finished_at: None,
-                oom_killed: false,
-                error: None,
-            },
-            health: None,
-            restart_count: 0,
-            networks: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            cgroup_path: None,
-        }
+        let mut state = ContainerState::new(ContainerStatus::Running);
+        state.pid = Some(1);
+        ContainerInfo::new(format!("{name}-id"), name, "image", state)
     }
 
     /// The default deployment, on `runtime` (also its secret store) and
@@ -970,28 +952,21 @@ pub(crate) mod tests {
         let seen = restored.clone();
         runtime.script_exec(&d.config.postgres.container_name, move |spec| {
             let stdin = String::from_utf8_lossy(spec.stdin_bytes().unwrap_or_default());
-            let ok = |stdout: &[u8]| ExecOutput {
-                exit_code: 0,
-                stdout: stdout.to_vec(),
-                stderr: Vec::new(),
-            };
+            let ok = |stdout: &[u8]| ExecOutput::new(0, stdout.to_vec(), Vec::new());
             match spec.command()[0].as_str() {
                 "psql" if stdin.contains("server_version") => ok(b"17.2\n"),
                 "psql" => ok(b"0\n"),
-                "pg_dump" if dump_fails => ExecOutput {
-                    exit_code: 1,
-                    stdout: b"PGDMP half".to_vec(),
-                    stderr: b"pg_dump: error: connection lost\n".to_vec(),
-                },
+                "pg_dump" if dump_fails => ExecOutput::new(
+                    1,
+                    b"PGDMP half".to_vec(),
+                    b"pg_dump: error: connection lost\n".to_vec(),
+                ),
                 "pg_dump" => ok(archive),
                 "pg_restore" => {
                     *seen.lock().unwrap() = spec.stdin_bytes().unwrap_or_default().to_vec();
                     ok(b"")
                 }
-                _ => ExecOutput {
-                    exit_code: 127,
-                    ..ExecOutput::default()
-                },
+                _ => ExecOutput::new(127, Vec::new(), Vec::new()),
             }
         });
         let ctx = context_on(&runtime, Arc::new(FakeManager::new()));

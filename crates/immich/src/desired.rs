@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use homelab_quadlet::{
-    Code, Container, ContainerUnit, Duration, Finding, HealthInterval, InstallSection, IpNet,
-    KeyValue, LintOptions, Network, NetworkUnit, Notify, PodmanVersion, RestartPolicy,
-    Scope as LintScope, Secret, ServiceSection, Severity, TimeSpan, UnitKind, UnitSection, UnitSet,
-    VolumeMount, naming,
+    Code, Container, ContainerUnit, Duration, Finding, HealthInterval, InstallSection, KeyValue,
+    LintOptions, Network, NetworkUnit, Notify, PodmanVersion, RestartPolicy, Scope as LintScope,
+    Secret, ServiceSection, Severity, TimeSpan, UnitKind, UnitSection, UnitSet, VolumeMount,
+    naming,
 };
 use serde::Serialize;
 
@@ -193,10 +193,7 @@ pub fn network_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
     let unit = NetworkUnit {
         unit: described("Network of the Immich database layer"),
         network: Network {
-            subnet: vec![IpNet {
-                addr: deployment.subnet.address(),
-                prefix: deployment.subnet.prefix(),
-            }],
+            subnet: vec![deployment.subnet],
             gateway: vec![deployment.gateway],
             dns: deployment.dns.clone(),
             ..Network::default()
@@ -354,15 +351,12 @@ pub fn lint(units: &[Unit], podman: PodmanVersion, scope: Scope) -> Vec<Finding>
     let mut findings = Vec::new();
     for unit in units {
         if let Err(e) = set.insert(&unit.file_name, &unit.content) {
-            findings.push(Finding {
-                file: unit.file_name.clone().into(),
-                line: None,
-                column: None,
-                severity: Severity::Error,
-                code: Code::ParseError,
-                message: e.to_string(),
-                fix: None,
-            });
+            findings.push(Finding::new(
+                unit.file_name.clone(),
+                Severity::Error,
+                Code::ParseError,
+                e.to_string(),
+            ));
         }
     }
     let options = LintOptions {

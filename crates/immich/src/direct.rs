@@ -68,7 +68,7 @@ pub(crate) async fn address(ctx: &Layer, container: &str) -> Option<IpAddr> {
     let info = ctx.runtime.inspect_container(container).await.ok()?;
     let on = info.networks.get(&d.podman_network())?;
     let ip = on.ip?;
-    (d.subnet.contains(ip) && routed_via(ip, d.gateway)).then_some(ip)
+    (d.subnet.contains(&ip) && routed_via(ip, d.gateway)).then_some(ip)
 }
 
 /// What a login found.

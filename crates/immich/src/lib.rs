@@ -53,7 +53,6 @@ pub mod progress;
 pub mod render;
 mod rotate;
 mod schedule;
-mod scram;
 pub mod secrets;
 pub mod status;
 pub mod storage;

@@ -348,8 +348,12 @@ pub(crate) fn dir_plans(deployment: &Deployment, nocow_possible: bool) -> Result
             let spec = DirSpec::new(&dir.path).nocow(nocow);
             let report = homelab_btrfs::plan_dir(&spec).map_err(|e| {
                 let help = match &e {
-                    homelab_btrfs::Error::PermissionDenied { path, .. } if deployment.rootless => {
-                        crate::userns::foreign_owner_help(path)
+                    homelab_btrfs::Error::PermissionDenied { path, .. } => {
+                        Some(deployment.rootless.then(|| crate::userns::foreign_owner_help(path)).flatten().unwrap_or_else(|| {
+                            "run immich-db as the directory's owner (or as root), and check that \
+                             neither it nor its parent is immutable (lsattr -d)"
+                                .to_owned()
+                        }))
                     }
                     _ => None,
                 };

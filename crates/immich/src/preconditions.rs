@@ -160,10 +160,7 @@ async fn installed_podman() -> std::result::Result<homelab_podman::Version, Stri
         .last()
         .filter(|_| out.status.success())
         .ok_or_else(|| format!("`podman --version` answered {:?}", text.trim()))?;
-    Ok(homelab_podman::Version {
-        version: version.to_owned(),
-        api_version: String::new(),
-    })
+    Ok(homelab_podman::Version::new(version, ""))
 }
 
 /// The two questions to the host that need no connection: `podman --version`,
@@ -207,7 +204,7 @@ pub(crate) async fn check(ctx: &Layer, allow_non_btrfs: bool, pull: bool) -> Hos
     let mut report = HostReport::default();
 
     // The questions to Podman and systemd are independent: ask them all at once.
-    let podman_subnet = homelab_podman::Cidr::new(d.subnet.address(), d.subnet.prefix());
+    let subnet = d.subnet;
     let uid = rustix::process::getuid().as_raw();
     let HostProbe { podman, manager } =
         probe.unwrap_or_else(|| HostProbe::start(ctx.systemd.clone()));
@@ -227,12 +224,7 @@ pub(crate) async fn check(ctx: &Layer, allow_non_btrfs: bool, pull: bool) -> Hos
         },
         ctx.runtime.image_exists(&d.config.postgres.image),
         ctx.runtime.image_exists(&d.config.valkey.image),
-        async {
-            match &podman_subnet {
-                Ok(subnet) => Some(ctx.runtime.overlapping_networks(subnet).await),
-                Err(_) => None,
-            }
-        },
+        ctx.runtime.overlapping_networks(&subnet),
         ctx.secrets.list(),
     );
 
@@ -403,39 +395,35 @@ pub(crate) async fn check(ctx: &Layer, allow_non_btrfs: bool, pull: bool) -> Hos
 
     // The subnet.
     let network = d.podman_network();
-    match (podman_subnet, overlaps) {
-        (Ok(_), Some(overlaps)) => match overlaps {
-            Ok(overlaps) => {
-                let others: Vec<String> = overlaps
-                    .iter()
-                    .filter(|o| o.network != network)
-                    .map(|o| format!("{} ({})", o.network, o.subnet))
-                    .collect();
-                if others.is_empty() {
-                    report.ok(
-                        "subnet",
-                        format!("{} is free or already {network}", d.subnet),
-                    );
-                } else {
-                    report.error(
-                        "subnet",
-                        format!(
-                            "the subnet {} overlaps the network(s) {}",
-                            d.subnet,
-                            others.join(", ")
-                        ),
-                        "choose a free subnet in [network] subnet (and its gateway)",
-                    );
-                }
+    match overlaps {
+        Ok(overlaps) => {
+            let others: Vec<String> = overlaps
+                .iter()
+                .filter(|o| o.network != network)
+                .map(|o| format!("{} ({})", o.network, o.subnet))
+                .collect();
+            if others.is_empty() {
+                report.ok(
+                    "subnet",
+                    format!("{} is free or already {network}", d.subnet),
+                );
+            } else {
+                report.error(
+                    "subnet",
+                    format!(
+                        "the subnet {} overlaps the network(s) {}",
+                        d.subnet,
+                        others.join(", ")
+                    ),
+                    "choose a free subnet in [network] subnet (and its gateway)",
+                );
             }
-            Err(e) => report.error(
-                "subnet",
-                format!("cannot list the Podman networks: {e}"),
-                "check that the Podman service answers",
-            ),
-        },
-        (Err(e), _) => report.error("subnet", e.to_string(), "fix [network] subnet"),
-        (Ok(_), None) => {}
+        }
+        Err(e) => report.error(
+            "subnet",
+            format!("cannot list the Podman networks: {e}"),
+            "check that the Podman service answers",
+        ),
     }
 
     // Secrets: look-alike names.

@@ -24,7 +24,6 @@ use crate::exec_secret;
 use crate::fault;
 use crate::layer::Layer;
 use crate::progress::Event;
-use crate::scram;
 use homelab_systemd::{JobWatch, Wait, WaitFor};
 use std::time::Duration;
 
@@ -320,8 +319,9 @@ pub(crate) async fn valkey_accepts(ctx: &Layer, password: &SecretValue) -> Resul
 /// verifier, on `psql`'s standard input over the container's local socket.
 pub(crate) async fn set_postgres_password(ctx: &Layer, new: &SecretValue) -> Result<()> {
     let pg = &ctx.deployment.config.postgres;
-    let verifier = scram::verifier(new.expose())
-        .map_err(|e| Error::bad_input(format!("cannot hash the new password: {e}")))?;
+    // The SCRAM-SHA-256 verifier PostgreSQL would store, computed here: the
+    // cleartext reaches neither the statement nor the server's logs.
+    let verifier = postgres_protocol::password::scram_sha_256(new.expose());
     // The role name passed the configuration's identifier check: no quoting
     // issues.
     let sql = format!("ALTER ROLE \"{}\" PASSWORD '{verifier}';", pg.user);
@@ -691,25 +691,54 @@ mod tests {
         }
     }
 
-    fn decode64(text: &str) -> Vec<u8> {
-        let value = |c: u8| match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            _ => 63,
+    /// Whether `password` gives the stored key of `verifier`
+    /// (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, RFC 5802):
+    /// the check PostgreSQL makes at a login.
+    fn scram_accepts(verifier: &str, password: &[u8]) -> bool {
+        use base64::Engine as _;
+        use hmac::{KeyInit as _, Mac as _};
+        use sha2::Digest as _;
+        type Hmac = hmac::Hmac<sha2::Sha256>;
+        let mac = |key: &[u8], message: &[u8]| {
+            let mut mac = Hmac::new_from_slice(key).unwrap();
+            mac.update(message);
+            mac.finalize().into_bytes().to_vec()
         };
-        let digits: Vec<u8> = text.bytes().filter(|c| *c != b'=').map(value).collect();
-        let mut out = Vec::new();
-        for chunk in digits.chunks(4) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, d)| n | (u32::from(*d) << (18 - 6 * i)));
-            let bytes = n.to_be_bytes();
-            out.extend_from_slice(&bytes[1..chunk.len()]);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let rest = verifier.strip_prefix("SCRAM-SHA-256$").unwrap();
+        let (params, keys) = rest.split_once('$').unwrap();
+        let (iterations, salt) = params.split_once(':').unwrap();
+        let (stored_key, _) = keys.split_once(':').unwrap();
+        let iterations: u32 = iterations.parse().unwrap();
+        // Hi(): PBKDF2-HMAC-SHA-256, one block.
+        let mut first = b64.decode(salt).unwrap();
+        first.extend_from_slice(&1u32.to_be_bytes());
+        let mut u = mac(password, &first);
+        let mut salted = u.clone();
+        for _ in 1..iterations {
+            u = mac(password, &u);
+            for (s, x) in salted.iter_mut().zip(&u) {
+                *s ^= x;
+            }
         }
-        out
+        let client_key = mac(&salted, b"Client Key");
+        b64.encode(sha2::Sha256::digest(&client_key)) == stored_key
+    }
+
+    /// The fake's check against the example exchange of RFC 7677 (section 3),
+    /// and against verifiers of the library that makes them.
+    #[test]
+    fn the_fake_checks_logins_as_postgresql_does() {
+        let rfc = "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+        assert!(scram_accepts(rfc, b"pencil"));
+        assert!(!scram_accepts(rfc, b"pencil2"));
+        let made = postgres_protocol::password::scram_sha_256(b"abcdefgh12345678");
+        assert!(scram_accepts(&made, b"abcdefgh12345678"));
+        assert!(!made.contains("abcdefgh12345678"));
+        assert_ne!(
+            made,
+            postgres_protocol::password::scram_sha_256(b"abcdefgh12345678")
+        );
     }
 
     /// What the fake PostgreSQL holds for the role.
@@ -723,13 +752,7 @@ mod tests {
         fn accepts(&self, password: &[u8]) -> bool {
             match self {
                 Self::Plain(p) => p == password,
-                Self::Verifier(v) => {
-                    let rest = v.strip_prefix("SCRAM-SHA-256$").unwrap();
-                    let (params, _) = rest.split_once('$').unwrap();
-                    let (iterations, salt) = params.split_once(':').unwrap();
-                    scram::verifier_with(password, &decode64(salt), iterations.parse().unwrap())
-                        .is_ok_and(|again| &again == v)
-                }
+                Self::Verifier(v) => scram_accepts(v, password),
             }
         }
     }
@@ -764,22 +787,17 @@ mod tests {
         let db = role.clone();
         runtime.script_exec(&c.postgres.container_name, move |spec| {
             let command = spec.command().join(" ");
-            let ok = |stdout: &str| ExecOutput {
-                exit_code: 0,
-                stdout: stdout.as_bytes().to_vec(),
-                stderr: Vec::new(),
-            };
+            let ok = |stdout: &str| ExecOutput::new(0, stdout.as_bytes().to_vec(), Vec::new());
             if command.contains("read -r PGPASSWORD") {
                 if db.lock().unwrap().accepts(&stdin_line(spec)) {
                     return ok("1\n");
                 }
-                return ExecOutput {
-                    exit_code: 2,
-                    stdout: Vec::new(),
-                    stderr:
-                        b"psql: error: FATAL:  password authentication failed for user \"immich\"\n"
-                            .to_vec(),
-                };
+                return ExecOutput::new(
+                    2,
+                    Vec::new(),
+                    b"psql: error: FATAL:  password authentication failed for user \"immich\"\n"
+                        .to_vec(),
+                );
             }
             let sql = String::from_utf8(spec.stdin_bytes().unwrap_or_default().to_vec()).unwrap();
             let verifier = sql
@@ -803,11 +821,7 @@ mod tests {
                     "AUTH failed: WRONGPASS invalid username-password pair or user is disabled.\n",
                 )
             };
-            ExecOutput {
-                exit_code: 0,
-                stdout: stdout.into(),
-                stderr: stderr.into(),
-            }
+            ExecOutput::new(0, stdout, stderr)
         });
 
         let store = runtime.clone();

@@ -51,6 +51,7 @@ pub enum Operation {
 /// One call made to a [`FakeRuntime`]. Secret values and environment values are
 /// never recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Call {
     /// The operation.
     pub operation: Operation,
@@ -60,6 +61,21 @@ pub struct Call {
     /// [`Operation::CreateSecret`],
     /// `["replace"]` when asked to replace.
     pub args: Vec<String>,
+}
+
+impl Call {
+    /// A call of `operation` on `target` with `args`.
+    pub fn new(
+        operation: Operation,
+        target: Option<String>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            operation,
+            target,
+            args: args.into_iter().map(Into::into).collect(),
+        }
+    }
 }
 
 type ExecScript = Arc<dyn Fn(&ExecSpec) -> ExecOutput + Send + Sync>;
@@ -89,13 +105,13 @@ struct State {
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// use homelab_podman::{FakeRuntime, NetworkSpec, Operation, Runtime};
+/// use homelab_podman::{FakeRuntime, NetworkSpec, Operation, Runtime, parse_cidr};
 ///
 /// let fake = FakeRuntime::new();
-/// fake.create_network(&NetworkSpec::new("photos").subnet("10.89.5.0/24".parse()?))
+/// fake.create_network(&NetworkSpec::new("photos").subnet(parse_cidr("10.89.5.0/24")?))
 ///     .await?;
 /// assert!(fake.network_exists("photos").await?);
-/// let overlaps = fake.overlapping_networks(&"10.89.0.0/16".parse()?).await?;
+/// let overlaps = fake.overlapping_networks(&parse_cidr("10.89.0.0/16")?).await?;
 /// assert_eq!(overlaps[0].network, "photos");
 /// assert_eq!(fake.calls_to(Operation::CreateNetwork), ["photos"]);
 /// # Ok::<(), homelab_podman::Error>(())

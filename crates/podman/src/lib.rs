@@ -41,7 +41,7 @@
 //! Code written against [`Runtime`] runs unchanged on the fake:
 //!
 //! ```
-//! use homelab_podman::{FakeRuntime, NetworkSpec, Runtime, Cidr, Error};
+//! use homelab_podman::{FakeRuntime, NetworkSpec, Runtime, Error, parse_cidr};
 //!
 //! /// Creates the network unless it exists; refuses a subnet another network uses.
 //! async fn ensure_network(rt: &impl Runtime, spec: &NetworkSpec) -> Result<bool, Error> {
@@ -63,10 +63,10 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let fake = FakeRuntime::new();
-//! let photos = NetworkSpec::new("systemd-photos").subnet("10.89.5.0/24".parse()?);
+//! let photos = NetworkSpec::new("systemd-photos").subnet(parse_cidr("10.89.5.0/24")?);
 //! assert!(ensure_network(&fake, &photos).await?);
 //! assert!(!ensure_network(&fake, &photos).await?);
-//! let clash = NetworkSpec::new("other").subnet("10.89.0.0/16".parse()?);
+//! let clash = NetworkSpec::new("other").subnet(parse_cidr("10.89.0.0/16")?);
 //! assert!(ensure_network(&fake, &clash).await.is_err());
 //! # Ok::<(), Error>(())
 //! # }).unwrap();
@@ -102,7 +102,7 @@ mod runtime;
 mod store;
 mod wire;
 
-pub use cidr::Cidr;
+pub use cidr::{IpNet, parse_cidr};
 pub use connect::{
     ConnectOptions, Fallback, PrivateService, ROOTFUL_SOCKET, candidate_sockets, default_sockets,
 };

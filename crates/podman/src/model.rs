@@ -8,10 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
-use crate::{Cidr, Error};
+use crate::Error;
+use crate::cidr::{IpNet, has_host_bits, overlaps};
 
 /// The podman version a service runs, and the API version it speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Version {
     /// Podman's version, such as `5.4.2`.
     pub version: String,
@@ -20,6 +22,14 @@ pub struct Version {
 }
 
 impl Version {
+    /// A podman `version` speaking API `api_version`.
+    pub fn new(version: impl Into<String>, api_version: impl Into<String>) -> Self {
+        Self {
+            version: version.into(),
+            api_version: api_version.into(),
+        }
+    }
+
     /// The major, minor and patch numbers of [`Version::version`], when it
     /// starts with them (`5.4.2-dev` gives `(5, 4, 2)`).
     pub fn numbers(&self) -> Option<(u32, u32, u32)> {
@@ -69,6 +79,7 @@ impl fmt::Display for CgroupVersion {
 
 /// What the podman service says about itself and its host.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HostInfo {
     /// The versions.
     pub version: Version,
@@ -86,13 +97,30 @@ pub struct HostInfo {
     pub kernel: String,
 }
 
+impl HostInfo {
+    /// A host running podman `version`, with nothing else known yet: not
+    /// rootless, an unknown cgroup version and empty names; the fields are
+    /// public to fill in.
+    pub fn new(version: Version) -> Self {
+        Self {
+            version,
+            rootless: false,
+            cgroup_version: CgroupVersion::Unknown(String::new()),
+            cgroup_manager: String::new(),
+            network_backend: String::new(),
+            oci_runtime: String::new(),
+            kernel: String::new(),
+        }
+    }
+}
+
 /// A podman network to create.
 ///
 /// ```
-/// use homelab_podman::NetworkSpec;
+/// use homelab_podman::{NetworkSpec, parse_cidr};
 ///
 /// let spec = NetworkSpec::new("systemd-photos")
-///     .subnet("10.89.5.0/24".parse()?)
+///     .subnet(parse_cidr("10.89.5.0/24")?)
 ///     .gateway("10.89.5.1".parse()?)
 ///     .label("app", "immich");
 /// spec.validate()?;
@@ -103,7 +131,7 @@ pub struct NetworkSpec {
     /// The network's name.
     pub name: String,
     /// Its subnet; podman picks a free one when absent.
-    pub subnet: Option<Cidr>,
+    pub subnet: Option<IpNet>,
     /// Its gateway; the subnet's first host when absent.
     pub gateway: Option<IpAddr>,
     /// Labels.
@@ -126,7 +154,7 @@ impl NetworkSpec {
 
     /// Sets the subnet.
     #[must_use]
-    pub fn subnet(mut self, subnet: Cidr) -> Self {
+    pub fn subnet(mut self, subnet: IpNet) -> Self {
         self.subnet = Some(subnet);
         self
     }
@@ -170,14 +198,11 @@ impl NetworkSpec {
         };
         validate_name(&self.name).map_err(|reason| invalid("name", reason))?;
         if let Some(subnet) = &self.subnet
-            && subnet.has_host_bits()
+            && has_host_bits(subnet)
         {
             return Err(invalid(
                 "subnet",
-                format!(
-                    "{subnet} has host bits set; write it as {}",
-                    subnet.normalized()
-                ),
+                format!("{subnet} has host bits set; write it as {}", subnet.trunc()),
             ));
         }
         if let Some(gateway) = self.gateway {
@@ -187,13 +212,13 @@ impl NetworkSpec {
                     format!("{gateway} is given without a subnet; give the subnet too"),
                 ));
             };
-            if !subnet.contains(gateway) {
+            if !subnet.contains(&gateway) {
                 return Err(invalid(
                     "gateway",
                     format!("{gateway} is outside the subnet {subnet}"),
                 ));
             }
-            if gateway == subnet.network() && u32::from(subnet.prefix()) < subnet_bits(subnet) {
+            if gateway == subnet.network() && subnet.prefix_len() < subnet.max_prefix_len() {
                 return Err(invalid(
                     "gateway",
                     format!(
@@ -212,10 +237,6 @@ impl NetworkSpec {
         }
         Ok(())
     }
-}
-
-fn subnet_bits(subnet: &Cidr) -> u32 {
-    if subnet.is_ipv4() { 32 } else { 128 }
 }
 
 /// Checks a network or container name as podman does: a letter or digit, then
@@ -240,24 +261,44 @@ pub(crate) fn validate_name(name: &str) -> Result<(), String> {
 
 /// One subnet of a network.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NetworkSubnet {
     /// The subnet.
-    pub subnet: Cidr,
+    pub subnet: IpNet,
     /// Its gateway, when it has one.
     pub gateway: Option<IpAddr>,
 }
 
+impl NetworkSubnet {
+    /// A subnet with its gateway, when it has one.
+    pub fn new(subnet: IpNet, gateway: Option<IpAddr>) -> Self {
+        Self { subnet, gateway }
+    }
+}
+
 /// A container attached to a network, as the network reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NetworkMember {
     /// The container's name.
     pub name: String,
     /// Its addresses on the network, with their prefix lengths.
-    pub addresses: Vec<Cidr>,
+    pub addresses: Vec<IpNet>,
+}
+
+impl NetworkMember {
+    /// A container on the network with these addresses.
+    pub fn new(name: impl Into<String>, addresses: Vec<IpNet>) -> Self {
+        Self {
+            name: name.into(),
+            addresses,
+        }
+    }
 }
 
 /// A podman network as it exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NetworkInfo {
     /// The name.
     pub name: String,
@@ -281,18 +322,48 @@ pub struct NetworkInfo {
     pub containers: BTreeMap<String, NetworkMember>,
 }
 
+impl NetworkInfo {
+    /// A network of podman's default driver (`bridge`), with this name and ID
+    /// and nothing else yet: no subnets, no DNS, no labels, no containers.
+    pub fn new(name: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            id: id.into(),
+            driver: "bridge".to_owned(),
+            interface: None,
+            subnets: Vec::new(),
+            dns_servers: Vec::new(),
+            dns_enabled: false,
+            internal: false,
+            labels: BTreeMap::new(),
+            containers: BTreeMap::new(),
+        }
+    }
+}
+
 /// An existing network whose subnet overlaps a subnet asked about.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SubnetOverlap {
     /// The existing network.
     pub network: String,
     /// Its subnet that overlaps.
-    pub subnet: Cidr,
+    pub subnet: IpNet,
+}
+
+impl SubnetOverlap {
+    /// The subnet `subnet` of the network `network`.
+    pub fn new(network: impl Into<String>, subnet: IpNet) -> Self {
+        Self {
+            network: network.into(),
+            subnet,
+        }
+    }
 }
 
 /// The networks among `networks` whose subnets overlap `subnet` (each subnet once).
 pub fn find_overlaps<'a>(
-    subnet: &Cidr,
+    subnet: &IpNet,
     networks: impl IntoIterator<Item = &'a NetworkInfo>,
 ) -> Vec<SubnetOverlap> {
     networks
@@ -300,7 +371,7 @@ pub fn find_overlaps<'a>(
         .flat_map(|n| {
             n.subnets
                 .iter()
-                .filter(|s| s.subnet.overlaps(subnet))
+                .filter(|s| overlaps(&s.subnet, subnet))
                 .map(|s| SubnetOverlap {
                     network: n.name.clone(),
                     subnet: s.subnet,
@@ -405,6 +476,7 @@ impl fmt::Display for HealthStatus {
 
 /// One run of a health check.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HealthLogEntry {
     /// When it started.
     pub start: Option<SystemTime>,
@@ -416,8 +488,21 @@ pub struct HealthLogEntry {
     pub output: String,
 }
 
+impl HealthLogEntry {
+    /// A run that exited with `exit_code` and wrote `output`, at times not known.
+    pub fn new(exit_code: i32, output: impl Into<String>) -> Self {
+        Self {
+            start: None,
+            end: None,
+            exit_code,
+            output: output.into(),
+        }
+    }
+}
+
 /// A container's health.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Health {
     /// The status.
     pub status: HealthStatus,
@@ -427,8 +512,20 @@ pub struct Health {
     pub log: Vec<HealthLogEntry>,
 }
 
+impl Health {
+    /// A health of this status, with no failing streak and no runs logged.
+    pub fn new(status: HealthStatus) -> Self {
+        Self {
+            status,
+            failing_streak: 0,
+            log: Vec::new(),
+        }
+    }
+}
+
 /// A container's attachment to one network.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ContainerNetwork {
     /// Its `IPv4` address there.
     pub ip: Option<IpAddr>,
@@ -442,8 +539,23 @@ pub struct ContainerNetwork {
     pub aliases: Vec<String>,
 }
 
+impl ContainerNetwork {
+    /// An attachment with this address and prefix length, and nothing else
+    /// known (no gateway, MAC address or aliases).
+    pub fn new(ip: IpAddr, prefix_len: u8) -> Self {
+        Self {
+            ip: Some(ip),
+            prefix_len,
+            gateway: None,
+            mac: None,
+            aliases: Vec::new(),
+        }
+    }
+}
+
 /// What a container is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ContainerState {
     /// The state.
     pub status: ContainerStatus,
@@ -463,8 +575,26 @@ pub struct ContainerState {
     pub error: Option<String>,
 }
 
+impl ContainerState {
+    /// A container in this state (running exactly when the state is
+    /// [`ContainerStatus::Running`]), with exit code 0 and nothing else known.
+    pub fn new(status: ContainerStatus) -> Self {
+        Self {
+            running: status == ContainerStatus::Running,
+            status,
+            pid: None,
+            exit_code: 0,
+            started_at: None,
+            finished_at: None,
+            oom_killed: false,
+            error: None,
+        }
+    }
+}
+
 /// A container as it exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ContainerInfo {
     /// The ID.
     pub id: String,
@@ -489,6 +619,27 @@ pub struct ContainerInfo {
 }
 
 impl ContainerInfo {
+    /// A container with this ID, name, image and state, and nothing else yet:
+    /// no health check, no restarts, networks, labels or cgroup.
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        image: impl Into<String>,
+        state: ContainerState,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            image: image.into(),
+            state,
+            health: None,
+            restart_count: 0,
+            networks: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            cgroup_path: None,
+        }
+    }
+
     /// How long it has been running at `now`, while it runs.
     pub fn uptime(&self, now: SystemTime) -> Option<Duration> {
         if !self.state.running {
@@ -623,6 +774,7 @@ impl fmt::Debug for ExecSpec {
 
 /// What a command run in a container did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ExecOutput {
     /// Its exit code (126: not executable, 127: not found, as a shell reports).
     pub exit_code: i32,
@@ -633,6 +785,15 @@ pub struct ExecOutput {
 }
 
 impl ExecOutput {
+    /// What a command that exited with `exit_code` wrote.
+    pub fn new(exit_code: i32, stdout: impl Into<Vec<u8>>, stderr: impl Into<Vec<u8>>) -> Self {
+        Self {
+            exit_code,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
+    }
+
     /// Whether it exited with 0.
     pub fn success(&self) -> bool {
         self.exit_code == 0
@@ -651,6 +812,7 @@ impl ExecOutput {
 
 /// A container's resource use, sampled once.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct ContainerStats {
     /// Memory in use now, in bytes.
     pub memory_current: u64,
@@ -679,6 +841,7 @@ pub enum LogStream {
 
 /// One line of a container's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogLine {
     /// Its stream.
     pub stream: LogStream,
@@ -686,8 +849,19 @@ pub struct LogLine {
     pub text: String,
 }
 
+impl LogLine {
+    /// A line of `text` from `stream`.
+    pub fn new(stream: LogStream, text: impl Into<String>) -> Self {
+        Self {
+            stream,
+            text: text.into(),
+        }
+    }
+}
+
 /// An image in local storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ImageInfo {
     /// The ID.
     pub id: String,
@@ -707,8 +881,26 @@ pub struct ImageInfo {
     pub os: Option<String>,
 }
 
+impl ImageInfo {
+    /// An image with this ID and nothing else known yet: no digest, names,
+    /// creation time, labels, architecture or OS, and size 0.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            digest: None,
+            tags: Vec::new(),
+            created: None,
+            size: 0,
+            labels: BTreeMap::new(),
+            architecture: None,
+            os: None,
+        }
+    }
+}
+
 /// A podman secret's metadata (never its value).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SecretInfo {
     /// The ID.
     pub id: String,
@@ -722,6 +914,21 @@ pub struct SecretInfo {
     pub created_at: Option<SystemTime>,
     /// When its value last changed.
     pub updated_at: Option<SystemTime>,
+}
+
+impl SecretInfo {
+    /// A secret with this ID and name in podman's default `file` driver, with
+    /// no labels and no times known.
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            driver: "file".to_owned(),
+            labels: BTreeMap::new(),
+            created_at: None,
+            updated_at: None,
+        }
+    }
 }
 
 /// How to create a secret.
@@ -800,6 +1007,7 @@ pub enum EventKind {
 
 /// A container event.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ContainerEvent {
     /// When it happened.
     pub time: SystemTime,
@@ -809,6 +1017,23 @@ pub struct ContainerEvent {
     pub container_name: String,
     /// What happened.
     pub kind: EventKind,
+}
+
+impl ContainerEvent {
+    /// What happened to a container, and when.
+    pub fn new(
+        time: SystemTime,
+        container_id: impl Into<String>,
+        container_name: impl Into<String>,
+        kind: EventKind,
+    ) -> Self {
+        Self {
+            time,
+            container_id: container_id.into(),
+            container_name: container_name.into(),
+            kind,
+        }
+    }
 }
 
 /// Which events a stream carries.

@@ -5,12 +5,13 @@ use std::pin::Pin;
 use futures_util::Stream;
 use homelab_secrets::SecretValue;
 
+use crate::Result;
+use crate::cidr::IpNet;
 use crate::model::{
     ContainerEvent, ContainerInfo, ContainerStats, EventFilter, ExecOutput, ExecSpec, Health,
     HostInfo, ImageInfo, LogLine, NetworkInfo, NetworkSpec, SecretInfo, SecretOptions,
     SubnetOverlap, Version, find_overlaps,
 };
-use crate::{Cidr, Result};
 
 /// A stream of container events; it ends when the connection ends.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<ContainerEvent>> + Send>>;
@@ -50,7 +51,7 @@ pub trait Runtime: Send + Sync {
     async fn remove_network(&self, name: &str) -> Result<()>;
 
     /// The existing networks whose subnets overlap `subnet`.
-    async fn overlapping_networks(&self, subnet: &Cidr) -> Result<Vec<SubnetOverlap>> {
+    async fn overlapping_networks(&self, subnet: &IpNet) -> Result<Vec<SubnetOverlap>> {
         let networks = self.list_networks().await?;
         Ok(find_overlaps(subnet, &networks))
     }

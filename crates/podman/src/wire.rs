@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Cidr;
+use crate::cidr::parse_cidr;
 use crate::error::{Error, Result};
 use crate::model::{
     ContainerEvent, ContainerInfo, ContainerNetwork, ContainerState, ContainerStatus, EventKind,
@@ -167,7 +167,7 @@ impl NetworkJson {
         };
         let mut subnets = Vec::new();
         for s in self.subnets.unwrap_or_default() {
-            let subnet: Cidr = s.subnet.parse().map_err(|_| bad("subnet", &s.subnet))?;
+            let subnet = parse_cidr(&s.subnet).map_err(|_| bad("subnet", &s.subnet))?;
             let gateway = match non_empty(s.gateway) {
                 Some(g) => Some(g.parse::<IpAddr>().map_err(|_| bad("gateway", &g))?),
                 None => None,
@@ -188,7 +188,7 @@ impl NetworkJson {
                     .unwrap_or_default()
                     .into_values()
                     .flat_map(|i| i.subnets.unwrap_or_default())
-                    .filter_map(|s| s.ipnet.parse().ok())
+                    .filter_map(|s| parse_cidr(&s.ipnet).ok())
                     .collect();
                 (
                     id,

@@ -316,42 +316,24 @@ async fn a_failing_input_reader_ends_the_call_with_an_error() {
 }
 
 fn running(name: &str) -> ContainerInfo {
-    ContainerInfo {
-        id: format!("{name}-id"),
-        name: name.into(),
-        image: "image".into(),
-        state: ContainerState {
-            status: ContainerStatus::Running,
-            running: true,
-            pid: Some(1),
-            exit_code: 0,
-            started_at: None,
-            finished_at: None,
-            oom_killed: false,
-            error: None,
-        },
-        health: None,
-        restart_count: 0,
-        networks: std::collections::BTreeMap::new(),
-        labels: std::collections::BTreeMap::new(),
-        cgroup_path: None,
-    }
+    let mut state = ContainerState::new(ContainerStatus::Running);
+    state.pid = Some(1);
+    ContainerInfo::new(format!("{name}-id"), name, "image", state)
 }
 
 #[tokio::test]
 async fn the_fake_streams_its_scripted_output_and_feeds_the_script_the_input() {
     let fake = FakeRuntime::new();
     fake.add_container(running("db"));
-    fake.script_exec("db", |spec| ExecOutput {
-        exit_code: 0,
-        stdout: spec
+    fake.script_exec("db", |spec| {
+        let reversed: Vec<u8> = spec
             .stdin_bytes()
             .unwrap_or_default()
             .iter()
             .rev()
             .copied()
-            .collect(),
-        stderr: b"reversed".to_vec(),
+            .collect();
+        ExecOutput::new(0, reversed, "reversed")
     });
     let mut reader: &[u8] = b"abc";
     let mut output = Vec::new();

@@ -14,43 +14,24 @@ use homelab_podman::{
 use homelab_secrets::{Ensured, Policy, SecretStore, SecretValue, ensure, near_duplicates_in};
 
 fn container(name: &str, running: bool, health: Option<HealthStatus>) -> ContainerInfo {
-    ContainerInfo {
-        id: format!("{name}0123456789"),
-        name: name.into(),
-        image: "localhost/test:latest".into(),
-        state: ContainerState {
-            status: if running {
-                ContainerStatus::Running
-            } else {
-                ContainerStatus::Exited
-            },
-            running,
-            pid: running.then_some(42),
-            exit_code: 0,
-            started_at: Some(SystemTime::now() - Duration::from_secs(60)),
-            finished_at: None,
-            oom_killed: false,
-            error: None,
-        },
-        health: health.map(|status| Health {
-            status,
-            failing_streak: 0,
-            log: vec![],
-        }),
-        restart_count: 0,
-        networks: BTreeMap::from([(
-            "photos".to_owned(),
-            ContainerNetwork {
-                ip: Some(std::net::Ipv4Addr::new(10, 89, 5, 2).into()),
-                prefix_len: 24,
-                gateway: Some(std::net::Ipv4Addr::new(10, 89, 5, 1).into()),
-                mac: None,
-                aliases: vec![],
-            },
-        )]),
-        labels: BTreeMap::new(),
-        cgroup_path: None,
-    }
+    let mut state = ContainerState::new(if running {
+        ContainerStatus::Running
+    } else {
+        ContainerStatus::Exited
+    });
+    state.pid = running.then_some(42);
+    state.started_at = Some(SystemTime::now() - Duration::from_secs(60));
+    let mut network = ContainerNetwork::new(std::net::Ipv4Addr::new(10, 89, 5, 2).into(), 24);
+    network.gateway = Some(std::net::Ipv4Addr::new(10, 89, 5, 1).into());
+    let mut info = ContainerInfo::new(
+        format!("{name}0123456789"),
+        name,
+        "localhost/test:latest",
+        state,
+    );
+    info.health = health.map(Health::new);
+    info.networks = BTreeMap::from([("photos".to_owned(), network)]);
+    info
 }
 
 #[tokio::test]
@@ -109,11 +90,35 @@ async fn networks_behave_as_podman_and_calls_are_recorded() {
     );
     assert_eq!(
         fake.calls().last(),
-        Some(&Call {
-            operation: Operation::RemoveNetwork,
-            target: Some("photos".into()),
-            args: vec![],
-        })
+        Some(&Call::new(
+            Operation::RemoveNetwork,
+            Some("photos".into()),
+            Vec::<String>::new()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn the_subnet_of_a_quadlet_network_unit_is_the_one_podman_gets() {
+    // One CIDR type for both crates: the value read from the unit goes to
+    // podman as it is.
+    let unit = homelab_quadlet::NetworkUnit::parse(
+        "photos.network",
+        "[Network]\nSubnet=10.89.5.0/24\nGateway=10.89.5.1\n",
+    )
+    .unwrap();
+    let subnet: homelab_podman::IpNet = unit.network.subnet[0];
+    let fake = FakeRuntime::new();
+    let spec = NetworkSpec::new("systemd-photos")
+        .subnet(subnet)
+        .gateway(unit.network.gateway[0]);
+    let created = fake.create_network(&spec).await.unwrap();
+    assert_eq!(created.subnets[0].subnet, subnet);
+    let wide = homelab_quadlet::parse_ip_net("10.89.0.0/16").unwrap();
+    let found = fake.overlapping_networks(&wide).await.unwrap();
+    assert_eq!(
+        (found[0].network.as_str(), found[0].subnet),
+        ("systemd-photos", subnet)
     );
 }
 
@@ -126,11 +131,7 @@ async fn containers_answer_what_the_test_scripts() {
     // Health: scripted results in order, the last one repeating.
     fake.script_health(
         "pg",
-        [HealthStatus::Starting, HealthStatus::Healthy].map(|status| Health {
-            status,
-            failing_streak: 0,
-            log: vec![],
-        }),
+        [HealthStatus::Starting, HealthStatus::Healthy].map(Health::new),
     );
     assert_eq!(
         fake.run_health_check("pg").await.unwrap().status,
@@ -152,10 +153,12 @@ async fn containers_answer_what_the_test_scripts() {
     assert_eq!(fake.inspect_container("pg01234").await.unwrap().name, "pg");
 
     // Commands: scripted per container; standard input reaches the script.
-    fake.script_exec("pg", |spec| ExecOutput {
-        exit_code: 0,
-        stdout: spec.stdin_bytes().unwrap_or_default().to_vec(),
-        stderr: spec.command().join(" ").into_bytes(),
+    fake.script_exec("pg", |spec| {
+        ExecOutput::new(
+            0,
+            spec.stdin_bytes().unwrap_or_default(),
+            spec.command().join(" "),
+        )
     });
     let out = fake
         .exec(
@@ -191,14 +194,10 @@ async fn containers_answer_what_the_test_scripts() {
     assert!(!format!("{:?}", fake.calls()).contains("pw\""));
 
     // Statistics and logs.
-    fake.set_stats(
-        "pg",
-        ContainerStats {
-            memory_current: 930 << 20,
-            memory_peak: Some(983 << 20),
-            ..ContainerStats::default()
-        },
-    );
+    let mut stats = ContainerStats::default();
+    stats.memory_current = 930 << 20;
+    stats.memory_peak = Some(983 << 20);
+    fake.set_stats("pg", stats);
     assert_eq!(
         fake.container_stats("pg").await.unwrap().memory_peak,
         Some(983 << 20)
@@ -207,10 +206,7 @@ async fn containers_answer_what_the_test_scripts() {
         fake.container_stats("old").await,
         Err(Error::StatsUnavailable { .. })
     ));
-    let line = |t: &str| LogLine {
-        stream: LogStream::Stderr,
-        text: t.into(),
-    };
+    let line = |t: &str| LogLine::new(LogStream::Stderr, t);
     fake.set_logs("pg", vec![line("a"), line("b"), line("c")]);
     assert_eq!(
         fake.container_logs("pg", 2).await.unwrap(),
@@ -241,16 +237,10 @@ async fn scripted_failures_come_once_in_order() {
         Err(Error::Timeout { .. })
     ));
     assert!(!fake.image_exists("x").await.unwrap());
-    fake.add_image(&ImageInfo {
-        id: "sha".into(),
-        digest: None,
-        tags: vec!["docker.io/valkey/valkey:8".into()],
-        created: None,
-        size: 1,
-        labels: BTreeMap::new(),
-        architecture: None,
-        os: None,
-    });
+    let mut image = ImageInfo::new("sha");
+    image.tags = vec!["docker.io/valkey/valkey:8".into()];
+    image.size = 1;
+    fake.add_image(&image);
     assert!(
         fake.image_exists("docker.io/valkey/valkey:8")
             .await
@@ -281,16 +271,10 @@ async fn the_fake_pulls_what_is_published_and_fails_like_an_unreachable_registry
         "{e:?}"
     );
     assert!(!fake.image_exists(reference).await.unwrap());
-    fake.publish_image(&ImageInfo {
-        id: "sha".into(),
-        digest: None,
-        tags: vec![reference.into()],
-        created: None,
-        size: 1,
-        labels: BTreeMap::new(),
-        architecture: None,
-        os: None,
-    });
+    let mut image = ImageInfo::new("sha");
+    image.tags = vec![reference.into()];
+    image.size = 1;
+    fake.publish_image(&image);
     assert!(!fake.image_exists(reference).await.unwrap());
     assert_eq!(fake.pull_image(reference).await.unwrap().id, "sha");
     assert!(fake.image_exists(reference).await.unwrap());
@@ -353,11 +337,8 @@ async fn secrets_work_with_the_secrets_crate_and_are_never_recorded() {
 #[tokio::test]
 async fn events_are_filtered_like_podmans() {
     let fake = FakeRuntime::new();
-    let event = |name: &str, kind: EventKind| ContainerEvent {
-        time: SystemTime::now(),
-        container_id: format!("{name}-id"),
-        container_name: name.into(),
-        kind,
+    let event = |name: &str, kind: EventKind| {
+        ContainerEvent::new(SystemTime::now(), format!("{name}-id"), name, kind)
     };
     fake.push_event(event("pg", EventKind::Started));
     fake.push_event(event("pg", EventKind::HealthStatus(HealthStatus::Healthy)));

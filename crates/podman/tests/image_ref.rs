@@ -1,5 +1,6 @@
 //! Property tests of the image-reference parser: what is built from the
-//! grammar parses back into its parts, and no input makes it panic.
+//! grammar parses back into its parts, what it accepts is made of the parts it
+//! reports, and no input makes it panic.
 
 use homelab_podman::{Error, ImageRef};
 use proptest::collection::vec;
@@ -87,7 +88,50 @@ proptest! {
     }
 
     #[test]
-    fn near_misses_are_refused_without_panicking(text in "[a-zA-Z0-9./:@_ -]{0,40}") {
-        let _ = ImageRef::parse(&text);
+    fn near_misses_parse_into_parts_that_make_up_the_text_or_are_refused(text in NEAR_MISS) {
+        match ImageRef::parse(&text) {
+            Ok(image) => {
+                let mut rebuilt = String::new();
+                if let Some(registry) = image.registry() {
+                    rebuilt.push_str(registry);
+                    rebuilt.push('/');
+                }
+                rebuilt.push_str(image.path());
+                if let Some(tag) = image.tag() {
+                    rebuilt.push(':');
+                    rebuilt.push_str(tag);
+                }
+                if let Some(digest) = image.digest() {
+                    rebuilt.push('@');
+                    rebuilt.push_str(digest);
+                }
+                prop_assert_eq!(rebuilt, text.clone());
+                // Repositories are lowercase and have no spaces.
+                prop_assert!(!image.path().contains(|c: char| c.is_ascii_uppercase() || c == ' '));
+                prop_assert_eq!(image.to_string().parse::<ImageRef>().unwrap(), image);
+            }
+            Err(Error::InvalidImageReference { reference, reason }) => {
+                prop_assert_eq!(reference, text);
+                prop_assert!(!reason.is_empty());
+            }
+            Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+        }
     }
+}
+
+/// Text close to an image reference: often one, often not.
+const NEAR_MISS: &str = "([a-z0-9.-]{1,8}(:[0-9]{1,5})?/)?[a-z0-9._-]{1,12}(/[a-z0-9_-]{1,6})?(:[a-zA-Z0-9._-]{0,8})?(@sha256:[0-9a-f]{64}|@[a-z0-9:]{0,8})?\
+    |[a-zA-Z0-9 ][a-zA-Z0-9./:@_ -]{0,20}";
+
+/// The positive control of the near-miss property: it sees references that
+/// parse and text that does not.
+#[test]
+fn near_misses_are_sometimes_references() {
+    use proptest::strategy::ValueTree as _;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::string::string_regex(NEAR_MISS).unwrap();
+    let accepted = (0..500)
+        .filter(|_| ImageRef::parse(&strategy.new_tree(&mut runner).unwrap().current()).is_ok())
+        .count();
+    assert!((25..=475).contains(&accepted), "{accepted} of 500 accepted");
 }

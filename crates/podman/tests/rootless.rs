@@ -227,7 +227,7 @@ async fn rootless_podman_networks_secrets_and_containers() {
     let octet = (0..=255u8)
         .map(|i| i.wrapping_mul(37).wrapping_add(77))
         .find(|o| {
-            let candidate: homelab_podman::Cidr = format!("10.214.{o}.0/24").parse().unwrap();
+            let candidate = homelab_podman::parse_cidr(&format!("10.214.{o}.0/24")).unwrap();
             homelab_podman::find_overlaps(&candidate, &used).is_empty()
         })
         .expect("a free subnet in 10.214.0.0/16");
@@ -235,7 +235,7 @@ async fn rootless_podman_networks_secrets_and_containers() {
     let created = podman
         .create_network(
             &NetworkSpec::new(&network)
-                .subnet(subnet.parse().unwrap())
+                .subnet(homelab_podman::parse_cidr(&subnet).unwrap())
                 .gateway(format!("10.214.{octet}.1").parse().unwrap())
                 .label("rootless", "yes"),
         )

@@ -4,9 +4,9 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::naming::UnitKind;
+use crate::release::PodmanVersion;
 use crate::syntax::{EntryError, ParseError};
 use crate::values::ValueError;
-use crate::version::PodmanVersion;
 
 /// Everything that can go wrong reading, building or writing Quadlet units.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +72,7 @@ pub enum Error {
         source: EntryError,
     },
     /// The file name does not have a Quadlet extension.
-    #[error("{}: not a Quadlet file name; use the extension .container, .network, .volume, .pod, .kube, .image or .build", file.display())]
+    #[error("{}: not a Quadlet file name; use the extension .container, .network, .volume, .pod, .kube, .image, .build or .artifact", file.display())]
     NotQuadlet {
         /// The file.
         file: PathBuf,
@@ -116,10 +116,7 @@ pub enum Error {
         /// The podman release rendered for.
         target: PodmanVersion,
     },
-    /// A podman version string is not `MAJOR.MINOR[.PATCH]`.
-    #[error("invalid podman version {text:?}: expected MAJOR.MINOR[.PATCH], such as 5.4.2")]
-    InvalidVersion {
-        /// The rejected text.
-        text: String,
-    },
 }
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,6 +8,7 @@ use crate::syntax::{ParseError, UnitFile};
 
 /// The canonical text of a file, and whether it differs from the original.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Formatted {
     /// The canonical text.
     pub text: String,

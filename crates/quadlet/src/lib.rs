@@ -2,8 +2,8 @@
 //! own generator.
 //!
 //! Quadlet files (`.container`, `.network`, `.volume`, `.pod`, `.kube`, `.image`,
-//! `.build`) use systemd unit syntax; podman's generator turns each into a systemd
-//! service. This crate reads and writes them three ways:
+//! `.build`, `.artifact`) use systemd unit syntax; podman's generator turns each
+//! into a systemd service. This crate reads and writes them three ways:
 //!
 //! - [`UnitFile`]: the text, line for line. Parsing then rendering gives back the
 //!   same bytes; edits touch only their lines; [`UnitFile::canonical`] is the
@@ -14,10 +14,11 @@
 //!   parse and display back. Keys and sections the model does not type are kept as
 //!   written. Render with [`ContainerUnit::render`], or for an older podman with
 //!   [`ContainerUnit::render_for`].
-//! - A set of units ([`UnitSet`]) checked together by [`lint()`]: references to
-//!   missing files, dependencies on services nothing generates, secrets in plain
-//!   environment variables, shared volumes relabelled privately, keys the target
-//!   podman does not know.
+//! - A set of units ([`UnitSet`]) checked together by [`lint()`]: every check that
+//!   makes the generator of the target podman release (4.4 to 5.8) refuse a file,
+//!   as that release makes it, and the problems it lets through: dependencies on
+//!   services nothing generates, values podman refuses when the service starts,
+//!   secrets in plain environment variables, shared volumes relabelled privately.
 //!
 //! The naming rules (file → service, podman object, implied dependencies) live in
 //! [`naming`]; which key arrived in which podman release in [`version`].
@@ -51,13 +52,17 @@ mod compat;
 mod container;
 mod error;
 mod files;
+mod finding;
 mod fmt;
 pub mod lint;
 mod model;
 pub mod naming;
 mod network;
 mod pod;
+mod release;
+mod rules;
 mod set;
+mod suggest;
 pub mod syntax;
 mod unit;
 pub mod values;
@@ -67,7 +72,7 @@ pub mod words;
 
 pub use compat::adapt;
 pub use container::Container;
-pub use error::Error;
+pub use error::{Error, Result};
 pub use files::write_atomic;
 pub use fmt::{Formatted, format, format_file, format_in_place};
 pub use lint::{Code, Finding, LintOptions, Scope, Severity, lint};
@@ -81,8 +86,9 @@ pub use set::{SourceUnit, UnitSet};
 pub use syntax::{Entry, ParseError, UnitFile};
 pub use unit::{AnyUnit, ContainerUnit, NetworkUnit, PodUnit, VolumeUnit};
 pub use values::{
-    AutoUpdate, Duration, HealthInterval, HealthOnFailure, IpNet, IpRange, KeyValue, Notify,
-    PullPolicy, Relabel, RestartPolicy, Secret, SecretType, TimeSpan, VolumeMount,
+    AutoUpdate, Duration, HealthInterval, HealthOnFailure, IpNet, IpNetExt, IpRange, KeyValue,
+    Notify, PullPolicy, Relabel, RestartPolicy, Secret, SecretType, TimeSpan, VolumeMount,
+    parse_ip_net,
 };
 pub use version::{KeyInfo, PodmanVersion, key_info};
 pub use volume::Volume;

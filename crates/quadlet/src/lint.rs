@@ -1,17 +1,26 @@
 //! Checks a set of units together, for the mistakes that make units fail to
 //! generate, start in the wrong order, or leak secrets.
 //!
-//! Every finding has a stable [`Code`]:
+//! Every finding has a stable [`Code`]. The errors of the first group are the
+//! generator's own refusals: the generator of the target podman release writes no
+//! service for the file ([`Code::is_refusal`]), exactly as that release's generator
+//! decides (see [`crate::version::KNOWN_RELEASES`]). The other errors are found
+//! when the service runs: the generator converts the file.
 //!
 //! | code | severity | what |
 //! |------|----------|------|
-//! | `parse-error` | error | the file is not unit syntax (the generator skips it) |
-//! | `invalid-value` | error | a value the key does not accept |
-//! | `unknown-key` | error | a key the generator does not know: it rejects the whole unit |
-//! | `too-new` | error | a key, value or file kind newer than the target podman |
-//! | `missing-section` | error | no main section (`[Container]` in a `.container` file) |
-//! | `missing-image` | error | a container without `Image=` or `Rootfs=` |
-//! | `unknown-unit` | error | a reference (`Network=x.network`, `Volume=x.volume:...`, `After=x.container`) to a file not in the set |
+//! | `parse-error` | error, refusal | the file is not unit syntax as the target reads it (the generator skips it) |
+//! | `unknown-key` | error, refusal | a key no podman knows in that section |
+//! | `too-new` | error, refusal | a key or file kind newer than the target podman |
+//! | `missing-section` | error, refusal | no main section in a kind of file that needs keys (`[Container]` in a `.container` file) |
+//! | `missing-image` | error, refusal | a container without `Image=` or `Rootfs=` |
+//! | `missing-key` | error, refusal | a key the file needs: `Yaml=`, `ImageTag=`, `Subnet=` for a `Gateway=`, `User=` for a `Group=`... |
+//! | `conflicting-keys` | error, refusal | keys the generator refuses together: `Image=` and `Rootfs=`, `Remap*=` beside `UserNS=`... |
+//! | `invalid-value` | error, refusal | a value the generator itself refuses (`KillMode=`, `ExposeHostPort=`, `RemapUsers=`, `Pod=`...) |
+//! | `unknown-unit` | error, refusal | a reference (`Network=x.network`, `Pod=x.pod`, `After=x.container`) the generator cannot resolve |
+//! | `generator-crash` | error, refusal | a value the generator crashes on: no file of the directory gets a service |
+//! | `unusable-value` | error | a value the generator passes on but podman or systemd reject when the service starts |
+//! | `value-too-new` | error | a value whose meaning is newer than the target (`Notify=healthy` before 5.0): the service does not do what it says |
 //! | `unknown-dependency` | error | `Requires=`/`After=`/`Wants=`... on a Quadlet-style service no unit generates |
 //! | `secret-in-environment` | error | a password or token in plain `Environment=` |
 //! | `shared-private-relabel` | error | `Volume=...:Z` on a host path another unit also mounts |
@@ -24,186 +33,21 @@
 //! | `network-by-name` | info | `Network=` by podman name where the `.network` file would add the dependencies |
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use crate::Error;
+pub use crate::finding::{Code, Finding, Scope, Severity};
 use crate::naming::{self, DependencyKind, UnitKind};
 use crate::set::{SourceUnit, UnitSet};
-use crate::syntax::Entry;
+use crate::suggest::{closest, suggest_unit};
+use crate::syntax::{Entry, Syntax};
 use crate::values::{
-    AutoUpdate, Duration, HealthInterval, HealthOnFailure, IpNet, IpRange, KeyValue, Notify,
-    PullPolicy, Relabel, RestartPolicy, Secret, TimeSpan, ValueError, VolumeMount, parse_bool,
+    AutoUpdate, Duration, HealthInterval, HealthOnFailure, IpRange, KeyValue, Notify, PullPolicy,
+    Relabel, RestartPolicy, Secret, TimeSpan, ValueError, VolumeMount, parse_bool, parse_ip_net,
 };
-use crate::version::{self, Feature, PodmanVersion, QUADLET_SECTION};
+use crate::version::{Feature, PodmanVersion, QUADLET_SECTION};
 use crate::words;
-
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing; nothing is wrong.
-    Info,
-    /// Probably a mistake.
-    Warning,
-    /// The unit will not generate, start or behave as written.
-    Error,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Error => "error",
-        })
-    }
-}
-
-/// The stable code of a finding (see the table in the [module docs](self)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Code {
-    /// The file is not unit syntax.
-    ParseError,
-    /// A value the key does not accept.
-    InvalidValue,
-    /// A key the generator does not know.
-    UnknownKey,
-    /// A key, value or file kind newer than the target podman.
-    TooNew,
-    /// The main section is missing.
-    MissingSection,
-    /// A container without an image.
-    MissingImage,
-    /// A reference to a Quadlet file not in the set.
-    UnknownUnit,
-    /// A dependency on a Quadlet-style service no unit generates.
-    UnknownDependency,
-    /// A secret in a plain environment variable.
-    SecretInEnvironment,
-    /// A private `SELinux` relabel of a shared host path.
-    SharedPrivateRelabel,
-    /// Two files generating the same service.
-    DuplicateService,
-    /// `Network=` by name without a dependency on the network's service.
-    MissingNetworkDependency,
-    /// No `[Install]` section.
-    MissingInstall,
-    /// `WantedBy=multi-user.target` in a user unit.
-    UserUnitMultiUserTarget,
-    /// A section nothing reads.
-    UnknownSection,
-    /// A final continuation the generator drops.
-    OpenContinuation,
-    /// `Network=` by name where the file would add the dependencies.
-    NetworkByName,
-}
-
-impl Code {
-    /// The code as written in output: `unknown-unit`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ParseError => "parse-error",
-            Self::InvalidValue => "invalid-value",
-            Self::UnknownKey => "unknown-key",
-            Self::TooNew => "too-new",
-            Self::MissingSection => "missing-section",
-            Self::MissingImage => "missing-image",
-            Self::UnknownUnit => "unknown-unit",
-            Self::UnknownDependency => "unknown-dependency",
-            Self::SecretInEnvironment => "secret-in-environment",
-            Self::SharedPrivateRelabel => "shared-private-relabel",
-            Self::DuplicateService => "duplicate-service",
-            Self::MissingNetworkDependency => "missing-network-dependency",
-            Self::MissingInstall => "missing-install",
-            Self::UserUnitMultiUserTarget => "user-unit-multi-user-target",
-            Self::UnknownSection => "unknown-section",
-            Self::OpenContinuation => "open-continuation",
-            Self::NetworkByName => "network-by-name",
-        }
-    }
-
-    /// The severity findings of this code have.
-    pub fn severity(self) -> Severity {
-        match self {
-            Self::MissingNetworkDependency
-            | Self::MissingInstall
-            | Self::UserUnitMultiUserTarget
-            | Self::UnknownSection
-            | Self::OpenContinuation => Severity::Warning,
-            Self::NetworkByName => Severity::Info,
-            _ => Severity::Error,
-        }
-    }
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One problem (or remark) about one place of one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line, when the finding is about a line.
-    pub line: Option<usize>,
-    /// 1-based column, when known.
-    pub column: Option<usize>,
-    /// How bad it is.
-    pub severity: Severity,
-    /// The stable code.
-    pub code: Code,
-    /// What is wrong.
-    pub message: String,
-    /// How to fix it.
-    pub fix: Option<String>,
-}
-
-impl fmt::Display for Finding {
-    /// `file:line:column: severity[code]: message`, then `  fix: ...` on its own line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        write!(f, ": {}[{}]: {}", self.severity, self.code, self.message)?;
-        if let Some(fix) = &self.fix {
-            write!(f, "\n  fix: {fix}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Which systemd manager runs the units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// A user's manager (`systemctl --user`): boot target `default.target`.
-    #[default]
-    User,
-    /// The system manager: boot target `multi-user.target`.
-    System,
-}
-
-impl Scope {
-    fn boot_target(self) -> &'static str {
-        match self {
-            Self::User => "default.target",
-            Self::System => "multi-user.target",
-        }
-    }
-}
 
 /// What to check against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +69,15 @@ impl LintOptions {
 
     /// Runs every check on `set`; findings are sorted by file, line and column.
     pub fn run(&self, set: &UnitSet) -> Vec<Finding> {
+        // Read the files as the target's generator reads unit syntax.
+        let syntax = Syntax::of(self.target);
+        let reparsed;
+        let set = if syntax == Syntax::V5_4 {
+            set
+        } else {
+            reparsed = set.reparsed(syntax);
+            &reparsed
+        };
         let mut lint = Lint {
             options: *self,
             set,
@@ -320,19 +173,46 @@ impl<'a> Lint<'a> {
     }
 
     fn run(&mut self) {
+        let target = self.options.target;
+        let legacy = Syntax::of(target) != Syntax::V5_4;
         for failure in self.set.failures() {
             match failure {
+                Error::Parse { file, source }
+                    if source.kind == crate::syntax::ParseErrorKind::StuckContinuation =>
+                {
+                    self.add(
+                        file,
+                        Some(source.line),
+                        Some(source.column),
+                        Code::GeneratorCrash,
+                        format!(
+                            "{source}: the generator of podman {target} never finishes reading it, and no file of any directory gets a service"
+                        ),
+                        Some("remove the whitespace around the continued line".into()),
+                    );
+                }
                 Error::Parse { file, source } => self.add(
                     file,
                     Some(source.line),
                     Some(source.column),
                     Code::ParseError,
-                    format!("{source}; the generator skips this file"),
-                    Some(
+                    format!("{source}; the generator of podman {target} skips this file"),
+                    Some(if legacy {
+                        format!(
+                            "make every line a [Section] header, a KEY=VALUE assignment or a \
+                             comment starting with #; podman {target} reads a line starting \
+                             with ; as an entry{}",
+                            if target < PodmanVersion::V4_6 {
+                                ", and does not trim lines: start every line at its first column, with no blank line of spaces"
+                            } else {
+                                ""
+                            }
+                        )
+                    } else {
                         "make every line a [Section] header, a KEY=VALUE assignment or a \
                          comment starting with # or ;"
-                            .into(),
-                    ),
+                            .into()
+                    }),
                 ),
                 Error::NotUtf8 { path } => self.add(
                     path,
@@ -353,9 +233,14 @@ impl<'a> Lint<'a> {
             }
         }
         let set = self.set;
+        self.findings
+            .extend(crate::rules::refusals(set, target, self.options.scope));
         for unit in set.units() {
-            self.check_kind_and_sections(unit);
-            self.check_keys(unit);
+            if unit.kind.since() > target {
+                continue;
+            }
+            self.check_sections(unit);
+            self.check_value_features(unit);
             self.check_values(unit);
             self.check_references(unit);
             self.check_dependencies(unit);
@@ -376,48 +261,29 @@ impl<'a> Lint<'a> {
         self.check_shared_relabel();
     }
 
-    fn check_kind_and_sections(&mut self, unit: &SourceUnit) {
+    fn check_sections(&mut self, unit: &SourceUnit) {
         let kind = unit.kind;
         let target = self.options.target;
-        if kind.since() > target {
-            self.add(
-                &unit.path,
-                None,
-                None,
-                Code::TooNew,
-                format!(
-                    "podman reads .{kind} files from {} on; the target is {target}",
-                    kind.since()
-                ),
-                Some(format!("target podman {} or later", kind.since())),
-            );
-        }
         let section = kind.section();
-        if !unit.file.has_section(section) {
-            self.add(
-                &unit.path,
-                None,
-                None,
-                Code::MissingSection,
-                format!("no [{section}] section: the generator cannot convert this .{kind} file"),
-                Some(format!("add a [{section}] section")),
-            );
-        } else if kind == UnitKind::Container
-            && unit.file.get(section, "Image").is_none_or(str::is_empty)
-            && unit.file.get(section, "Rootfs").is_none_or(str::is_empty)
-        {
-            self.add(
-                &unit.path,
-                unit.file.section_line(section),
-                None,
-                Code::MissingImage,
-                "the container has no `Image=` (or `Rootfs=`): the generator rejects it".into(),
-                Some("add Image=REGISTRY/NAME:TAG (a fully qualified name)".into()),
-            );
-        }
+        let quadlet_known = target >= PodmanVersion::V5_3;
         let known = ["Unit", "Service", "Install", QUADLET_SECTION, section];
         for name in unit.file.sections() {
-            if known.contains(&name) || name.starts_with("X-") {
+            if name.starts_with("X-") || (known.contains(&name) && name != QUADLET_SECTION) {
+                continue;
+            }
+            if name == QUADLET_SECTION {
+                if !quadlet_known {
+                    self.add(
+                        &unit.path,
+                        unit.file.section_line(name),
+                        None,
+                        Code::UnknownSection,
+                        format!(
+                            "the generator reads [{QUADLET_SECTION}] from podman 5.3 on; podman {target} leaves it to systemd, which ignores it"
+                        ),
+                        Some("remove it, or target podman 5.3 or later".into()),
+                    );
+                }
                 continue;
             }
             let fix = if let Some(other) = UnitKind::ALL.iter().find(|k| k.section() == name) {
@@ -438,95 +304,24 @@ impl<'a> Lint<'a> {
         }
     }
 
-    fn check_keys(&mut self, unit: &SourceUnit) {
-        let kind = unit.kind;
+    /// Values whose meaning is newer than their key: the generator passes them on
+    /// (the file converts), but the service does not do what they say.
+    fn check_value_features(&mut self, unit: &SourceUnit) {
         let target = self.options.target;
-        let section = kind.section();
-        let table = version::keys(kind);
-        for (name, lookup, names) in [
-            (
-                section,
-                None,
-                table.iter().map(|i| i.key).collect::<Vec<_>>(),
-            ),
-            (
-                QUADLET_SECTION,
-                Some(()),
-                version::quadlet_section_keys()
-                    .iter()
-                    .map(|i| i.key)
-                    .collect(),
-            ),
-        ] {
-            for entry in unit.file.entries(name) {
-                let info = if lookup.is_none() {
-                    version::key_info(kind, entry.key())
-                } else {
-                    version::quadlet_key_info(entry.key())
-                };
-                match info {
-                    None => {
-                        let fix = closest(entry.key(), &names, 3)
-                            .map(|k| format!("did you mean `{k}=`?"))
-                            .or_else(|| {
-                                Some(format!(
-                                    "remove it, or pass the podman option through `PodmanArgs=`; keys of [{name}]: see podman-systemd.unit(5)"
-                                ))
-                            });
-                        self.at(
-                            unit,
-                            entry,
-                            Code::UnknownKey,
-                            format!(
-                                "the generator does not know `{}=` in [{name}] and rejects the whole unit",
-                                entry.key()
-                            ),
-                            fix,
-                        );
-                    }
-                    Some(info) if info.since > target => {
-                        let args = (name == section)
-                            .then(|| version::as_podman_args(kind, &info, entry.unquoted(), target))
-                            .flatten();
-                        let fix = match args {
-                            Some(args) => format!(
-                                "write `PodmanArgs={args}` instead, or target podman {}",
-                                info.since
-                            ),
-                            None => {
-                                format!("remove it, or target podman {} or later", info.since)
-                            }
-                        };
-                        self.at(
-                            unit,
-                            entry,
-                            Code::TooNew,
-                            format!(
-                                "`{}=` arrived in podman {}; the generator of podman {target} rejects the whole unit",
-                                entry.key(),
-                                info.since
-                            ),
-                            Some(fix),
-                        );
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        // Values whose meaning is newer than their key.
-        for entry in unit.file.entries(section) {
-            let feature = Feature::of_value(kind, entry);
+        for entry in unit.file.entries(unit.kind.section()) {
+            let feature = Feature::of_value(unit.kind, entry);
             if let Some(feature) = feature
                 && feature.since() > target
             {
                 self.at(
                     unit,
                     entry,
-                    Code::TooNew,
+                    Code::ValueTooNew,
                     format!(
-                        "{} needs podman {}; the target is {target}",
+                        "{} needs podman {}: podman {target}'s generator converts the file, but {}",
                         feature.describe(),
-                        feature.since()
+                        feature.since(),
+                        feature.effect_before()
                     ),
                     Some(format!(
                         "target podman {} or later, or write it another way",
@@ -559,11 +354,18 @@ impl<'a> Lint<'a> {
                 Ok(())
             };
             if let Err(error) = result {
+                let effect = if name == "Service" {
+                    "the generator passes it on, and systemd ignores it when it loads the service"
+                } else if BOOLEAN_KEYS.contains(&entry.key()) {
+                    "the generator reads it as `false`"
+                } else {
+                    "the generator converts the file, but podman refuses the value when the service starts"
+                };
                 self.at(
                     unit,
                     entry,
-                    Code::InvalidValue,
-                    format!("`{}=` in [{name}]: {error}", entry.key()),
+                    Code::UnusableValue,
+                    format!("`{}=` in [{name}]: {error}; {effect}", entry.key()),
                     None,
                 );
             }
@@ -574,31 +376,57 @@ impl<'a> Lint<'a> {
         let set = self.set;
         let target = self.options.target;
         for reference in naming::references(unit.file_name(), &unit.file) {
-            if set.get(&reference.file_name).is_some() {
+            let name = reference.file_name.as_str();
+            let Some(kind) = UnitKind::of_file_name(name) else {
                 continue;
-            }
-            let fix = self.suggest_unit(reference.key, &reference.file_name);
+            };
             let entry = unit
                 .file
                 .entries(unit.kind.section())
                 .find(|e| e.line() == reference.line && e.key() == reference.key);
+            let (resolved, refused) = resolution(reference.key, kind);
+            if target < resolved {
+                // `Network=x.container` before 5.3 is a value feature of its own.
+                if reference.key != "Network" || kind != UnitKind::Container {
+                    let message = format!(
+                        "`{}={name}` names a Quadlet file, which podman resolves from {resolved} on: podman {target}'s generator converts {}, but passes the name on to podman as it is, which does not find such an object (or makes an empty volume of that name)",
+                        reference.key,
+                        unit.file_name()
+                    );
+                    let fix = Some(format!(
+                        "target podman {resolved} or later, or name the podman object itself"
+                    ));
+                    self.reference_finding(
+                        unit,
+                        entry,
+                        reference.line,
+                        Code::ValueTooNew,
+                        message,
+                        fix,
+                    );
+                }
+                continue;
+            }
+            let present = set.get(name).is_some_and(|u| u.kind.since() <= target);
+            if present || target >= refused {
+                // Refused by the generator: reported with the generator's rules.
+                continue;
+            }
+            let fix = suggest_unit(set, reference.key, name);
+            let service = service_of(set, name);
             let message = format!(
-                "`{}=` names {}, which is not in this set: the generator fails to convert {}",
+                "`{}={name}` names a file that is not in this set: podman {target}'s generator converts {} anyway, but its service then needs {service}, which nothing generates, and fails when it starts",
                 reference.key,
-                reference.file_name,
                 unit.file_name()
             );
-            match entry {
-                Some(entry) => self.at(unit, entry, Code::UnknownUnit, message, fix),
-                None => self.add(
-                    &unit.path,
-                    Some(reference.line),
-                    None,
-                    Code::UnknownUnit,
-                    message,
-                    fix,
-                ),
-            }
+            self.reference_finding(
+                unit,
+                entry,
+                reference.line,
+                Code::UnknownDependency,
+                message,
+                fix,
+            );
         }
         // Network= by podman name.
         if !matches!(
@@ -660,52 +488,19 @@ impl<'a> Lint<'a> {
         let _ = target;
     }
 
-    /// A fix for a reference (through `key`) to a missing file.
-    fn suggest_unit(&self, key: &str, file_name: &str) -> Option<String> {
-        let kind = UnitKind::of_file_name(file_name)?;
-        let base = naming::base_name(file_name);
-        let same_kind: Vec<&SourceUnit> =
-            self.set.units().iter().filter(|u| u.kind == kind).collect();
-        let name_it = |file: &str| {
-            if key == "Network" {
-                format!("`Network={file}`")
-            } else {
-                format!("{file} instead")
-            }
-        };
-        // The podman name used as a file name: `systemd-photos.network`.
-        if let Some(u) = same_kind
-            .iter()
-            .find(|u| u.names.resource.as_deref() == Some(base))
-        {
-            let by_name = if key == "Network" {
-                format!(
-                    ", or the network's podman name `Network={base}` (which adds no dependency: then also add Requires= and After= on {})",
-                    u.names.service
-                )
-            } else {
-                String::new()
-            };
-            return Some(format!(
-                "write {} ({} is the file that creates `{base}`){by_name}",
-                name_it(u.file_name()),
-                u.file_name()
-            ));
+    fn reference_finding(
+        &mut self,
+        unit: &SourceUnit,
+        entry: Option<&Entry>,
+        line: usize,
+        code: Code,
+        message: String,
+        fix: Option<String>,
+    ) {
+        match entry {
+            Some(entry) => self.at(unit, entry, code, message, fix),
+            None => self.add(&unit.path, Some(line), None, code, message, fix),
         }
-        if let Some(u) = base.strip_prefix("systemd-").and_then(|stripped| {
-            same_kind
-                .iter()
-                .find(|u| naming::base_name(u.file_name()) == stripped)
-        }) {
-            return Some(format!("write {}", name_it(u.file_name())));
-        }
-        let names: Vec<&str> = same_kind.iter().map(|u| u.file_name()).collect();
-        if let Some(close) = closest(file_name, &names, 3) {
-            return Some(format!("did you mean {}?", name_it(close)));
-        }
-        Some(format!(
-            "add {file_name} to the directory, or refer to an existing .{kind} file"
-        ))
     }
 
     fn check_dependencies(&mut self, unit: &SourceUnit) {
@@ -716,37 +511,27 @@ impl<'a> Lint<'a> {
                 continue;
             }
             for name in words::split_list(entry.value()) {
-                if naming::is_quadlet_file_name(&name) {
-                    let service = set.get(&name).map(|u| u.names.service.clone());
-                    if Feature::UnitFileDependencies.since() > target {
-                        let service = service.unwrap_or_else(|| {
-                            UnitKind::of_file_name(&name)
-                                .map(|k| naming::default_service_name(&name, k))
-                                .unwrap_or_default()
-                        });
+                if let Some(kind) = UnitKind::of_file_name(&name) {
+                    let since = if kind == UnitKind::Artifact {
+                        PodmanVersion::V5_7
+                    } else {
+                        Feature::UnitFileDependencies.since()
+                    };
+                    // From `since`, a name not in the set is refused by the generator.
+                    if since > target {
+                        let service = set.get(&name).map_or_else(
+                            || naming::default_service_name(&name, kind),
+                            |u| u.names.service.clone(),
+                        );
                         self.at(
                             unit,
                             entry,
-                            Code::TooNew,
+                            Code::ValueTooNew,
                             format!(
-                                "`{}={name}` names a Quadlet file; podman translates those to services from {} on (the target is {target}), so systemd looks for a unit called {name}",
+                                "`{}={name}` names a Quadlet file; podman translates those to services from {since} on, so podman {target}'s generator leaves it to systemd, which has no unit called {name}: the dependency fails when the service starts",
                                 entry.key(),
-                                Feature::UnitFileDependencies.since()
                             ),
                             Some(format!("write `{}={service}`", entry.key())),
-                        );
-                    } else if service.is_none() {
-                        let fix = self.suggest_unit(entry.key(), &name);
-                        self.at(
-                            unit,
-                            entry,
-                            Code::UnknownUnit,
-                            format!(
-                                "`{}={name}` names a Quadlet file that is not in this set: the generator fails to convert {}",
-                                entry.key(),
-                                unit.file_name()
-                            ),
-                            fix,
                         );
                     }
                     continue;
@@ -759,7 +544,10 @@ impl<'a> Lint<'a> {
                         unit,
                         entry,
                         Code::UnknownDependency,
-                        format!("`{}={name}`: no unit generates {name}; {why}", entry.key()),
+                        format!(
+                            "`{}={name}`: no unit generates {name}; {why}. The generator converts the file, but the dependency fails when the service starts",
+                            entry.key()
+                        ),
                         Some(format!("write `{}={}`", entry.key(), culprit.names.service)),
                     );
                 } else if let Some(suffix) = ["-network", "-volume", "-pod", "-image", "-build"]
@@ -785,7 +573,7 @@ impl<'a> Lint<'a> {
                         entry,
                         Code::UnknownDependency,
                         format!(
-                            "`{}={name}`: no unit in this set generates {name}",
+                            "`{}={name}`: no unit in this set generates {name}; the generator converts the file, but the dependency fails when the service starts",
                             entry.key()
                         ),
                         Some(fix),
@@ -918,7 +706,7 @@ impl<'a> Lint<'a> {
                     entry,
                     Code::SecretInEnvironment,
                     format!(
-                        "`{}=` in [{name}] sets {variable} in plain text: anyone who can read the unit file, the journal or `podman inspect` can read it",
+                        "`{}=` in [{name}] sets {variable} in plain text: the generator converts the file, but anyone who can read the unit file, the journal or `podman inspect` can read it",
                         entry.key()
                     ),
                     Some(fix),
@@ -953,7 +741,7 @@ impl<'a> Lint<'a> {
                     None,
                     Code::DuplicateService,
                     format!(
-                        "{} and {} both generate {service}",
+                        "{} and {} both generate {service}: the generator converts each, but systemd runs only one of them (a problem when the units run, not a refusal)",
                         unit.file_name(),
                         others.join(", ")
                     ),
@@ -1020,7 +808,7 @@ impl<'a> Lint<'a> {
                 severity: Code::SharedPrivateRelabel.severity(),
                 code: Code::SharedPrivateRelabel,
                 message: format!(
-                    "`:Z` relabels {} for this container alone, but {} also mounts it: SELinux then denies the other container access",
+                    "`:Z` relabels {} for this container alone, but {} also mounts it: the generator converts both, but when they run SELinux denies the other container access",
                     m.path,
                     names.join(", ")
                 ),
@@ -1029,6 +817,30 @@ impl<'a> Lint<'a> {
                 ),
             });
         }
+    }
+}
+
+/// From which release the generator resolves a reference through `key` to a
+/// `kind` file, and from which it refuses a file whose reference it cannot
+/// resolve.
+fn resolution(key: &str, kind: UnitKind) -> (PodmanVersion, PodmanVersion) {
+    match (key, kind) {
+        ("Network", UnitKind::Container) | ("Mount", UnitKind::Image) => {
+            (PodmanVersion::V5_3, PodmanVersion::V5_3)
+        }
+        ("Network" | "Volume", _) | ("Mount", UnitKind::Volume) if kind != UnitKind::Artifact => {
+            let resolved = if key == "Mount" {
+                PodmanVersion::V4_5
+            } else {
+                PodmanVersion::V4_4
+            };
+            (resolved, PodmanVersion::V5_3)
+        }
+        ("Image", UnitKind::Image) => (PodmanVersion::V4_8, PodmanVersion::V4_8),
+        ("Image", UnitKind::Build) => (PodmanVersion::V5_2, PodmanVersion::V5_2),
+        ("Pod", _) => (PodmanVersion::V5_0, PodmanVersion::V5_0),
+        (_, UnitKind::Artifact) => (PodmanVersion::V5_7, PodmanVersion::V5_7),
+        _ => (PodmanVersion::V4_4, PodmanVersion::V5_3),
     }
 }
 
@@ -1057,14 +869,16 @@ fn check_value(kind: UnitKind, entry: &Entry) -> Result<(), ValueError> {
             reason: "expected an address such as 10.89.5.1".into(),
         })
     };
+    if BOOLEAN_KEYS.contains(&entry.key()) {
+        return parse_bool(text).map(drop);
+    }
     match (kind, entry.key()) {
-        (UnitKind::Container | UnitKind::Build, "Secret") => {
-            each_word(&|w| w.parse::<Secret>().map(drop))
-        }
+        // `podman build --secret` has a syntax of its own: only containers' are checked.
+        (UnitKind::Container, "Secret") => each_word(&|w| w.parse::<Secret>().map(drop)),
         (UnitKind::Container | UnitKind::Pod, "Volume") => {
             entry.value().parse::<VolumeMount>().map(drop)
         }
-        (UnitKind::Network, "Subnet") => entry.value().parse::<IpNet>().map(drop),
+        (UnitKind::Network, "Subnet") => parse_ip_net(entry.value()).map(drop),
         (UnitKind::Network, "IPRange") => entry.value().parse::<IpRange>().map(drop),
         (UnitKind::Network, "Gateway" | "DNS") => address(entry.value()),
         (UnitKind::Container, "Notify") => text.parse::<Notify>().map(drop),
@@ -1087,26 +901,34 @@ fn check_value(kind: UnitKind, entry: &Entry) -> Result<(), ValueError> {
             | "HealthMaxLogSize",
         ) => number(text),
         (UnitKind::Container | UnitKind::Pod, "IP" | "IP6") => address(text),
-        (
-            _,
-            "Internal"
-            | "IPv6"
-            | "DisableDNS"
-            | "ReadOnly"
-            | "ReadOnlyTmpfs"
-            | "NoNewPrivileges"
-            | "RunInit"
-            | "EnvironmentHost"
-            | "SecurityLabelDisable"
-            | "SecurityLabelNested"
-            | "Copy"
-            | "StartWithPod"
-            | "NetworkDeleteOnStop"
-            | "VolatileTmp",
-        ) => parse_bool(text).map(drop),
         _ => Ok(()),
     }
 }
+
+/// Keys the generator reads as booleans: anything but 1, yes, true or on is false.
+const BOOLEAN_KEYS: &[&str] = &[
+    "Internal",
+    "IPv6",
+    "DisableDNS",
+    "ReadOnly",
+    "ReadOnlyTmpfs",
+    "NoNewPrivileges",
+    "RunInit",
+    "EnvironmentHost",
+    "SecurityLabelDisable",
+    "SecurityLabelNested",
+    "Copy",
+    "StartWithPod",
+    "NetworkDeleteOnStop",
+    "VolatileTmp",
+    "DefaultDependencies",
+    "HttpProxy",
+    "AllTags",
+    "TLSVerify",
+    "ForceRM",
+    "KubeDownForce",
+    "Quiet",
+];
 
 /// `KEY=VALUE` pairs passed with `-e`/`--env` in a `PodmanArgs=` line.
 fn env_args(value: &str) -> Vec<KeyValue> {
@@ -1240,32 +1062,6 @@ fn is_within(inner: &str, outer: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The closest name to `word` by edit distance (case-insensitive), if close enough.
-fn closest<'n>(word: &str, names: &[&'n str], max: usize) -> Option<&'n str> {
-    let lower = word.to_ascii_lowercase();
-    names
-        .iter()
-        .map(|n| (distance(&lower, &n.to_ascii_lowercase()), *n))
-        .filter(|(d, _)| *d <= max && *d < word.len())
-        .min_by_key(|(d, n)| (*d, *n))
-        .map(|(_, n)| n)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != cb);
-            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1294,16 +1090,6 @@ mod tests {
         ] {
             assert!(!is_secret_name(name), "{name}");
         }
-    }
-
-    #[test]
-    fn suggestions() {
-        assert_eq!(
-            closest("Enviroment", &["Environment", "Exec"], 3),
-            Some("Environment")
-        );
-        assert_eq!(closest("Xyzzy", &["Environment", "Exec"], 3), None);
-        assert_eq!(distance("kitten", "sitting"), 3);
     }
 
     #[test]

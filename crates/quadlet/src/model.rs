@@ -141,10 +141,20 @@ impl Reader<'_> {
     where
         T: FromStr<Err = ValueError>,
     {
+        self.line_with(list, entry, str::parse)
+    }
+
+    /// The same, for values read by `parse`.
+    pub(crate) fn line_with<T>(
+        &self,
+        list: &mut Vec<T>,
+        entry: &Entry,
+        parse: impl Fn(&str) -> Result<T, ValueError>,
+    ) -> Result<(), Error> {
         if entry.value().is_empty() {
             list.clear();
         } else {
-            list.push(entry.value().parse().map_err(|e| self.invalid(entry, e))?);
+            list.push(parse(entry.value()).map_err(|e| self.invalid(entry, e))?);
         }
         Ok(())
     }

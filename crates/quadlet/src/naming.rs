@@ -10,6 +10,7 @@
 //! | `foo.kube`      | `foo.service`          | (what the YAML says)               |
 //! | `foo.image`     | `foo-image.service`    | image `Image=` (or `ImageTag=`)    |
 //! | `foo.build`     | `foo-build.service`    | image `ImageTag=`                  |
+//! | `foo.artifact`  | `foo-artifact.service` | artifact `Artifact=`               |
 //!
 //! `ServiceName=` in the main section replaces the service name (podman 5.3). A
 //! container's default name follows the service name: `systemd-%N`.
@@ -32,8 +33,8 @@
 
 use std::fmt;
 
+use crate::release::PodmanVersion;
 use crate::syntax::UnitFile;
-use crate::version::PodmanVersion;
 use crate::words;
 
 /// The kinds of Quadlet file, by extension.
@@ -54,11 +55,13 @@ pub enum UnitKind {
     Image,
     /// `.build`: builds an image (podman 5.2).
     Build,
+    /// `.artifact`: pulls an OCI artifact (podman 5.7).
+    Artifact,
 }
 
 impl UnitKind {
     /// Every kind.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Container,
         Self::Network,
         Self::Volume,
@@ -66,6 +69,7 @@ impl UnitKind {
         Self::Kube,
         Self::Image,
         Self::Build,
+        Self::Artifact,
     ];
 
     /// The kind of a file name, by its extension (`None` when it is not a Quadlet
@@ -85,6 +89,7 @@ impl UnitKind {
             Self::Kube => "kube",
             Self::Image => "image",
             Self::Build => "build",
+            Self::Artifact => "artifact",
         }
     }
 
@@ -98,6 +103,7 @@ impl UnitKind {
             Self::Kube => "Kube",
             Self::Image => "Image",
             Self::Build => "Build",
+            Self::Artifact => "Artifact",
         }
     }
 
@@ -110,6 +116,7 @@ impl UnitKind {
             Self::Pod => "-pod",
             Self::Image => "-image",
             Self::Build => "-build",
+            Self::Artifact => "-artifact",
         }
     }
 
@@ -121,6 +128,7 @@ impl UnitKind {
             Self::Volume => Some("VolumeName"),
             Self::Pod => Some("PodName"),
             Self::Image | Self::Build => Some("ImageTag"),
+            Self::Artifact => Some("Artifact"),
             Self::Kube => None,
         }
     }
@@ -132,6 +140,7 @@ impl UnitKind {
             Self::Image => PodmanVersion::V4_8,
             Self::Pod => PodmanVersion::V5_0,
             Self::Build => PodmanVersion::V5_2,
+            Self::Artifact => PodmanVersion::V5_7,
         }
     }
 }
@@ -171,6 +180,7 @@ pub fn is_template(file_name: &str) -> bool {
 
 /// The names a Quadlet file gives to what it creates.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct UnitNames {
     /// The kind of file.
     pub kind: UnitKind,
@@ -190,7 +200,7 @@ pub struct UnitNames {
 pub enum NamingError {
     /// The file name has no Quadlet extension.
     #[error(
-        "{file_name:?} is not a Quadlet file name (expected .container, .network, .volume, .pod, .kube, .image or .build)"
+        "{file_name:?} is not a Quadlet file name (expected .container, .network, .volume, .pod, .kube, .image, .build or .artifact)"
     )]
     NotQuadlet {
         /// The file name.
@@ -246,6 +256,7 @@ impl UnitNames {
                 .get_all(section, "ImageTag")
                 .first()
                 .map(|t| (*t).to_owned()),
+            UnitKind::Artifact => named("Artifact").map(str::to_owned),
             UnitKind::Kube => None,
         };
         Ok(Self {
@@ -287,6 +298,7 @@ impl fmt::Display for DependencyKind {
 /// A reference from one Quadlet file to another (`Network=photos.network`), which
 /// the generator turns into service dependencies.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct UnitReference {
     /// The key that holds the reference: `Network`, `Volume`, `Mount`, `Image`, `Pod`.
     pub key: &'static str,
@@ -342,7 +354,7 @@ pub fn references(file_name: &str, file: &UnitFile) -> Vec<UnitReference> {
     if matches!(kind, UnitKind::Container | UnitKind::Pod | UnitKind::Build) {
         for entry in file.get_all_entries(section, "Volume") {
             if let Some((source, _)) = entry.value().split_once(':')
-                && source.ends_with(".volume")
+                && (source.ends_with(".volume") || source.ends_with(".artifact"))
             {
                 push("Volume", source, entry.line(), REQUIRES_AFTER);
             }
@@ -355,7 +367,9 @@ pub fn references(file_name: &str, file: &UnitFile) -> Vec<UnitReference> {
                     if let Some(source) = part
                         .strip_prefix("source=")
                         .or_else(|| part.strip_prefix("src="))
-                        && (source.ends_with(".volume") || source.ends_with(".image"))
+                        && (source.ends_with(".volume")
+                            || source.ends_with(".image")
+                            || source.ends_with(".artifact"))
                     {
                         push("Mount", source, entry.line(), REQUIRES_AFTER);
                     }

@@ -9,7 +9,7 @@ use crate::Error;
 use crate::model::{Body, RawEntry, Reader, Writer, private};
 use crate::naming::UnitKind;
 use crate::syntax::{EntryError, UnitFile};
-use crate::values::{IpNet, IpRange, KeyValue};
+use crate::values::{IpNet, IpRange, KeyValue, parse_ip_net};
 
 /// The `[Network]` section: what `podman network create` the service performs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -22,7 +22,10 @@ pub struct Network {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
     /// `Subnet=`, one per line; gateways and ranges pair with subnets in order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        with = "crate::values::ip_nets_as_text",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub subnet: Vec<IpNet>,
     /// `Gateway=`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -83,7 +86,7 @@ impl private::Sealed for Network {
             match e.key() {
                 "NetworkName" => Reader::text(&mut n.network_name, e),
                 "Driver" => Reader::text(&mut n.driver, e),
-                "Subnet" => r.line(&mut n.subnet, e)?,
+                "Subnet" => r.line_with(&mut n.subnet, e, parse_ip_net)?,
                 "Gateway" => {
                     if e.value().is_empty() {
                         n.gateway.clear();

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use crate::Error;
 use crate::files::read_text;
 use crate::naming::{UnitKind, UnitNames};
-use crate::syntax::UnitFile;
+use crate::syntax::{Syntax, UnitFile};
 
 /// One Quadlet file of a set.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SourceUnit {
     /// Where it was read from (its file name for units inserted from memory).
     pub path: PathBuf,
@@ -38,6 +39,17 @@ pub struct UnitSet {
     units: Vec<SourceUnit>,
     failures: Vec<Error>,
     by_name: HashMap<String, usize>,
+    /// Every text read, in order, so that the set can be read again as an older
+    /// generator reads unit syntax.
+    inputs: Vec<Input>,
+}
+
+/// A text added to a set.
+#[derive(Debug, Clone)]
+struct Input {
+    path: PathBuf,
+    file_name: String,
+    text: String,
 }
 
 impl UnitSet {
@@ -129,6 +141,11 @@ impl UnitSet {
                 source,
             }),
         }
+        self.inputs.push(Input {
+            path: path.to_path_buf(),
+            file_name,
+            text,
+        });
         Ok(())
     }
 
@@ -148,7 +165,38 @@ impl UnitSet {
             source,
         })?;
         self.push(PathBuf::from(file_name), file_name, file);
+        self.inputs.push(Input {
+            path: PathBuf::from(file_name),
+            file_name: file_name.to_owned(),
+            text: text.to_owned(),
+        });
         Ok(())
+    }
+
+    /// The same files read as a generator with `syntax` reads them: files may parse
+    /// differently, or not at all.
+    pub(crate) fn reparsed(&self, syntax: Syntax) -> Self {
+        let mut set = Self::new();
+        for input in &self.inputs {
+            if set.by_name.contains_key(&input.file_name) {
+                continue;
+            }
+            match UnitFile::parse_as(&input.text, syntax) {
+                Ok(file) => set.push(input.path.clone(), &input.file_name, file),
+                Err(source) => set.failures.push(Error::Parse {
+                    file: input.path.clone(),
+                    source,
+                }),
+            }
+        }
+        // Files that are not text fail in every syntax.
+        for failure in &self.failures {
+            if let Error::NotUtf8 { path } = failure {
+                set.failures.push(Error::NotUtf8 { path: path.clone() });
+            }
+        }
+        set.inputs.clone_from(&self.inputs);
+        set
     }
 
     fn push(&mut self, path: PathBuf, file_name: &str, file: UnitFile) {

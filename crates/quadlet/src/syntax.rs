@@ -47,6 +47,15 @@ pub enum ParseErrorKind {
         /// The key of the entry.
         key: String,
     },
+    /// A key that starts with a space: the generators of podman 4.4 and 4.5, which
+    /// do not trim lines, read an indented entry this way.
+    IndentedKey {
+        /// The key, with its leading whitespace.
+        key: String,
+    },
+    /// A continued line with whitespace before it or after its `\`, on which the
+    /// generators of podman 4.6 to 4.9 never finish reading the file.
+    StuckContinuation,
 }
 
 impl fmt::Display for ParseError {
@@ -65,6 +74,12 @@ impl fmt::Display for ParseError {
                 f,
                 "entry `{key}=` comes before any `[Section]` header; move it into a section"
             ),
+            ParseErrorKind::IndentedKey { key } => {
+                write!(f, "key {key:?} starts with a space: the line is indented")
+            }
+            ParseErrorKind::StuckContinuation => {
+                f.write_str("a continued line with whitespace before it or after its `\\`")
+            }
         }
     }
 }
@@ -777,6 +792,185 @@ impl UnitFile {
             }
             _ => None,
         }
+    }
+}
+
+/// The ways podman's generators have read unit syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Syntax {
+    /// Podman 4.4 and 4.5: lines are not trimmed (an indented line is an error or
+    /// an odd key), comments start with `#` or `:`, and only a `Key=Value` line
+    /// continues with `\`, into whatever the next line is.
+    V4_4,
+    /// Podman 4.6 to 4.9: as 4.4, but each line followed by a line break is
+    /// trimmed, and a continued line with whitespace around it never ends.
+    V4_6,
+    /// Podman 5.0 to 5.3: as 4.6, but every line is trimmed first, and a comment
+    /// does not continue.
+    V5_0,
+    /// Podman 5.4 and later: the rules of [`UnitFile::parse`].
+    V5_4,
+}
+
+impl Syntax {
+    /// The syntax of podman `version`'s generator.
+    pub(crate) fn of(version: crate::release::PodmanVersion) -> Self {
+        if version < crate::release::PodmanVersion::V4_6 {
+            Self::V4_4
+        } else if version < crate::release::PodmanVersion::V5_0 {
+            Self::V4_6
+        } else if version < crate::release::PodmanVersion::V5_4 {
+            Self::V5_0
+        } else {
+            Self::V5_4
+        }
+    }
+}
+
+/// `data` up to the first line break at or after byte `after` (trimmed when
+/// `trim`), and what follows that line break.
+fn next_line(data: &str, after: usize, trim: bool) -> (&str, &str) {
+    match data.get(after..).and_then(|rest| rest.find('\n')) {
+        Some(i) if trim => (data[..after + i].trim(), &data[after + i + 1..]),
+        Some(i) => (&data[..after + i], &data[after + i + 1..]),
+        None => (data, ""),
+    }
+}
+
+/// A comment line for the generators before podman 5.4 (`;` was not one).
+fn is_legacy_comment(line: &str) -> bool {
+    line.is_empty() || line.starts_with('#') || line.starts_with(':')
+}
+
+fn is_legacy_entry(line: &str) -> bool {
+    line.find('=').is_some_and(|p| p > 0)
+}
+
+/// ASCII whitespace, which the generator drops around `=`.
+fn is_go_space_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+impl UnitFile {
+    /// Parses `text` as the generator of `syntax` reads it. The result is for
+    /// reading only: its entries hold the values that generator stores.
+    pub(crate) fn parse_as(text: &str, syntax: Syntax) -> Result<Self, ParseError> {
+        match syntax {
+            Syntax::V5_4 => Self::parse(text),
+            Syntax::V4_4 | Syntax::V4_6 | Syntax::V5_0 => Self::parse_legacy(text, syntax),
+        }
+    }
+
+    fn parse_legacy(text: &str, syntax: Syntax) -> Result<Self, ParseError> {
+        let trim_lines = syntax == Syntax::V5_0;
+        let trim = syntax != Syntax::V4_4;
+        let physical: Vec<&str> = text.split('\n').collect();
+        let data: String = if trim_lines {
+            physical
+                .iter()
+                .map(|l| l.trim())
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            text.to_owned()
+        };
+        let mut items = Vec::new();
+        let mut in_section = false;
+        let mut rest: &str = &data;
+        let mut line_no = 1;
+        while !rest.is_empty() {
+            let orig = rest;
+            let mut count = 1;
+            let (mut line, mut tail) = next_line(orig, 0, trim);
+            let may_continue = !(trim_lines && is_legacy_comment(line));
+            if may_continue && is_legacy_entry(line) {
+                while !tail.is_empty() && line.ends_with('\\') {
+                    let (next, next_tail) = next_line(orig, line.len() + 1, trim);
+                    if next_tail.len() >= tail.len() {
+                        return Err(ParseError {
+                            line: line_no + count - 1,
+                            column: 1,
+                            kind: ParseErrorKind::StuckContinuation,
+                        });
+                    }
+                    (line, tail) = (next, next_tail);
+                    count += 1;
+                }
+            }
+            let raw: Vec<String> = physical
+                .iter()
+                .skip(line_no - 1)
+                .take(count)
+                .map(|l| (*l).to_owned())
+                .collect();
+            let column = raw.first().map_or(1, |r| column_of(r));
+            let error = |kind| ParseError {
+                line: line_no,
+                column,
+                kind,
+            };
+            if is_legacy_comment(line) {
+                items.push(Item::Comment {
+                    raw: raw.first().cloned(),
+                    text: line.to_owned(),
+                });
+            } else if let Some(end) = line.find(']').filter(|_| line.starts_with('['))
+                && line[end + 1..].bytes().all(|b| b == b' ' || b == b'\t')
+            {
+                let name = &line[1..end];
+                if name.is_empty() || name.chars().any(|c| c == '[' || c.is_control()) {
+                    return Err(error(ParseErrorKind::InvalidSectionName {
+                        name: name.to_owned(),
+                    }));
+                }
+                in_section = true;
+                items.push(Item::Header {
+                    name: name.to_owned(),
+                    raw: raw.first().cloned(),
+                    line: line_no,
+                });
+            } else if is_legacy_entry(line) {
+                let eq = line.find('=').unwrap_or_default();
+                let mut key_end = eq;
+                while key_end > 0 && is_go_space_byte(line.as_bytes()[key_end - 1]) {
+                    key_end -= 1;
+                }
+                let key = &line[..key_end];
+                if !in_section {
+                    return Err(error(ParseErrorKind::EntryBeforeSection {
+                        key: key.to_owned(),
+                    }));
+                }
+                if key.is_empty() || key.starts_with(' ') || key.ends_with(' ') {
+                    return Err(error(ParseErrorKind::IndentedKey {
+                        key: key.to_owned(),
+                    }));
+                }
+                let mut value_start = eq + 1;
+                while value_start < line.len() && is_go_space_byte(line.as_bytes()[value_start]) {
+                    value_start += 1;
+                }
+                // Lookups join continuation lines by dropping each `\` and line break.
+                let value = line[value_start..].replace("\\\n", "");
+                items.push(Item::Entry(Entry {
+                    key: key.to_owned(),
+                    value,
+                    raw: Some(raw),
+                    line: line_no,
+                    column,
+                }));
+            } else {
+                return Err(error(ParseErrorKind::NotAnEntry {
+                    text: line.to_owned(),
+                }));
+            }
+            line_no += count;
+            rest = tail;
+        }
+        Ok(Self {
+            items,
+            final_newline: text.ends_with('\n'),
+        })
     }
 }
 

@@ -333,10 +333,12 @@ impl AnyUnit {
                 Self::Volume(Box::new(VolumeUnit::from_unit_file(file_name, file)?))
             }
             UnitKind::Pod => Self::Pod(Box::new(PodUnit::from_unit_file(file_name, file)?)),
-            UnitKind::Kube | UnitKind::Image | UnitKind::Build => Self::Untyped {
-                kind,
-                file: file.clone(),
-            },
+            UnitKind::Kube | UnitKind::Image | UnitKind::Build | UnitKind::Artifact => {
+                Self::Untyped {
+                    kind,
+                    file: file.clone(),
+                }
+            }
         })
     }
 

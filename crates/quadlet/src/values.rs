@@ -20,7 +20,7 @@ pub struct ValueError {
 }
 
 impl ValueError {
-    fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
         Self {
             what,
             value: value.to_owned(),
@@ -319,153 +319,122 @@ impl fmt::Display for TimeSpan {
     }
 }
 
-/// An IP network in CIDR notation: `10.89.5.0/24`.
+/// An IP network in CIDR notation, `10.89.5.0/24`: the [`ipnet`] crate's type,
+/// which `homelab-podman` takes too, so one value serves both.
 ///
-/// The address is kept as written, so that a value read from a file renders back
-/// unchanged; [`IpNet::network`] is the first address of the network, and
-/// [`IpNet::has_host_bits`] tells whether the two differ (podman refuses such a
-/// `Subnet=`). Membership and overlap compare the networks the values denote.
+/// Its address is kept as written (`10.89.5.7/24` stays that), so that a value
+/// read from a file renders back unchanged; [`IpNet::network`] is the first
+/// address of the network and [`IpNet::trunc`] the network written with it.
+/// Read one with [`parse_ip_net`], which says what is wrong with bad text;
+/// [`IpNetExt`] adds what the checks of this crate ask of a network.
+pub use ipnet::IpNet;
+
+/// Reads a network in CIDR notation as the generator accepts it for `Subnet=`
+/// and `IPRange=`: an `IPv4` or `IPv6` address, `/`, and a prefix length of at
+/// most 32 or 128 bits written in digits. The address is kept as written.
 ///
 /// ```
-/// use homelab_quadlet::IpNet;
+/// use homelab_quadlet::values::{IpNetExt, parse_ip_net};
 ///
-/// let photos: IpNet = "10.89.5.0/24".parse()?;
-/// assert!(photos.contains("10.89.5.1".parse()?));
-/// assert!(photos.is_reserved("10.89.5.255".parse()?));
-/// assert!(photos.overlaps(&"10.89.0.0/16".parse()?));
-/// assert!(!photos.overlaps(&"10.89.6.0/24".parse()?));
+/// let photos = parse_ip_net("10.89.5.0/24")?;
+/// assert!(photos.contains(&"10.89.5.1".parse::<std::net::IpAddr>()?));
+/// assert!(photos.overlaps(&parse_ip_net("10.89.0.0/16")?));
+/// assert!(!photos.overlaps(&parse_ip_net("10.89.6.0/24")?));
 ///
-/// let written: IpNet = "10.89.5.7/24".parse()?;
+/// let written = parse_ip_net("10.89.5.7/24")?;
+/// assert_eq!(written.to_string(), "10.89.5.7/24");
 /// assert!(written.has_host_bits());
-/// assert_eq!(written.normalized(), photos);
+/// assert_eq!(written.trunc(), photos);
+///
+/// let err = parse_ip_net("10.89.5.0/33").unwrap_err();
+/// assert_eq!(err.reason, "the prefix length `33` is not a number from 0 to 32");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpNet {
-    /// The address.
-    pub addr: IpAddr,
-    /// The prefix length (up to 32 for `IPv4`, 128 for `IPv6`).
-    pub prefix: u8,
+pub fn parse_ip_net(text: &str) -> Result<IpNet, ValueError> {
+    let bad = |reason: &str| ValueError::new("CIDR network", text, reason);
+    let (addr, prefix) = text.split_once('/').ok_or_else(|| {
+        bad("there is no prefix length: expected ADDRESS/PREFIX, such as 10.89.5.0/24")
+    })?;
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| bad(&format!("`{addr}` is not an IP address")))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    // Digits only: `u8::from_str` would also take `+24`.
+    Some(prefix)
+        .filter(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|p| p.parse::<u8>().ok())
+        .and_then(|p| IpNet::new(addr, p).ok())
+        .ok_or_else(|| {
+            bad(&format!(
+                "the prefix length `{prefix}` is not a number from 0 to {max}"
+            ))
+        })
 }
 
-/// An address as a number, and the width of its family in bits.
-fn ip_bits(ip: IpAddr) -> (u128, u8) {
-    match ip {
-        IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
-        IpAddr::V6(v6) => (u128::from(v6), 128),
-    }
+/// What the checks of this crate ask of an [`IpNet`] beyond what the `ipnet`
+/// crate answers.
+pub trait IpNetExt: sealed::Sealed {
+    /// Whether the address is written with host bits set (`10.89.5.7/24`),
+    /// which podman refuses for a `Subnet=`.
+    fn has_host_bits(&self) -> bool;
+
+    /// Whether the two networks share at least one address. Two networks
+    /// either nest or are apart, so they overlap exactly when one contains the
+    /// other; networks of different families never overlap.
+    fn overlaps(&self, other: &IpNet) -> bool;
+
+    /// Whether `ip` is an address of the network that no host (and no
+    /// gateway) can take: in a network of more than two addresses, its first
+    /// address and, for `IPv4`, its broadcast address (the last one).
+    /// Point-to-point (`/31`, `/127`) and single-address networks reserve none.
+    fn is_reserved(&self, ip: IpAddr) -> bool;
 }
 
-impl IpNet {
-    /// The address as written (the `addr` field).
-    pub fn address(&self) -> IpAddr {
-        self.addr
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::IpNet {}
+}
+
+impl IpNetExt for IpNet {
+    fn has_host_bits(&self) -> bool {
+        self.addr() != self.network()
     }
 
-    /// The prefix length in bits (the `prefix` field).
-    pub fn prefix(&self) -> u8 {
-        self.prefix
+    fn overlaps(&self, other: &IpNet) -> bool {
+        self.contains(other) || other.contains(self)
     }
 
-    /// The bits of the address that are not part of the prefix.
-    fn host_mask(&self) -> u128 {
-        let (_, width) = ip_bits(self.addr);
-        let host_bits = width.saturating_sub(self.prefix);
-        u128::MAX
-            .checked_shr(128 - u32::from(host_bits))
-            .unwrap_or(0)
-    }
-
-    /// The first address of the network: the address with its host bits cleared.
-    pub fn network(&self) -> IpAddr {
-        let (bits, _) = ip_bits(self.addr);
-        let first = bits & !self.host_mask();
-        match self.addr {
-            IpAddr::V4(_) => IpAddr::V4(u32::try_from(first).unwrap_or_default().into()),
-            IpAddr::V6(_) => IpAddr::V6(first.into()),
-        }
-    }
-
-    /// The same network written with its first address (`10.89.5.7/24` gives
-    /// `10.89.5.0/24`).
-    #[must_use]
-    pub fn normalized(&self) -> Self {
-        Self {
-            addr: self.network(),
-            prefix: self.prefix,
-        }
-    }
-
-    /// Whether the address is written with host bits set (`10.89.5.7/24`).
-    pub fn has_host_bits(&self) -> bool {
-        self.addr != self.network()
-    }
-
-    /// Whether `ip` is inside the network (never for an address of the other
-    /// family).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let (net, width) = ip_bits(self.addr);
-        let (bits, ip_width) = ip_bits(ip);
-        let mask = !self.host_mask();
-        width == ip_width && bits & mask == net & mask
-    }
-
-    /// Whether the two networks share at least one address: exactly when the
-    /// one with the shorter prefix contains the other's first address. Networks
-    /// of different families never overlap.
-    pub fn overlaps(&self, other: &IpNet) -> bool {
-        let (wide, narrow) = if self.prefix <= other.prefix {
-            (self, other)
-        } else {
-            (other, self)
-        };
-        wide.contains(narrow.network())
-    }
-
-    /// Whether `ip` is an address of the network that no host (and no gateway)
-    /// can take: in a network of more than two addresses, its first address
-    /// and, for `IPv4`, its broadcast address (the last one). Point-to-point
-    /// (`/31`, `/127`) and single-address networks reserve none.
-    pub fn is_reserved(&self, ip: IpAddr) -> bool {
-        let host = self.host_mask();
-        if !self.contains(ip) || host < 3 {
+    fn is_reserved(&self, ip: IpAddr) -> bool {
+        let host_bits = self.max_prefix_len() - self.prefix_len();
+        if !self.contains(&ip) || host_bits < 2 {
             return false;
         }
-        let (bits, width) = ip_bits(ip);
-        let host_part = bits & host;
-        host_part == 0 || (width == 32 && host_part == host)
+        ip == self.network() || (ip.is_ipv4() && ip == self.broadcast())
     }
 }
 
-impl FromStr for IpNet {
-    type Err = ValueError;
+/// Serde for `Subnet=` lists: each network as the unit file writes it, read
+/// back with [`parse_ip_net`].
+pub(crate) mod ip_nets_as_text {
+    use serde::de::Error as _;
+    use serde::{Deserialize as _, Deserializer, Serializer};
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| ValueError::new("CIDR network", s, reason);
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| {
-            bad("there is no prefix length: expected ADDRESS/PREFIX, such as 10.89.5.0/24")
-        })?;
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| bad(&format!("`{addr}` is not an IP address")))?;
-        let (_, max) = ip_bits(addr);
-        // Digits only: `u8::from_str` would also take `+24`.
-        let prefix = Some(prefix)
-            .filter(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|p| p.parse::<u8>().ok())
-            .filter(|p| *p <= max)
-            .ok_or_else(|| {
-                bad(&format!(
-                    "the prefix length `{prefix}` is not a number from 0 to {max}"
-                ))
-            })?;
-        Ok(Self { addr, prefix })
+    use super::{IpNet, parse_ip_net};
+
+    pub(crate) fn serialize<S: Serializer>(
+        nets: &[IpNet],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(nets.iter().map(ToString::to_string))
     }
-}
 
-impl fmt::Display for IpNet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<IpNet>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| parse_ip_net(text).map_err(D::Error::custom))
+            .collect()
     }
 }
 
@@ -502,7 +471,7 @@ impl FromStr for IpRange {
                 end: parse(end)?,
             })
         } else {
-            s.parse().map(Self::Cidr)
+            parse_ip_net(s).map(Self::Cidr)
         }
     }
 }
@@ -525,7 +494,9 @@ pub enum SecretType {
     Mount,
 }
 
-/// A `Secret=` value: `name[,type=env|mount][,target=X][,uid=N][,gid=N][,mode=0NNN]`.
+/// A `Secret=` value: `name[,type=env|mount][,target=X][,uid=N][,gid=N][,mode=0NNN]`,
+/// where the name may also be given as a `source=NAME` option (it is then
+/// written first).
 ///
 /// ```
 /// use homelab_quadlet::values::{Secret, SecretType};
@@ -533,6 +504,8 @@ pub enum SecretType {
 /// let s: Secret = "postgres-password,type=env,target=POSTGRES_PASSWORD".parse()?;
 /// assert_eq!(s.name, "postgres-password");
 /// assert_eq!(s.secret_type, Some(SecretType::Env));
+/// let s: Secret = "source=postgres-password,type=env,target=POSTGRES_PASSWORD".parse()?;
+/// assert_eq!(s.to_string(), "postgres-password,type=env,target=POSTGRES_PASSWORD");
 /// assert_eq!(Secret::env("redis-password", "REDIS_PASSWORD").to_string(),
 ///            "redis-password,type=env,target=REDIS_PASSWORD");
 /// # Ok::<(), homelab_quadlet::values::ValueError>(())
@@ -581,17 +554,15 @@ impl FromStr for Secret {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = |reason: String| ValueError::new("secret", s, reason);
-        let mut parts = s.split(',');
-        let name = parts.next().unwrap_or_default();
-        if name.is_empty() || name.contains('=') || name.contains(char::is_whitespace) {
-            return Err(bad(
-                "it must start with the secret's name, such as `db-password,type=env,target=DB_PASSWORD`".into(),
-            ));
+        let mut parts: Vec<&str> = s.split(',').collect();
+        // The name comes first (a lone word is all name), or as `source=` among
+        // the options.
+        let mut name = None;
+        if parts.len() == 1 || !parts[0].contains('=') {
+            name = Some(parts.remove(0));
         }
-        let mut secret = Self {
-            name: name.to_owned(),
-            ..Self::default()
-        };
+        let mut secret = Self::default();
+        let mut mount_only = None;
         for part in parts {
             let (key, value) = part
                 .split_once('=')
@@ -601,23 +572,52 @@ impl FromStr for Secret {
                     .map_err(|_| bad(format!("`{key}=` needs a number, not {v:?}")))
             };
             match key {
+                "source" => name = Some(value),
                 "type" => {
+                    if secret.secret_type.is_some() {
+                        return Err(bad("more than one `type=`".into()));
+                    }
                     secret.secret_type = Some(match value {
                         "env" => SecretType::Env,
                         "mount" => SecretType::Mount,
                         _ => return Err(bad(format!("type is `env` or `mount`, not {value:?}"))),
                     });
                 }
-                "target" if !value.is_empty() => secret.target = Some(value.to_owned()),
-                "uid" => secret.uid = Some(number(value, 10)?),
-                "gid" => secret.gid = Some(number(value, 10)?),
-                "mode" => secret.mode = Some(number(value, 8)?),
+                "target" => secret.target = (!value.is_empty()).then(|| value.to_owned()),
+                "uid" | "UID" => {
+                    secret.uid = Some(number(value, 10)?);
+                    mount_only = Some(key);
+                }
+                "gid" | "GID" => {
+                    secret.gid = Some(number(value, 10)?);
+                    mount_only = Some(key);
+                }
+                "mode" => {
+                    secret.mode = Some(number(value, 8)?);
+                    mount_only = Some(key);
+                }
                 _ => {
                     return Err(bad(format!(
-                        "unknown option {key:?} (known: type, target, uid, gid, mode)"
+                        "unknown option {key:?} (known: source, type, target, uid, gid, mode)"
                     )));
                 }
             }
+        }
+        match name {
+            Some(name) if name.contains(char::is_whitespace) => {
+                return Err(bad("a secret's name has no whitespace".into()));
+            }
+            Some(name) if !name.is_empty() => name.clone_into(&mut secret.name),
+            _ => {
+                return Err(bad(
+                    "no secret name: start with it, such as `db-password,type=env,target=DB_PASSWORD`, or give it as `source=`".into(),
+                ));
+            }
+        }
+        if let (Some(SecretType::Env), Some(key)) = (secret.secret_type, mount_only) {
+            return Err(bad(format!(
+                "`{key}=` is for mounted secrets, not `type=env`"
+            )));
         }
         Ok(secret)
     }
@@ -964,7 +964,6 @@ serde_as_string!(
     Duration,
     HealthInterval,
     TimeSpan,
-    IpNet,
     IpRange,
     Secret,
     VolumeMount,
@@ -1020,10 +1019,10 @@ mod tests {
 
     #[test]
     fn networks() {
-        let net: IpNet = "10.89.5.0/24".parse().unwrap();
-        assert!(net.contains("10.89.5.1".parse().unwrap()));
-        assert!(!net.contains("10.89.6.1".parse().unwrap()));
-        assert!(!net.contains("::1".parse().unwrap()));
+        let photos = net("10.89.5.0/24");
+        assert!(photos.contains(&ip("10.89.5.1")));
+        assert!(!photos.contains(&ip("10.89.6.1")));
+        assert!(!photos.contains(&ip("::1")));
         for (bad, reason) in [
             ("10.89.5.0", "no prefix length"),
             ("10.89.5/24", "`10.89.5` is not an IP address"),
@@ -1035,19 +1034,19 @@ mod tests {
             ("10.89.5.0/2x", "not a number"),
             ("10.89.5.0/0024", "not a number"),
         ] {
-            let err = bad.parse::<IpNet>().unwrap_err();
+            let err = parse_ip_net(bad).unwrap_err();
             assert!(err.reason.contains(reason), "{bad}: {err}");
             assert_eq!(err.value, bad);
         }
-        round_trip::<IpNet>("fd00::/64");
-        round_trip::<IpNet>("10.89.5.7/24");
-        round_trip::<IpNet>("0.0.0.0/0");
+        for text in ["fd00::/64", "10.89.5.7/24", "0.0.0.0/0", "::/128"] {
+            assert_eq!(net(text).to_string(), text);
+        }
         round_trip::<IpRange>("10.89.5.10-10.89.5.20");
         round_trip::<IpRange>("10.89.5.128/25");
     }
 
     fn net(text: &str) -> IpNet {
-        text.parse().unwrap()
+        parse_ip_net(text).unwrap()
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -1057,22 +1056,16 @@ mod tests {
     #[test]
     fn network_addresses_and_host_bits() {
         assert_eq!(net("10.89.5.7/24").network(), ip("10.89.5.0"));
-        assert_eq!(net("10.89.5.7/24").normalized(), net("10.89.5.0/24"));
+        assert_eq!(net("10.89.5.7/24").trunc(), net("10.89.5.0/24"));
         assert!(net("10.89.5.7/24").has_host_bits());
         assert!(!net("10.89.5.0/24").has_host_bits());
         assert!(!net("0.0.0.0/0").has_host_bits());
         assert!(net("fd00::1/64").has_host_bits());
         assert_eq!(net("fd00::1/64").network(), ip("fd00::"));
         assert_eq!(net("10.89.5.7/32").network(), ip("10.89.5.7"));
-        // A prefix longer than the family's width, set through the fields, is
-        // the single address.
-        let long = IpNet {
-            addr: ip("10.89.5.7"),
-            prefix: 40,
-        };
-        assert!(!long.has_host_bits());
-        assert!(long.contains(ip("10.89.5.7")));
-        assert!(!long.contains(ip("10.89.5.8")));
+        // A prefix longer than the family's width cannot be built.
+        assert!(IpNet::new(ip("10.89.5.7"), 40).is_err());
+        assert!(IpNet::new(ip("fd00::"), 129).is_err());
     }
 
     #[test]
@@ -1136,9 +1129,17 @@ mod tests {
             "a,colour=red",
             "a,uid=x",
             "a b",
+            "type=env,target=X",
+            "a,type=env,type=mount",
+            "a,type=env,mode=0400",
         ] {
             assert!(bad.parse::<Secret>().is_err(), "{bad:?}");
         }
+        // The name may come as `source=`, anywhere among the options.
+        let s: Secret = "type=env,source=pw,target=PW".parse().unwrap();
+        assert_eq!(s.to_string(), "pw,type=env,target=PW");
+        let s: Secret = "pw,UID=7,GID=8".parse().unwrap();
+        assert_eq!((s.uid, s.gid), (Some(7), Some(8)));
     }
 
     #[test]

@@ -3,131 +3,40 @@
 //! The generator rejects a whole unit when one of its keys is unknown to it, so a
 //! unit written for a newer podman fails to start on an older one. The table here
 //! says, for every key of every Quadlet section, the first podman release whose
-//! generator accepts it. It was checked key by key against the podman 5.4.2
-//! generator (every key listed at 5.4 or earlier is accepted by it, every later one
-//! is rejected); the releases before 5.4 come from podman's release notes and
-//! manual pages.
-
-use std::fmt;
-use std::str::FromStr;
+//! generator accepts it: read from the generator of each release from 4.4 to 5.8,
+//! and checked against the generators of podman 4.4.4, 4.9.3, 5.0.3, 5.4.2 and
+//! 5.8.2 (no key was ever removed). [`KNOWN_RELEASES`] lists the releases whose
+//! rules this crate knows.
 
 use crate::naming::UnitKind;
+pub use crate::release::PodmanVersion;
 use crate::syntax::Entry;
 use crate::words;
 
-/// A podman release, `major.minor.patch`.
-///
-/// ```
-/// use homelab_quadlet::PodmanVersion;
-///
-/// let v: PodmanVersion = "5.4.2".parse()?;
-/// assert!(v >= PodmanVersion::V5_0);
-/// assert!(v < PodmanVersion::V5_5);
-/// assert_eq!("v5.5.0-rc1".parse::<PodmanVersion>()?, PodmanVersion::V5_5);
-/// # Ok::<(), homelab_quadlet::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PodmanVersion {
-    /// Major version.
-    pub major: u16,
-    /// Minor version.
-    pub minor: u16,
-    /// Patch version.
-    pub patch: u16,
-}
-
-impl PodmanVersion {
-    /// A version from its parts.
-    pub const fn new(major: u16, minor: u16, patch: u16) -> Self {
-        Self {
-            major,
-            minor,
-            patch,
-        }
-    }
-
-    /// Podman 4.4, the first with Quadlet.
-    pub const V4_4: Self = Self::new(4, 4, 0);
-    /// Podman 4.5.
-    pub const V4_5: Self = Self::new(4, 5, 0);
-    /// Podman 4.6.
-    pub const V4_6: Self = Self::new(4, 6, 0);
-    /// Podman 4.7.
-    pub const V4_7: Self = Self::new(4, 7, 0);
-    /// Podman 4.8.
-    pub const V4_8: Self = Self::new(4, 8, 0);
-    /// Podman 5.0.
-    pub const V5_0: Self = Self::new(5, 0, 0);
-    /// Podman 5.1.
-    pub const V5_1: Self = Self::new(5, 1, 0);
-    /// Podman 5.2.
-    pub const V5_2: Self = Self::new(5, 2, 0);
-    /// Podman 5.3.
-    pub const V5_3: Self = Self::new(5, 3, 0);
-    /// Podman 5.4.
-    pub const V5_4: Self = Self::new(5, 4, 0);
-    /// Podman 5.5.
-    pub const V5_5: Self = Self::new(5, 5, 0);
-    /// Podman 5.6.
-    pub const V5_6: Self = Self::new(5, 6, 0);
-    /// Podman 5.7.
-    pub const V5_7: Self = Self::new(5, 7, 0);
-    /// Podman 5.8.
-    pub const V5_8: Self = Self::new(5, 8, 0);
-    /// The newest release the key table describes.
-    pub const LATEST_KNOWN: Self = Self::V5_8;
-}
-
-impl fmt::Display for PodmanVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
-    }
-}
-
-impl FromStr for PodmanVersion {
-    type Err = crate::Error;
-
-    /// Reads `5.4.2`, `5.4`, `v5.4.2`, and ignores a suffix such as `-rc1` or `-dev`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || crate::Error::InvalidVersion { text: s.to_owned() };
-        let trimmed = s.trim();
-        let trimmed = trimmed.strip_prefix('v').unwrap_or(trimmed);
-        let core = trimmed.split(['-', '+', '~']).next().unwrap_or_default();
-        let mut parts = core.split('.');
-        let mut number = |required: bool| -> Result<u16, crate::Error> {
-            match parts.next() {
-                Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                    p.parse().map_err(|_| invalid())
-                }
-                None if !required => Ok(0),
-                _ => Err(invalid()),
-            }
-        };
-        let major = number(true)?;
-        let minor = number(true)?;
-        let patch = number(false)?;
-        if parts.next().is_some() {
-            return Err(invalid());
-        }
-        Ok(Self::new(major, minor, patch))
-    }
-}
-
-impl serde::Serialize for PodmanVersion {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for PodmanVersion {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+/// The podman releases (by minor version) whose generator rules this crate knows,
+/// oldest first: the keys of every section and the checks that make the generator
+/// refuse a file. A later release is checked by the rules of the last one.
+pub const KNOWN_RELEASES: [PodmanVersion; 15] = [
+    PodmanVersion::V4_4,
+    PodmanVersion::V4_5,
+    PodmanVersion::V4_6,
+    PodmanVersion::V4_7,
+    PodmanVersion::V4_8,
+    PodmanVersion::V4_9,
+    PodmanVersion::V5_0,
+    PodmanVersion::V5_1,
+    PodmanVersion::V5_2,
+    PodmanVersion::V5_3,
+    PodmanVersion::V5_4,
+    PodmanVersion::V5_5,
+    PodmanVersion::V5_6,
+    PodmanVersion::V5_7,
+    PodmanVersion::V5_8,
+];
 
 /// What the table knows of one key of one Quadlet section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeyInfo {
     /// The key, as spelled in unit files.
     pub key: &'static str,
@@ -165,7 +74,7 @@ const CONTAINER_KEYS: &[KeyInfo] = &[
     k("AutoUpdate", V::V4_6),
     f("CgroupsMode", V::V5_3, "--cgroups"),
     k("ContainerName", V::V4_4),
-    k("ContainersConfModule", V::V4_7),
+    k("ContainersConfModule", V::V4_8),
     f("DNS", V::V4_7, "--dns"),
     f("DNSOption", V::V4_7, "--dns-option"),
     f("DNSSearch", V::V4_7, "--dns-search"),
@@ -177,14 +86,14 @@ const CONTAINER_KEYS: &[KeyInfo] = &[
     k("Exec", V::V4_4),
     k("ExposeHostPort", V::V4_4),
     f("GIDMap", V::V4_8, "--gidmap"),
-    k("GlobalArgs", V::V4_7),
+    k("GlobalArgs", V::V4_8),
     k("Group", V::V4_4),
     f("GroupAdd", V::V5_1, "--group-add"),
     f("HealthCmd", V::V4_5, "--health-cmd"),
     f("HealthInterval", V::V4_5, "--health-interval"),
-    f("HealthLogDestination", V::V5_4, "--health-log-destination"),
-    f("HealthMaxLogCount", V::V5_4, "--health-max-log-count"),
-    f("HealthMaxLogSize", V::V5_4, "--health-max-log-size"),
+    f("HealthLogDestination", V::V5_3, "--health-log-destination"),
+    f("HealthMaxLogCount", V::V5_3, "--health-max-log-count"),
+    f("HealthMaxLogSize", V::V5_3, "--health-max-log-size"),
     f("HealthOnFailure", V::V4_5, "--health-on-failure"),
     f("HealthRetries", V::V4_5, "--health-retries"),
     f("HealthStartPeriod", V::V4_5, "--health-start-period"),
@@ -232,11 +141,11 @@ const CONTAINER_KEYS: &[KeyInfo] = &[
     k("RunInit", V::V4_4),
     k("SeccompProfile", V::V4_4),
     f("Secret", V::V4_5, "--secret"),
-    k("SecurityLabelDisable", V::V4_4),
-    k("SecurityLabelFileType", V::V4_4),
-    k("SecurityLabelLevel", V::V4_4),
+    k("SecurityLabelDisable", V::V4_5),
+    k("SecurityLabelFileType", V::V4_5),
+    k("SecurityLabelLevel", V::V4_5),
     k("SecurityLabelNested", V::V4_6),
-    k("SecurityLabelType", V::V4_4),
+    k("SecurityLabelType", V::V4_5),
     k("ServiceName", V::V5_3),
     f("ShmSize", V::V4_7, "--shm-size"),
     k("StartWithPod", V::V5_3),
@@ -258,12 +167,12 @@ const CONTAINER_KEYS: &[KeyInfo] = &[
 ];
 
 const NETWORK_KEYS: &[KeyInfo] = &[
-    k("ContainersConfModule", V::V4_7),
+    k("ContainersConfModule", V::V4_8),
     f("DNS", V::V4_7, "--dns"),
     k("DisableDNS", V::V4_4),
     k("Driver", V::V4_4),
     k("Gateway", V::V4_4),
-    k("GlobalArgs", V::V4_7),
+    k("GlobalArgs", V::V4_8),
     k("IPAMDriver", V::V4_4),
     k("IPRange", V::V4_4),
     k("IPv6", V::V4_4),
@@ -271,7 +180,7 @@ const NETWORK_KEYS: &[KeyInfo] = &[
     k("Internal", V::V4_4),
     k("Label", V::V4_4),
     k("NetworkDeleteOnStop", V::V5_5),
-    k("NetworkName", V::V4_8),
+    k("NetworkName", V::V4_7),
     k("Options", V::V4_4),
     k("PodmanArgs", V::V4_6),
     k("ServiceName", V::V5_3),
@@ -279,11 +188,11 @@ const NETWORK_KEYS: &[KeyInfo] = &[
 ];
 
 const VOLUME_KEYS: &[KeyInfo] = &[
-    k("ContainersConfModule", V::V4_7),
+    k("ContainersConfModule", V::V4_8),
     k("Copy", V::V4_4),
     k("Device", V::V4_4),
     k("Driver", V::V4_8),
-    k("GlobalArgs", V::V4_7),
+    k("GlobalArgs", V::V4_8),
     k("Group", V::V4_4),
     k("Image", V::V4_8),
     k("Label", V::V4_4),
@@ -292,7 +201,7 @@ const VOLUME_KEYS: &[KeyInfo] = &[
     k("ServiceName", V::V5_3),
     k("Type", V::V4_4),
     k("User", V::V4_4),
-    k("VolumeName", V::V4_8),
+    k("VolumeName", V::V4_7),
 ];
 
 const POD_KEYS: &[KeyInfo] = &[
@@ -313,12 +222,12 @@ const POD_KEYS: &[KeyInfo] = &[
     k("PodName", V::V5_0),
     k("PodmanArgs", V::V5_0),
     k("PublishPort", V::V5_0),
-    k("RemapGid", V::V5_0),
-    k("RemapUid", V::V5_0),
-    k("RemapUidSize", V::V5_0),
-    k("RemapUsers", V::V5_0),
+    k("RemapGid", V::V5_3),
+    k("RemapUid", V::V5_3),
+    k("RemapUidSize", V::V5_3),
+    k("RemapUsers", V::V5_3),
     k("ServiceName", V::V5_3),
-    f("ShmSize", V::V5_3, "--shm-size"),
+    f("ShmSize", V::V5_4, "--shm-size"),
     k("StopTimeout", V::V5_7),
     f("SubGIDMap", V::V5_3, "--subgidname"),
     f("SubUIDMap", V::V5_3, "--subuidname"),
@@ -328,23 +237,23 @@ const POD_KEYS: &[KeyInfo] = &[
 ];
 
 const KUBE_KEYS: &[KeyInfo] = &[
-    k("AutoUpdate", V::V4_6),
-    k("ConfigMap", V::V4_5),
-    k("ContainersConfModule", V::V4_7),
-    k("ExitCodePropagation", V::V4_7),
-    k("GlobalArgs", V::V4_7),
-    k("KubeDownForce", V::V5_0),
+    k("AutoUpdate", V::V4_7),
+    k("ConfigMap", V::V4_4),
+    k("ContainersConfModule", V::V4_8),
+    k("ExitCodePropagation", V::V4_6),
+    k("GlobalArgs", V::V4_8),
+    k("KubeDownForce", V::V4_8),
     k("LogDriver", V::V4_5),
     k("LogOpt", V::V5_2),
     k("Network", V::V4_4),
-    k("PodmanArgs", V::V4_5),
+    k("PodmanArgs", V::V4_6),
     k("PublishPort", V::V4_4),
     k("RemapGid", V::V4_4),
     k("RemapUid", V::V4_4),
     k("RemapUidSize", V::V4_4),
     k("RemapUsers", V::V4_4),
     k("ServiceName", V::V5_3),
-    k("SetWorkingDirectory", V::V4_8),
+    k("SetWorkingDirectory", V::V4_7),
     k("UserNS", V::V4_5),
     k("Yaml", V::V4_4),
 ];
@@ -359,7 +268,7 @@ const IMAGE_KEYS: &[KeyInfo] = &[
     k("DecryptionKey", V::V4_8),
     k("GlobalArgs", V::V4_8),
     k("Image", V::V4_8),
-    k("ImageTag", V::V5_0),
+    k("ImageTag", V::V4_8),
     k("OS", V::V4_8),
     k("PodmanArgs", V::V4_8),
     k("Policy", V::V5_6),
@@ -374,6 +283,7 @@ const BUILD_KEYS: &[KeyInfo] = &[
     k("Annotation", V::V5_2),
     k("Arch", V::V5_2),
     k("AuthFile", V::V5_2),
+    f("BuildArg", V::V5_7, "--build-arg"),
     k("ContainersConfModule", V::V5_2),
     k("DNS", V::V5_2),
     k("DNSOption", V::V5_2),
@@ -383,6 +293,7 @@ const BUILD_KEYS: &[KeyInfo] = &[
     k("ForceRM", V::V5_2),
     k("GlobalArgs", V::V5_2),
     k("GroupAdd", V::V5_2),
+    f("IgnoreFile", V::V5_7, "--ignorefile"),
     k("ImageTag", V::V5_2),
     k("Label", V::V5_2),
     k("Network", V::V5_2),
@@ -397,6 +308,22 @@ const BUILD_KEYS: &[KeyInfo] = &[
     k("Target", V::V5_2),
     k("Variant", V::V5_2),
     k("Volume", V::V5_2),
+];
+
+const ARTIFACT_KEYS: &[KeyInfo] = &[
+    k("Artifact", V::V5_7),
+    k("AuthFile", V::V5_7),
+    k("CertDir", V::V5_7),
+    k("ContainersConfModule", V::V5_7),
+    k("Creds", V::V5_7),
+    k("DecryptionKey", V::V5_7),
+    k("GlobalArgs", V::V5_7),
+    k("PodmanArgs", V::V5_7),
+    k("Quiet", V::V5_7),
+    k("Retry", V::V5_7),
+    k("RetryDelay", V::V5_7),
+    k("ServiceName", V::V5_7),
+    k("TLSVerify", V::V5_7),
 ];
 
 const QUADLET_KEYS: &[KeyInfo] = &[k("DefaultDependencies", V::V5_3)];
@@ -415,6 +342,7 @@ pub fn keys(kind: UnitKind) -> &'static [KeyInfo] {
         UnitKind::Kube => KUBE_KEYS,
         UnitKind::Image => IMAGE_KEYS,
         UnitKind::Build => BUILD_KEYS,
+        UnitKind::Artifact => ARTIFACT_KEYS,
     }
 }
 
@@ -449,7 +377,7 @@ pub(crate) fn as_podman_args(
 ) -> Option<String> {
     let flag = info.flag?;
     let podman_args = key_info(kind, "PodmanArgs")?;
-    (podman_args.since <= target && !value.is_empty()).then(|| crate::words::join([flag, value]))
+    (podman_args.since <= target && !value.is_empty()).then(|| words::join([flag, value]))
 }
 
 /// What the table knows of a key of the `[Quadlet]` section.
@@ -494,6 +422,22 @@ impl Feature {
         }
     }
 
+    /// What an older generator, which converts the file anyway, makes of it.
+    pub fn effect_before(self) -> &'static str {
+        match self {
+            Self::NotifyHealthy => {
+                "reads it as `Notify=no`: the service is ready as soon as the container runs, without waiting for its health check"
+            }
+            Self::NetworkOfContainerUnit => {
+                "passes the file name to podman as the name of a network, which does not exist: the service fails when it starts"
+            }
+            Self::UnitFileDependencies => {
+                "leaves the name to systemd, which has no unit of that name: the dependency fails when the service starts"
+            }
+            Self::EnvironmentFromHost => "drops the entry: the container does not get the variable",
+        }
+    }
+
     /// The feature an entry of the main section of a `kind` unit uses through
     /// its value, where that meaning is newer than the key.
     pub(crate) fn of_value(kind: UnitKind, entry: &Entry) -> Option<Self> {
@@ -527,21 +471,6 @@ impl Feature {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_versions() {
-        assert_eq!("5.4.2".parse::<PodmanVersion>().unwrap(), V::new(5, 4, 2));
-        assert_eq!("5.4".parse::<PodmanVersion>().unwrap(), V::V5_4);
-        assert_eq!(
-            " v4.9.3-dev ".parse::<PodmanVersion>().unwrap(),
-            V::new(4, 9, 3)
-        );
-        for bad in ["", "5", "5.x", "5.4.2.1", "five", "5..1", "-5.4"] {
-            assert!(bad.parse::<PodmanVersion>().is_err(), "{bad:?}");
-        }
-        assert_eq!(V::new(5, 4, 2).to_string(), "5.4.2");
-        assert!(V::new(5, 4, 2) > V::V5_4 && V::new(5, 4, 2) < V::V5_5);
-    }
 
     #[test]
     fn tables_are_sorted_and_unique() {

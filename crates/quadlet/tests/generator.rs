@@ -634,6 +634,10 @@ fn the_key_table_matches_the_installed_generator() {
     let installed = installed_version(host);
     let mut checked = 0;
     for kind in UnitKind::ALL {
+        // The generator does not read files of newer kinds at all.
+        if kind.since() > installed {
+            continue;
+        }
         let dir = tempfile::tempdir().unwrap();
         let section = kind.section();
         // Other keys some kinds need before the generator looks at the key.

@@ -263,7 +263,9 @@ fn unknown_and_too_new_keys() {
     let findings = lint(&seed_set_with(&typo), TARGET);
     let finding = only(&findings, Code::UnknownKey);
     assert!(
-        finding.message.contains("rejects the whole unit"),
+        finding
+            .message
+            .contains("refuses postgresql-immich.container (no service)"),
         "{finding}"
     );
     assert_eq!(
@@ -293,18 +295,19 @@ fn features_newer_than_their_keys() {
     let healthy = seed("postgresql-immich.container")
         .replace("HealthRetries=5", "HealthRetries=5\nNotify=healthy");
     assert!(problems(&lint(&seed_set_with(&healthy), TARGET)).is_empty());
+    // 4.9 converts the file but reads `healthy` as `no`: an error, not a refusal.
     let findings = lint(&seed_set_with(&healthy), PodmanVersion::new(4, 9, 3));
-    assert!(
-        findings
-            .iter()
-            .any(|f| f.code == Code::TooNew && f.message.contains("Notify=healthy"))
-    );
+    let finding = only(&findings, Code::ValueTooNew);
+    assert!(finding.message.contains("Notify=healthy"), "{finding}");
+    assert!(finding.message.contains("converts the file"), "{finding}");
+    assert_eq!(finding.severity, Severity::Error);
+    assert!(!finding.code.is_refusal());
 
     // Quadlet file names in [Unit] dependencies: 5.5 and later.
     let by_file = seed("postgresql-immich.container")
         .replace("Requires=photos-network.service", "Requires=photos.network");
     let findings = lint(&seed_set_with(&by_file), TARGET);
-    let finding = only(&findings, Code::TooNew);
+    let finding = only(&findings, Code::ValueTooNew);
     assert_eq!(
         finding.fix.as_deref(),
         Some("write `Requires=photos-network.service`")
@@ -322,12 +325,17 @@ fn values_and_sections() {
         )
         .replace("[Service]", "[Servce]");
     let findings = lint(&seed_set_with(&bad), TARGET);
+    // podman refuses these values when the service starts; the generator does not.
     let invalid: Vec<usize> = findings
         .iter()
-        .filter(|f| f.code == Code::InvalidValue)
+        .filter(|f| f.code == Code::UnusableValue)
         .filter_map(|f| f.line)
         .collect();
     assert_eq!(invalid, [16, 24], "{findings:#?}");
+    assert!(
+        findings.iter().all(|f| !f.code.is_refusal()),
+        "{findings:#?}"
+    );
     let section = only(&findings, Code::UnknownSection);
     assert_eq!(section.fix.as_deref(), Some("did you mean [Service]?"));
 }
@@ -388,4 +396,203 @@ fn findings_serialise_for_json_output() {
         text.starts_with("postgresql-immich.container:12:1: error[unknown-unit]: "),
         "{text}"
     );
+}
+
+/// The codes of the refusals lint finds in one file, for `target`.
+fn refusals(file_name: &str, text: &str, target: PodmanVersion) -> Vec<Code> {
+    let mut set = UnitSet::new();
+    set.insert(file_name, text).unwrap();
+    lint(&set, target)
+        .iter()
+        .filter(|f| f.code.is_refusal())
+        .map(|f| f.code)
+        .collect()
+}
+
+#[test]
+fn the_generators_rules_by_release() {
+    let v = PodmanVersion::new;
+    let image = "[Container]\nImage=docker.io/library/alpine:3.20\n";
+    // The `source=` form of a secret is podman's own.
+    let secret = format!("{image}Secret=source=pw,type=env,target=PW\n");
+    assert_eq!(refusals("s.container", &secret, v(5, 4, 2)), []);
+    // `Group=` without `User=`: refused from 4.8.
+    let group = format!("{image}Group=1000\n");
+    assert_eq!(refusals("g.container", &group, v(4, 7, 2)), []);
+    assert_eq!(
+        refusals("g.container", &group, v(4, 8, 0)),
+        [Code::MissingKey]
+    );
+    // Deprecated Remap keys beside explicit mappings: refused from 4.8.
+    let remap = format!("{image}UserNS=auto\nRemapUsers=auto\n");
+    assert_eq!(refusals("r.container", &remap, v(4, 6, 0)), []);
+    assert_eq!(
+        refusals("r.container", &remap, v(5, 8, 2)),
+        [Code::ConflictingKeys]
+    );
+    // A container without an image, a pod that is no Quadlet file.
+    assert_eq!(
+        refusals("n.container", "[Container]\nExec=true\n", v(5, 4, 2)),
+        [Code::MissingImage]
+    );
+    let pod = format!("{image}Pod=web\n");
+    assert_eq!(
+        refusals("p.container", &pod, v(5, 4, 2)),
+        [Code::InvalidValue]
+    );
+    assert_eq!(refusals("p.container", &pod, v(4, 9, 3)), [Code::TooNew]);
+    // Networks: a gateway needs its subnet.
+    let network = "[Network]\nGateway=10.1.2.1\n";
+    assert_eq!(
+        refusals("n.network", network, v(4, 4, 4)),
+        [Code::MissingKey]
+    );
+    // A .network or .pod without its section is a default one.
+    assert_eq!(
+        refusals("e.network", "[Unit]\nDescription=x\n", v(5, 4, 2)),
+        []
+    );
+    assert_eq!(refusals("e.pod", "[Unit]\nDescription=x\n", v(5, 4, 2)), []);
+    // Builds: a tag, and a File= or a working directory.
+    let build = "[Build]\nFile=Containerfile\n";
+    assert_eq!(
+        refusals("b.build", build, v(5, 8, 2)),
+        [Code::MissingKey, Code::MissingKey]
+    );
+    let args = "[Build]\nImageTag=localhost/x:1\nFile=/srv/Containerfile\nBuildArg=A=1\n";
+    assert_eq!(refusals("a.build", args, v(5, 8, 2)), []);
+    assert_eq!(refusals("a.build", args, v(5, 6, 0)), [Code::TooNew]);
+    // Images and volumes of the image driver need `Image=`.
+    assert_eq!(
+        refusals("i.image", "[Image]\nArch=arm64\n", v(5, 4, 2)),
+        [Code::MissingKey]
+    );
+    assert_eq!(
+        refusals("v.volume", "[Volume]\nDriver=image\n", v(5, 4, 2)),
+        [Code::MissingKey]
+    );
+    // Keep-id in a system unit: refused up to 5.2 only.
+    let keep_id = format!("{image}RemapUsers=keep-id\n");
+    let mut set = UnitSet::new();
+    set.insert("k.container", &keep_id).unwrap();
+    for (target, refused) in [(v(5, 2, 0), true), (v(5, 3, 0), false)] {
+        let options = LintOptions {
+            target,
+            scope: Scope::System,
+        };
+        let found = options.run(&set).iter().any(|f| f.code.is_refusal());
+        assert_eq!(found, refused, "{target}");
+    }
+    assert_eq!(refusals("k.container", &keep_id, v(5, 2, 0)), []);
+}
+
+#[test]
+fn references_between_files_by_release() {
+    let v = PodmanVersion::new;
+    let app = "[Container]\nImage=docker.io/library/alpine:3.20\nNetwork=back.network\n";
+    let broken = "[Network]\nGateway=10.1.2.1\n";
+    let mut set = UnitSet::new();
+    set.insert("app.container", app).unwrap();
+    set.insert("back.network", broken).unwrap();
+    let refused = |target| -> Vec<String> {
+        let mut files: Vec<String> = lint(&set, target)
+            .iter()
+            .filter(|f| f.code.is_refusal())
+            .map(|f| f.file.display().to_string())
+            .collect();
+        files.dedup();
+        files
+    };
+    // From 5.3 a container on a refused network is refused too.
+    assert_eq!(refused(v(5, 2, 0)), ["back.network"]);
+    assert_eq!(refused(v(5, 3, 0)), ["app.container", "back.network"]);
+    // A missing network: refused from 5.3, a failing dependency before.
+    let mut set = UnitSet::new();
+    set.insert("app.container", app).unwrap();
+    let findings = lint(&set, v(5, 2, 0));
+    let finding = only(&findings, Code::UnknownDependency);
+    assert!(
+        finding.message.contains("back-network.service"),
+        "{finding}"
+    );
+    assert!(
+        finding.message.contains("converts app.container"),
+        "{finding}"
+    );
+    let findings = lint(&set, v(5, 3, 0));
+    assert_eq!(only(&findings, Code::UnknownUnit).line, Some(3));
+}
+
+#[test]
+fn runtime_problems_are_errors_but_not_refusals() {
+    let mut set = UnitSet::new();
+    for name in ["a.container", "b.container"] {
+        set.insert(
+            name,
+            "[Container]\nImage=docker.io/x/a:1\nServiceName=same\nVolume=/srv/shared:/data:Z\n\
+             [Install]\nWantedBy=default.target\n",
+        )
+        .unwrap();
+    }
+    let findings = lint(&set, TARGET);
+    for code in [Code::DuplicateService, Code::SharedPrivateRelabel] {
+        let found: Vec<&Finding> = findings.iter().filter(|f| f.code == code).collect();
+        assert_eq!(found.len(), 2, "{findings:#?}");
+        for f in found {
+            assert_eq!(f.severity, Severity::Error);
+            assert!(!f.code.is_refusal());
+            assert!(f.message.contains("the generator converts"), "{f}");
+        }
+    }
+}
+
+#[test]
+fn unit_syntax_as_each_release_reads_it() {
+    let v = PodmanVersion::new;
+    let indented = "[Container]\n  Image=docker.io/library/alpine:3.20\n";
+    assert_eq!(
+        refusals("i.container", indented, v(4, 4, 4)),
+        [Code::ParseError]
+    );
+    assert_eq!(refusals("i.container", indented, v(4, 9, 3)), []);
+    // `;` starts a comment from 5.4 only; `:` did before.
+    let semicolon = "; note\n[Network]\n";
+    assert_eq!(
+        refusals("s.network", semicolon, v(5, 3, 0)),
+        [Code::ParseError]
+    );
+    assert_eq!(refusals("s.network", semicolon, v(5, 4, 0)), []);
+    // (A file that 5.4 cannot read is kept for older releases when read from disk.)
+    let colons = tempfile::tempdir().unwrap();
+    std::fs::write(colons.path().join("c.network"), ": note\n[Network]\n").unwrap();
+    let set = UnitSet::load([colons.path()]).unwrap();
+    assert!(!lint(&set, v(5, 3, 0)).iter().any(|f| f.code.is_refusal()));
+    assert!(
+        lint(&set, v(5, 4, 0))
+            .iter()
+            .any(|f| f.code == Code::ParseError)
+    );
+    // A continued line with a space after its backslash hangs 4.6 to 4.9.
+    let stuck = "[Container]\nImage=docker.io/library/alpine:3.20\nExec=sleep \\ \n1\n";
+    assert_eq!(
+        refusals("h.container", stuck, v(4, 9, 3)),
+        [Code::GeneratorCrash]
+    );
+    assert_eq!(refusals("h.container", stuck, v(5, 0, 3)), []);
+    // From 5.0 a file that does not parse takes its directory with it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("good.container"),
+        "[Container]\nImage=docker.io/library/alpine:3.20\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("bad.network"), "[Network]\nnot an entry\n").unwrap();
+    let set = UnitSet::load([dir.path()]).unwrap();
+    for (target, good_refused) in [(v(4, 9, 3), false), (v(5, 0, 3), true)] {
+        let findings = lint(&set, target);
+        let refused = findings
+            .iter()
+            .any(|f| f.code.is_refusal() && f.file.ends_with("good.container"));
+        assert_eq!(refused, good_refused, "{target}: {findings:#?}");
+    }
 }

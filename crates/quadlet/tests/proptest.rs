@@ -1,6 +1,7 @@
 //! Property tests: typed units render then parse back equal; the parser never
-//! panics and is lossless; formatting keeps the entries and is idempotent; words
-//! and values read back what they write.
+//! panics, is lossless, and its canonical form is a fixed point; formatting keeps
+//! the entries and is idempotent; words and values read back what they write,
+//! and a value a parser accepts renders to text that reads back the same.
 
 // Helpers fail the test the way the tests themselves do: by panicking.
 #![allow(clippy::unwrap_used)]
@@ -8,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration as StdDuration;
 
-use homelab_quadlet::values::{SecretType, TimeSpan};
+use homelab_quadlet::values::{IpNetExt, SecretType, TimeSpan, parse_ip_net};
 use homelab_quadlet::{
     AutoUpdate, Container, ContainerUnit, Duration, HealthInterval, InstallSection, IpNet, IpRange,
     KeyValue, Network, NetworkUnit, Notify, Pod, PodUnit, PullPolicy, QuadletSection, RawEntry,
@@ -69,7 +70,7 @@ fn ip() -> impl Strategy<Value = IpAddr> {
 fn ip_net() -> impl Strategy<Value = IpNet> {
     ip().prop_flat_map(|addr| {
         let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
-        (Just(addr), 0..=max).prop_map(|(addr, prefix)| IpNet { addr, prefix })
+        (Just(addr), 0..=max).prop_map(|(addr, prefix)| IpNet::new(addr, prefix).unwrap())
     })
 }
 
@@ -79,7 +80,7 @@ fn v4_range(net: &IpNet) -> Option<(u64, u64)> {
         return None;
     };
     let first = u64::from(u32::from(first));
-    Some((first, first + (1u64 << (32 - net.prefix)) - 1))
+    Some((first, first + (1u64 << (32 - net.prefix_len())) - 1))
 }
 
 fn secret() -> impl Strategy<Value = Secret> {
@@ -91,13 +92,18 @@ fn secret() -> impl Strategy<Value = Secret> {
         option::of(any::<u32>()),
         option::of(0u32..0o7777),
     )
-        .prop_map(|(name, secret_type, target, uid, gid, mode)| Secret {
-            name,
-            secret_type,
-            target,
-            uid,
-            gid,
-            mode,
+        .prop_map(|(name, secret_type, target, uid, gid, mode)| {
+            // Owner and mode are for mounted secrets only (podman refuses them
+            // with `type=env`).
+            let mounted = secret_type != Some(SecretType::Env);
+            Secret {
+                name,
+                secret_type,
+                target,
+                uid: uid.filter(|_| mounted),
+                gid: gid.filter(|_| mounted),
+                mode: mode.filter(|_| mounted),
+            }
         })
 }
 
@@ -392,6 +398,86 @@ fn unit_like_text() -> impl Strategy<Value = String> {
     })
 }
 
+/// Text shaped like each kind of value: often valid, often not.
+const DURATION_LIKE: &str =
+    "[0-9]{1,4}(\\.[0-9])?(ns|us|ms|s|m|h|min|x)?([0-9]{1,2}(s|m|ms))?| ?[0-9]{0,3}";
+const TIME_SPAN_LIKE: &str =
+    "[0-9]{1,4}( ?(s|min|ms|us|h|sec|x))?( [0-9]{1,2}(s|ms))?|infinity|disable";
+const CIDR_LIKE: &str = "((1?[0-9]?[0-9]|2[0-5][0-9])\\.){3}(1?[0-9]?[0-9]|2[0-5][0-9])/([0-9]{1,2}|[0-9+x]{0,4})\
+    |[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,4}/([0-9]{1,3}|[0-9+]{0,4})";
+const IP_RANGE_LIKE: &str = "10\\.89\\.5\\.[0-9]{1,3}(-10\\.89\\.5\\.[0-9]{1,3}|/[0-9]{1,2})|fd00::[0-9a-f]{0,3}-fd00::[0-9a-f]{1,3}";
+const SECRET_LIKE: &str = "[a-z][a-z-]{0,6}(,(type=(env|mount|x)|target=[A-Z_/]{1,6}|uid=[0-9]{1,3}|gid=[0-9x]{1,3}|mode=0?[0-7]{3}|source=[a-z]{1,4}|UID=[0-9]))*";
+const VOLUME_LIKE: &str =
+    "(/?[a-z.]{0,6}(\\.volume)?:)?/[a-z/]{0,8}(:(ro|rw|z|Z|U|x)(,(ro|z|U))?)?|:?/[a-z]{0,3}:?";
+const KEY_VALUE_LIKE: &str = "[A-Za-z_][A-Za-z0-9_.]{0,6}(=[a-z0-9 =\"']{0,8})?|=[a-z]{0,3}";
+const VERSION_LIKE: &str = " ?v?[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-(rc1|dev))?|[0-9]\\.x";
+
+/// When `parse` accepts `text`, its value renders to text that reads back as
+/// the same value and renders again the same: the rendering is canonical.
+fn reads_back<T, E>(text: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<(), TestCaseError>
+where
+    T: std::fmt::Display + PartialEq + std::fmt::Debug,
+{
+    if let Ok(value) = parse(text) {
+        let rendered = value.to_string();
+        let Ok(again) = parse(&rendered) else {
+            return Err(TestCaseError::fail(format!(
+                "{text:?} renders as {rendered:?}, which does not parse"
+            )));
+        };
+        prop_assert_eq!(&again, &value, "{:?} -> {:?}", text, rendered);
+        prop_assert_eq!(again.to_string(), rendered);
+    }
+    Ok(())
+}
+
+/// How many of 500 texts drawn from `pattern` `parse` accepts.
+fn accepted<T, E>(pattern: &str, parse: impl Fn(&str) -> Result<T, E>) -> usize {
+    use proptest::strategy::ValueTree as _;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::string::string_regex(pattern).unwrap();
+    (0..500)
+        .filter(|_| parse(&strategy.new_tree(&mut runner).unwrap().current()).is_ok())
+        .count()
+}
+
+/// The positive control of `accepted_values_render_to_text_that_reads_back_the_same`:
+/// each pattern gives the parser both valid and invalid text, so the property
+/// is checked on values, and not only on refusals.
+#[test]
+fn the_value_patterns_draw_both_valid_and_invalid_text() {
+    let counts = [
+        ("duration", accepted(DURATION_LIKE, str::parse::<Duration>)),
+        (
+            "time span",
+            accepted(TIME_SPAN_LIKE, str::parse::<TimeSpan>),
+        ),
+        (
+            "health interval",
+            accepted(TIME_SPAN_LIKE, str::parse::<HealthInterval>),
+        ),
+        ("network", accepted(CIDR_LIKE, parse_ip_net)),
+        ("range", accepted(IP_RANGE_LIKE, str::parse::<IpRange>)),
+        ("secret", accepted(SECRET_LIKE, str::parse::<Secret>)),
+        ("volume", accepted(VOLUME_LIKE, str::parse::<VolumeMount>)),
+        (
+            "key=value",
+            accepted(KEY_VALUE_LIKE, str::parse::<KeyValue>),
+        ),
+        (
+            "version",
+            accepted(VERSION_LIKE, str::parse::<homelab_quadlet::PodmanVersion>),
+        ),
+    ];
+    for (what, count) in counts {
+        eprintln!("{what}: {count} of 500 accepted");
+        assert!(
+            (25..=475).contains(&count),
+            "{what}: {count} of 500 accepted"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -440,10 +526,36 @@ proptest! {
     }
 
     #[test]
-    fn the_parser_never_panics(text in any::<String>()) {
+    fn the_parser_never_panics_and_what_it_reads_it_keeps(text in any::<String>()) {
         if let Ok(file) = UnitFile::parse(&text) {
+            // Lossless, and its canonical form is a fixed point with the same
+            // entries.
             prop_assert_eq!(file.render(), text);
-            let _ = file.canonical();
+            let canonical = file.canonical();
+            let again = UnitFile::parse(&canonical).unwrap();
+            prop_assert_eq!(again.canonical(), canonical.clone());
+            prop_assert_eq!(meaning(&again), meaning(&file), "{:?}", canonical);
+        }
+    }
+
+    #[test]
+    fn lint_for_every_release_never_panics_nor_hangs(text in unit_like_text(), key in "[A-Z][a-z]{1,6}") {
+        // Each release reads unit syntax its own way; none of those readings may
+        // panic or loop on any text.
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("{text}\n[Container]\n{key}=x.container:o\nMount={text}\n");
+        std::fs::write(dir.path().join("x.container"), &text).unwrap();
+        let set = homelab_quadlet::UnitSet::load([dir.path()]).unwrap();
+        let lines = text.lines().count();
+        for release in homelab_quadlet::version::KNOWN_RELEASES {
+            let findings = homelab_quadlet::lint(&set, release);
+            // What each release reports is about the one file, at its lines,
+            // in order.
+            for f in &findings {
+                prop_assert!(f.file.ends_with("x.container"), "{}", f);
+                prop_assert!(f.line.is_none_or(|l| (1..=lines + 1).contains(&l)), "{} of {} lines", f, lines);
+            }
+            prop_assert!(findings.windows(2).all(|w| (w[0].line, w[0].column) <= (w[1].line, w[1].column)));
         }
     }
 
@@ -469,9 +581,19 @@ proptest! {
     }
 
     #[test]
-    fn splitting_never_panics(text in any::<String>()) {
-        let _ = words::split(&text);
+    fn split_words_join_to_text_that_splits_the_same(text in any::<String>()) {
+        // A parse of the canonical rendering is a fixed point.
+        if let Ok(split) = words::split(&text) {
+            prop_assert_eq!(words::split(&words::join(&split)).unwrap(), split);
+        }
         let _ = words::split_list(&text);
+    }
+
+    #[test]
+    fn lists_without_quotes_split_on_whitespace(text in "[a-z.@ \t\r\n-]{0,30}") {
+        // The oracle: the standard library's split on systemd's separators.
+        let expected: Vec<&str> = text.split([' ', '\t', '\n', '\r']).filter(|w| !w.is_empty()).collect();
+        prop_assert_eq!(words::split_list(&text), expected);
     }
 
     #[test]
@@ -485,7 +607,7 @@ proptest! {
     ) {
         prop_assert_eq!(d.to_string().parse::<Duration>().unwrap(), d);
         prop_assert_eq!(t.to_string().parse::<TimeSpan>().unwrap(), t);
-        prop_assert_eq!(n.to_string().parse::<IpNet>().unwrap(), n);
+        prop_assert_eq!(parse_ip_net(&n.to_string()).unwrap(), n);
         prop_assert_eq!(s.to_string().parse::<Secret>().unwrap(), s);
         prop_assert_eq!(v.to_string().parse::<VolumeMount>().unwrap(), v);
         prop_assert_eq!(kv.to_string().parse::<KeyValue>().unwrap(), kv);
@@ -494,18 +616,40 @@ proptest! {
     #[test]
     fn network_overlap_matches_the_address_ranges(a in ip_net(), b in ip_net()) {
         prop_assert_eq!(a.overlaps(&b), b.overlaps(&a));
-        prop_assert!(a.contains(a.network()) && a.overlaps(&a));
-        prop_assert!(!a.normalized().has_host_bits());
+        prop_assert!(a.contains(&a.network()) && a.overlaps(&a));
+        prop_assert!(!a.trunc().has_host_bits());
         if let (Some(ra), Some(rb)) = (v4_range(&a), v4_range(&b)) {
             prop_assert_eq!(a.overlaps(&b), ra.0 <= rb.1 && rb.0 <= ra.1, "{} {}", a, b);
         }
     }
 
     #[test]
+    fn accepted_values_render_to_text_that_reads_back_the_same(
+        duration in DURATION_LIKE,
+        span in TIME_SPAN_LIKE,
+        net in CIDR_LIKE,
+        range in IP_RANGE_LIKE,
+        secret in SECRET_LIKE,
+        mount in VOLUME_LIKE,
+        key_value in KEY_VALUE_LIKE,
+        version in VERSION_LIKE,
+    ) {
+        reads_back(&duration, str::parse::<Duration>)?;
+        reads_back(&span, str::parse::<TimeSpan>)?;
+        reads_back(&span, str::parse::<HealthInterval>)?;
+        reads_back(&net, parse_ip_net)?;
+        reads_back(&range, str::parse::<IpRange>)?;
+        reads_back(&secret, str::parse::<Secret>)?;
+        reads_back(&mount, str::parse::<VolumeMount>)?;
+        reads_back(&key_value, str::parse::<KeyValue>)?;
+        reads_back(&version, str::parse::<homelab_quadlet::PodmanVersion>)?;
+    }
+
+    #[test]
     fn value_parsers_never_panic(text in any::<String>()) {
         let _ = text.parse::<Duration>();
         let _ = text.parse::<TimeSpan>();
-        let _ = text.parse::<IpNet>();
+        let _ = parse_ip_net(&text);
         let _ = text.parse::<IpRange>();
         let _ = text.parse::<Secret>();
         let _ = text.parse::<VolumeMount>();

@@ -77,6 +77,9 @@ pub enum SecretError {
     },
 }
 
+/// `Result` with this crate's [`SecretError`].
+pub type Result<T, E = SecretError> = std::result::Result<T, E>;
+
 /// What is wrong with a secret name.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -59,8 +59,10 @@
 
 #![deny(missing_docs)]
 
+mod alphabet;
 mod ensure;
 mod error;
+mod finding;
 mod generate;
 mod memory;
 mod name;
@@ -69,14 +71,16 @@ mod random;
 mod store;
 mod value;
 
+pub use alphabet::Alphabet;
 pub use ensure::{Ensured, ensure, near_duplicates_in, rotate};
-pub use error::{NameProblem, SecretError};
-pub use generate::{Alphabet, Generator, MIN_ENTROPY_BITS};
+pub use error::{NameProblem, Result, SecretError};
+pub use finding::{CharKind, Charset, Finding};
+pub use generate::{Generator, MIN_ENTROPY_BITS};
 pub use memory::MemoryStore;
 pub use name::{
     MAX_NAME_BYTES, NearDuplicate, near_duplicates, near_duplicates_of, validate_name,
     validate_podman_name,
 };
-pub use policy::{CharKind, Charset, Finding, Policy, check};
+pub use policy::{Policy, check};
 pub use store::{SecretStore, StoreError};
 pub use value::SecretValue;

@@ -83,6 +83,7 @@ fn portable_problem(name: &str) -> Option<NameProblem> {
 /// `redis-password`: easy to mix up, and often a leftover of an earlier
 /// set-up.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub struct NearDuplicate {
     /// The name that sorts first.
     pub first: String,
@@ -354,11 +355,41 @@ mod tests {
 
     proptest! {
         #[test]
-        fn validation_never_panics(name in any::<String>()) {
-            let podman = validate_podman_name(&name).is_ok();
-            let portable = validate_name(&name).is_ok();
-            // Everything portable is accepted by Podman.
-            prop_assert!(!portable || podman);
+        fn names_are_refused_for_what_podman_and_portability_forbid(
+            name in prop_oneof![
+                any::<String>(),
+                "[a-zA-Z0-9=/,\0 ._é-]{0,12}",
+                "[a-z]{250,256}",
+            ]
+        ) {
+            // The oracle: podman's rules as its documentation states them.
+            let forbidden = name.char_indices().find(|(_, c)| "=/,\0".contains(*c));
+            let expected = if name.is_empty() {
+                Some(NameProblem::Empty)
+            } else if let Some((offset, character)) = forbidden {
+                Some(NameProblem::Forbidden { character, offset })
+            } else if name.len() > MAX_NAME_BYTES {
+                Some(NameProblem::TooLong { bytes: name.len(), maximum: MAX_NAME_BYTES })
+            } else {
+                None
+            };
+            let problem = |r: Result<(), SecretError>| match r {
+                Ok(()) => Ok(None),
+                Err(SecretError::InvalidName { name: given, problem }) if given == name => Ok(Some(problem)),
+                Err(other) => Err(TestCaseError::fail(format!("{other:?}"))),
+            };
+            prop_assert_eq!(problem(validate_podman_name(&name))?, expected.clone());
+            // A portable name is a podman name of ASCII letters, digits, `-`,
+            // `_` and `.` that starts with a letter or digit.
+            let portable = expected.is_none()
+                && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            let refused = problem(validate_name(&name))?;
+            prop_assert_eq!(refused.is_none(), portable, "{:?}", refused);
+            if expected.is_some() {
+                // Podman's own refusal comes first.
+                prop_assert_eq!(refused, expected);
+            }
         }
 
         #[test]

@@ -1,46 +1,8 @@
 //! What a consumer needs of a secret: [`Policy`], and [`check`] with its
 //! [`Finding`]s.
 
-use std::fmt;
-
+use crate::finding::{CharKind, Charset, Finding};
 use crate::{Generator, MIN_ENTROPY_BITS, SecretValue};
-
-/// The characters a consumer accepts in a secret.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Charset {
-    /// Any bytes.
-    Any,
-    /// Visible ASCII: `!` to `~` (no space, no control characters).
-    Printable,
-    /// `A-Za-z0-9`, `+`, `/` and `=`.
-    Base64,
-    /// `A-Za-z0-9` only.
-    Alphanumeric,
-}
-
-impl Charset {
-    fn allows(self, byte: u8) -> bool {
-        match self {
-            Self::Any => true,
-            Self::Printable => byte.is_ascii_graphic(),
-            Self::Base64 => byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'='),
-            Self::Alphanumeric => byte.is_ascii_alphanumeric(),
-        }
-    }
-}
-
-impl fmt::Display for Charset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Any => "any bytes",
-            Self::Printable => "visible ASCII",
-            Self::Base64 => "A-Za-z0-9+/=",
-            Self::Alphanumeric => "A-Za-z0-9",
-        })
-    }
-}
 
 /// What one consumer of a secret needs of its value, and how to make a new
 /// value that satisfies it.
@@ -122,144 +84,6 @@ impl Policy {
         Self {
             charset: Charset::Printable,
             ..Self::new("the token-signing key")
-        }
-    }
-}
-
-/// Something about a secret's value that does not satisfy a [`Policy`].
-///
-/// The [`Display`](fmt::Display) text describes the problem by counts and
-/// kinds of characters only; it never contains the value or any of its
-/// characters.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finding {
-    /// The value is empty.
-    Empty,
-    /// The value ends with a newline (`\n` or `\r\n`).
-    TrailingNewline,
-    /// The value contains whitespace (not counting a reported trailing
-    /// newline).
-    Whitespace {
-        /// How many whitespace characters.
-        count: usize,
-    },
-    /// The value contains characters outside the consumer's character set
-    /// (not counting whitespace reported as [`Finding::Whitespace`]).
-    Disallowed {
-        /// The accepted set.
-        charset: Charset,
-        /// How many bytes fall outside it.
-        count: usize,
-        /// What kinds of characters they are.
-        kinds: Vec<CharKind>,
-    },
-    /// The value is shorter than the consumer needs.
-    TooShort {
-        /// Its length in bytes.
-        length: usize,
-        /// The least accepted length.
-        minimum: usize,
-    },
-    /// Even if every character were drawn at random from the smallest
-    /// common set that contains them all (digits, hex, lower-case letters,
-    /// alphanumerics, base64, visible ASCII or bytes), the value could not
-    /// hold the entropy the consumer needs.
-    LowEntropy {
-        /// The most entropy the value can hold, in bits, rounded down.
-        at_most_bits: u32,
-        /// The least the policy accepts.
-        minimum_bits: u32,
-    },
-}
-
-/// A kind of character, for describing a [`Finding::Disallowed`] without
-/// naming the characters.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum CharKind {
-    /// ASCII punctuation or symbols such as `+`, `/`, `=`.
-    Symbol,
-    /// Space, tab or a line break.
-    Whitespace,
-    /// Other ASCII control characters, including NUL.
-    Control,
-    /// Bytes outside ASCII (UTF-8 or otherwise).
-    NonAscii,
-}
-
-impl CharKind {
-    fn of(byte: u8) -> Option<Self> {
-        match byte {
-            b if b.is_ascii_alphanumeric() => None,
-            b if b.is_ascii_punctuation() => Some(Self::Symbol),
-            b if b.is_ascii_whitespace() => Some(Self::Whitespace),
-            b if b.is_ascii_control() => Some(Self::Control),
-            _ => Some(Self::NonAscii),
-        }
-    }
-}
-
-impl fmt::Display for CharKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Symbol => "symbols",
-            Self::Whitespace => "whitespace",
-            Self::Control => "control characters",
-            Self::NonAscii => "non-ASCII bytes",
-        })
-    }
-}
-
-impl Finding {
-    /// How to fix a secret with this finding.
-    pub fn hint(&self) -> &'static str {
-        match self {
-            Self::TrailingNewline => {
-                "recreate it from input without the newline (`printf %s`, `openssl rand ... | tr -d '\\n'`), \
-                 or rotate it to a generated value"
-            }
-            Self::Disallowed { .. } => "rotate it to a value generated for this consumer",
-            Self::Empty
-            | Self::Whitespace { .. }
-            | Self::TooShort { .. }
-            | Self::LowEntropy { .. } => "rotate it to a generated value",
-        }
-    }
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Empty => f.write_str("the value is empty"),
-            Self::TrailingNewline => f.write_str("the value ends with a newline"),
-            Self::Whitespace { count } => {
-                write!(f, "the value contains {count} whitespace character(s)")
-            }
-            Self::Disallowed {
-                charset,
-                count,
-                kinds,
-            } => {
-                let kinds: Vec<String> = kinds.iter().map(ToString::to_string).collect();
-                write!(
-                    f,
-                    "the value has {count} character(s) outside {charset} ({})",
-                    kinds.join(", ")
-                )
-            }
-            Self::TooShort { length, minimum } => write!(
-                f,
-                "the value is {length} bytes long, shorter than the minimum of {minimum}"
-            ),
-            Self::LowEntropy {
-                at_most_bits,
-                minimum_bits,
-            } => write!(
-                f,
-                "the value's length and characters hold at most {at_most_bits} bits of entropy, \
-                 less than the {minimum_bits} required"
-            ),
         }
     }
 }
@@ -568,10 +392,56 @@ mod tests {
         }
 
         #[test]
-        fn check_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let value = SecretValue::new(bytes);
-            let findings = check(&value, &Policy::new("x"));
-            prop_assert_eq!(value.is_empty(), findings.contains(&Finding::Empty));
+        fn check_reports_what_the_bytes_show(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300),
+                "[a-zA-Z0-9+/= \t]{0,60}\r?\n?".prop_map(String::into_bytes),
+            ]
+        ) {
+            // Policy::new: any characters, no whitespace, no trailing
+            // newline, at least one byte and 256 bits.
+            let findings = check(&SecretValue::new(bytes.clone()), &Policy::new("x"));
+            if bytes.is_empty() {
+                prop_assert_eq!(findings, [Finding::Empty]);
+                return Ok(());
+            }
+            let newline = bytes.ends_with(b"\n");
+            let body = if newline {
+                bytes.strip_suffix(b"\r\n").or_else(|| bytes.strip_suffix(b"\n")).unwrap()
+            } else {
+                &bytes[..]
+            };
+            let whitespace = body.iter().filter(|b| b.is_ascii_whitespace()).count();
+            prop_assert_eq!(findings.contains(&Finding::TrailingNewline), newline);
+            prop_assert_eq!(
+                findings.iter().find_map(|f| match f {
+                    Finding::Whitespace { count } => Some(*count),
+                    _ => None,
+                }),
+                (whitespace > 0).then_some(whitespace)
+            );
+            let disallowed = findings
+                .iter()
+                .any(|f| matches!(f, Finding::Disallowed { .. } | Finding::Empty));
+            prop_assert!(!disallowed, "{:?}", findings);
+            prop_assert_eq!(
+                findings.contains(&Finding::TooShort { length: 0, minimum: 1 }),
+                body.is_empty()
+            );
+            // No byte holds more than 8 bits: fewer than 32 cannot hold 256.
+            let low = findings.iter().find_map(|f| match f {
+                Finding::LowEntropy { at_most_bits, .. } => Some(*at_most_bits),
+                _ => None,
+            });
+            if body.len() < 32 {
+                prop_assert!(low.is_some());
+            }
+            if let Some(bits) = low {
+                prop_assert!(bits < 256 && u64::from(bits) <= 8 * body.len() as u64);
+            }
+            // Each kind of finding at most once.
+            let kinds: std::collections::HashSet<_> = findings.iter().map(std::mem::discriminant).collect();
+            prop_assert_eq!(kinds.len(), findings.len());
         }
     }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 
-use homelab_quadlet::IpNet;
 use homelab_quadlet::values::ValueError;
+use homelab_quadlet::{IpNet, IpNetExt as _};
 use serde::Serialize;
 
 use super::paths::{Dirs, default_unit_dir, normalise, resolve_dir};
@@ -195,14 +195,15 @@ pub fn validate(loaded: &Loaded) -> Result<Deployment> {
             help,
         )
     };
-    let subnet: IpNet = network.subnet.parse().map_err(|e: ValueError| {
-        bad_subnet(
-            e.reason,
-            "write an IPv4 or IPv6 subnet in CIDR form, such as 10.89.5.0/24".into(),
-        )
-    })?;
+    let subnet: IpNet =
+        homelab_quadlet::parse_ip_net(&network.subnet).map_err(|e: ValueError| {
+            bad_subnet(
+                e.reason,
+                "write an IPv4 or IPv6 subnet in CIDR form, such as 10.89.5.0/24".into(),
+            )
+        })?;
     if subnet.has_host_bits() {
-        let network = subnet.normalized();
+        let network = subnet.trunc();
         return Err(bad_subnet(
             format!("host bits are set (the subnet would be {network})"),
             format!("write `subnet = \"{network}\"`"),
@@ -219,7 +220,7 @@ pub fn validate(loaded: &Loaded) -> Result<Deployment> {
             format!("write an address inside {subnet}, usually its first one"),
         )
     })?;
-    if !subnet.contains(gateway) {
+    if !subnet.contains(&gateway) {
         return Err(c.fail(
             "network",
             "gateway",

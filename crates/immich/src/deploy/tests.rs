@@ -38,16 +38,10 @@ fn fixture(extra: &str) -> Fixture {
         &deployment.config.postgres.image,
         &deployment.config.valkey.image,
     ] {
-        runtime.add_image(&ImageInfo {
-            id: "0".repeat(64),
-            digest: None,
-            tags: vec![image.clone()],
-            created: None,
-            size: 1,
-            labels: std::collections::BTreeMap::new(),
-            architecture: None,
-            os: None,
-        });
+        let mut info = ImageInfo::new("0".repeat(64));
+        info.tags = vec![image.clone()];
+        info.size = 1;
+        runtime.add_image(&info);
     }
     let systemd = Arc::new(FakeManager::new());
     let ctx = Layer::new(
@@ -69,21 +63,11 @@ fn fixture(extra: &str) -> Fixture {
 async fn network_created(f: &Fixture) {
     let d = &f.ctx.deployment;
     let _ = f.systemd.start(&[d.network_service()], Wait::Done).await;
-    f.runtime.add_network(NetworkInfo {
-        name: d.podman_network(),
-        id: "1".repeat(64),
-        driver: "bridge".into(),
-        interface: None,
-        subnets: vec![NetworkSubnet {
-            subnet: homelab_podman::Cidr::new(d.subnet.address(), d.subnet.prefix()).unwrap(),
-            gateway: Some(d.gateway),
-        }],
-        dns_servers: Vec::new(),
-        dns_enabled: true,
-        internal: false,
-        labels: std::collections::BTreeMap::new(),
-        containers: std::collections::BTreeMap::new(),
-    });
+    let mut network = NetworkInfo::new(d.podman_network(), "1".repeat(64));
+    network.driver = "bridge".into();
+    network.subnets = vec![NetworkSubnet::new(d.subnet, Some(d.gateway))];
+    network.dns_enabled = true;
+    f.runtime.add_network(network);
 }
 
 #[test]
@@ -146,11 +130,7 @@ fn nothing_to_change_still_needs_healthy_containers() {
     let f = fixture("");
     let with_health = |name: &str, status: HealthStatus| {
         let mut info = crate::backup::tests::running(name);
-        info.health = Some(homelab_podman::Health {
-            status,
-            failing_streak: 0,
-            log: Vec::new(),
-        });
+        info.health = Some(homelab_podman::Health::new(status));
         info
     };
     block_on(async {
