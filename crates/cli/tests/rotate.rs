@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{TestDeployment, text};
-use immich_db_testhost::require_host;
+use immich_db_testhost::{Host, require_host, require_rootless_host};
 use ops::{code, json, run, run_ok};
 
 const FAULT_POINTS: [&str; 4] = [
@@ -124,13 +124,20 @@ fn rotate_killed_at(d: &TestDeployment, config: &std::path::Path, secret: &str, 
         .env("IMMICH_DB_FAULT_AT", point)
         .output()
         .unwrap();
-    let killed = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9);
-    assert!(killed, "{point}: not killed: {}", text(&out));
+    assert!(common::killed(&out), "{point}: not killed: {}", text(&out));
 }
 
 #[test]
 fn list_show_rotate_and_recover_interrupted_rotations() {
-    let host = require_host!();
+    rotations(require_host!());
+}
+
+#[test]
+fn rootless_list_show_rotate_and_recover_interrupted_rotations() {
+    rotations(require_rootless_host!());
+}
+
+fn rotations(host: &'static Host) {
     let mut d = TestDeployment::new(host, "rot");
     for secret in [
         d.pg_secret.clone(),

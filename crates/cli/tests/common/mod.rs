@@ -417,6 +417,14 @@ impl TestDeployment {
     }
 }
 
+/// Whether the binary was killed with SIGKILL (by the debug build's fault
+/// hook): its own signal, or `runuser`'s exit code 128 + 9 for the rootless
+/// user.
+pub fn killed(out: &Output) -> bool {
+    std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9)
+        || out.status.code() == Some(128 + 9)
+}
+
 /// Both output streams as text.
 pub fn text(out: &Output) -> String {
     format!(
