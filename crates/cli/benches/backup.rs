@@ -31,8 +31,10 @@
 //! the tool checksums its backups. Then restores of the floor's file and of the
 //! best candidates, each into a new database, checked against the original with
 //! a fingerprint of every row: `pg_restore` from standard input in one
-//! transaction (as `immich-db restore` does), and `pg_restore -j N` from a file
-//! in the container (decompressed on the host first where the host compressed).
+//! transaction (as `immich-db restore` does), and `pg_restore` reading the file
+//! from the backup directory, which the container mounts read-only, in one
+//! transaction or with `-j N` (a file the host compressed is decompressed by the
+//! host into that directory first, within the time measured).
 //!
 //! The table gives each method's median time and its file's size, its time
 //! against the floor (the median of each round's ratio) and its speed-up against
@@ -40,7 +42,7 @@
 //!
 //! Run with `cargo bench -p immich-db --bench backup`.
 //! `IMMICH_DB_BENCH_ROUNDS` (default 3) and `IMMICH_DB_BENCH_RESTORE_ROUNDS`
-//! (default 2) change the rounds, `IMMICH_DB_BENCH_ASSETS` the size of the data
+//! (default 3) change the rounds, `IMMICH_DB_BENCH_ASSETS` the size of the data
 //! set (default 300000 assets, a third as many embeddings).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark that prints
@@ -63,9 +65,11 @@ const DATA: &str = include_str!("backup-data.sql");
 /// Rounds of backups: each method once per round; the medians are printed.
 const ROUNDS: usize = 3;
 /// Rounds of restores.
-const RESTORE_ROUNDS: usize = 2;
+const RESTORE_ROUNDS: usize = 3;
 /// What the pool must have free: the database, and the files of one round.
 const FREE_NEEDED: u64 = 4 << 30;
+/// Where the container sees the backup directory (read-only).
+const MOUNTED: &str = "/var/lib/immich-db-backups";
 /// Chunks read from a pipe.
 const CHUNK: usize = 1 << 20;
 
@@ -469,53 +473,49 @@ impl Bench {
         finished(child, "pg_restore");
     }
 
-    /// The file (decompressed on the host first, where the host compressed
-    /// it) copied into the container, then `pg_restore -j N` from there.
-    fn restore_parallel(&self, file: &Path, database: &str, host_zstd: bool) {
-        let inside = format!("/tmp/{}.dump", unique_name("restore"));
-        let mut copy = self
-            .exec(true, &["sh", "-c", &format!("cat > {inside}")])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = copy.stdin.take().unwrap();
-        let input = File::open(file).unwrap();
-        if host_zstd {
-            zstd::stream::copy_decode(input, &mut stdin).unwrap();
+    /// `pg_restore` in the container reading the file itself from the
+    /// backup directory, which the container mounts read-only: in one
+    /// transaction, or with `-j N`. A file the host compressed is first
+    /// decompressed by the host into that directory.
+    fn restore_mounted(&self, file: &Path, database: &str, host_zstd: bool, parallel: bool) {
+        let plain = if host_zstd {
+            let plain = self
+                .out
+                .path()
+                .join(format!("{}.dump", unique_name("plain")));
+            let mut output = File::create(&plain).unwrap();
+            zstd::stream::copy_decode(File::open(file).unwrap(), &mut output).unwrap();
+            Some(plain)
         } else {
-            pump(input, &mut stdin);
-        }
-        drop(stdin);
-        finished(copy, "the copy into the container");
+            None
+        };
+        let name = plain
+            .as_deref()
+            .unwrap_or(file)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let inside = format!("{MOUNTED}/{name}");
         let jobs = self.jobs.to_string();
-        let out = self
-            .exec(
-                false,
-                &[
-                    "pg_restore",
-                    "-w",
-                    "--exit-on-error",
-                    "-j",
-                    &jobs,
-                    "-U",
-                    "immich",
-                    "-d",
-                    database,
-                    &inside,
-                ],
-            )
-            .output()
-            .unwrap();
-        let _ = self.exec(false, &["rm", "-f", &inside]).output();
-        assert!(out.status.success(), "pg_restore -j: {}", text(&out));
+        let mut args = vec!["pg_restore", "-w", "--exit-on-error"];
+        if parallel {
+            args.extend(["-j", &jobs]);
+        } else {
+            args.push("--single-transaction");
+        }
+        args.extend(["-U", "immich", "-d", database, &inside]);
+        let out = self.exec(false, &args).output().unwrap();
+        if let Some(plain) = plain {
+            std::fs::remove_file(plain).unwrap();
+        }
+        assert!(out.status.success(), "pg_restore: {}", text(&out));
     }
 }
 
 /// Starts the deployment's PostgreSQL container as its unit would (without
 /// systemd), and waits until it accepts connections over TCP.
-fn start_postgres(host: &Host, d: &TestDeployment) {
+fn start_postgres(host: &Host, d: &TestDeployment, backups: &Path) {
     let data = d.postgres_dir();
     std::fs::create_dir_all(&data).unwrap();
     let chattr = host
@@ -543,6 +543,9 @@ fn start_postgres(host: &Host, d: &TestDeployment) {
         &format!("{},type=mount,target=postgres-password", d.pg_secret),
         "-v",
         &format!("{}:/var/lib/postgresql/data:Z", data.display()),
+        // The backup directory, read-only, for restores that read a file.
+        "-v",
+        &format!("{}:{MOUNTED}:ro", backups.display()),
         "--shm-size",
         "128m",
         &host.postgres_image,
@@ -559,7 +562,19 @@ fn start_postgres(host: &Host, d: &TestDeployment) {
 #[derive(Debug, Clone, Copy)]
 struct Restore {
     from: Method,
-    parallel: bool,
+    how: How,
+}
+
+/// How a restore reads its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Streamed into `pg_restore`'s standard input through `podman exec`, one
+    /// transaction (as `immich-db restore` does now).
+    Stdin,
+    /// Read by `pg_restore` from the mounted backup directory, one transaction.
+    Mounted,
+    /// Read by `pg_restore -j N` from the mounted backup directory.
+    MountedParallel,
 }
 
 fn main() {
@@ -609,7 +624,7 @@ fn main() {
         ),
     );
     let started = Instant::now();
-    start_postgres(host, &d);
+    start_postgres(host, &d, out.path());
     let bench = Bench {
         host,
         d,
@@ -678,6 +693,7 @@ fn main() {
     ];
     if bench.zstd_command {
         methods.push(Method::HostZstdCommand(1));
+        methods.push(Method::HostZstdCommand(3));
     }
     methods.push(Method::Directory("zstd:1"));
 
@@ -745,35 +761,16 @@ fn main() {
     if restore_rounds == 0 {
         return;
     }
+    let case = |from, how| Restore { from, how };
     let cases = [
-        Restore {
-            from: Method::Floor,
-            parallel: false,
-        },
-        Restore {
-            from: Method::Floor,
-            parallel: true,
-        },
-        Restore {
-            from: Method::Tool,
-            parallel: false,
-        },
-        Restore {
-            from: Method::InContainer("zstd:1"),
-            parallel: false,
-        },
-        Restore {
-            from: Method::InContainer("zstd:1"),
-            parallel: true,
-        },
-        Restore {
-            from: Method::HostZstd(1),
-            parallel: false,
-        },
-        Restore {
-            from: Method::HostZstd(1),
-            parallel: true,
-        },
+        case(Method::Floor, How::Stdin),
+        case(Method::Floor, How::MountedParallel),
+        case(Method::Tool, How::Stdin),
+        case(Method::InContainer("zstd:1"), How::Stdin),
+        case(Method::InContainer("zstd:1"), How::Mounted),
+        case(Method::InContainer("zstd:1"), How::MountedParallel),
+        case(Method::HostZstd(1), How::Stdin),
+        case(Method::HostZstd(1), How::MountedParallel),
     ];
     let mut restores: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
     for round in 0..restore_rounds {
@@ -785,10 +782,12 @@ fn main() {
             let host_zstd = matches!(case.from, Method::HostZstd(_));
             let database = bench.new_database();
             let start = Instant::now();
-            if case.parallel {
-                bench.restore_parallel(&file, &database, host_zstd);
-            } else {
-                bench.restore_stdin(&file, &database, host_zstd);
+            match case.how {
+                How::Stdin => bench.restore_stdin(&file, &database, host_zstd),
+                How::Mounted => bench.restore_mounted(&file, &database, host_zstd, false),
+                How::MountedParallel => {
+                    bench.restore_mounted(&file, &database, host_zstd, true);
+                }
             }
             let time = start.elapsed();
             // The rows are all back, as they were.
@@ -805,7 +804,11 @@ fn main() {
             print!(
                 " {}{} {}",
                 case.from.file_name(),
-                if case.parallel { " -j" } else { "" },
+                match case.how {
+                    How::Stdin => "",
+                    How::Mounted => " mounted",
+                    How::MountedParallel => " mounted -j",
+                },
                 secs(time)
             );
             std::io::stdout().flush().unwrap();
@@ -816,28 +819,28 @@ fn main() {
     let plain = median_duration(restores[0].clone());
     println!();
     println!(
-        "{:<78} {:>9} {:>14}",
+        "{:<90} {:>9} {:>8}",
         "restore into a new database (median of rounds; rows checked)", "time", "/ plain"
     );
     for (case, times) in cases.iter().zip(restores) {
         let time = median_duration(times);
-        let how = if case.parallel {
-            format!(
-                "{}copied into the container, pg_restore -j {}",
-                if matches!(case.from, Method::HostZstd(_)) {
-                    "decompressed on the host, "
-                } else {
-                    ""
-                },
+        let host_zstd = matches!(case.from, Method::HostZstd(_));
+        let how = match (case.how, host_zstd) {
+            (How::Stdin, false) => "pg_restore from stdin, one transaction".to_owned(),
+            (How::Stdin, true) => {
+                "decompressed on the host into pg_restore's stdin, one transaction".to_owned()
+            }
+            (How::Mounted, _) => "pg_restore reads the mounted file, one transaction".to_owned(),
+            (How::MountedParallel, false) => {
+                format!("pg_restore -j {} reads the mounted file", bench.jobs)
+            }
+            (How::MountedParallel, true) => format!(
+                "decompressed on the host into the mounted directory, pg_restore -j {}",
                 bench.jobs
-            )
-        } else if matches!(case.from, Method::HostZstd(_)) {
-            "decompressed on the host into pg_restore's stdin, one transaction".into()
-        } else {
-            "pg_restore from stdin, one transaction".into()
+            ),
         };
         println!(
-            "{:<78} {:>9} {:>14}",
+            "{:<90} {:>9} {:>8}",
             format!("{}: {how}", case.from.file_name()),
             secs(time),
             format!("{:.2}x", time.as_secs_f64() / plain.as_secs_f64())
