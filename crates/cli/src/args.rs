@@ -78,9 +78,10 @@ pub(crate) enum Command {
     #[command(after_help = "Example:\n  immich-db destroy --yes")]
     Destroy(DestroyArgs),
     /// Write the deployment's unit files for a podman release into a directory,
-    /// changing nothing else (for review, another host, or git)
+    /// changing nothing else (for review, another host, or git); or, with
+    /// --kubernetes, the same layer as manifests for a Kubernetes cluster
     #[command(
-        after_help = "Examples:\n  immich-db render --output ./units\n  immich-db render --podman 4.9.3 --rootless --output ./units"
+        after_help = "Examples:\n  immich-db render --output ./units\n  immich-db render --podman 4.9.3 --rootless --output ./units\n  immich-db render --kubernetes --output ./k8s"
     )]
     Render(RenderArgs),
     /// Format and lint Quadlet unit files
@@ -180,9 +181,12 @@ pub(crate) struct DestroyArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RenderArgs {
-    /// The directory to write the unit files into (created when missing)
+    /// The directory to write the unit files (or manifests) into (created when
+    /// missing)
     #[arg(long, short = 'o', value_name = "DIR")]
     pub(crate) output: PathBuf,
+    #[command(flatten)]
+    pub(crate) kubernetes: KubernetesArgs,
     /// The podman release the units are for [default: the installed podman, else
     /// the newest release this tool knows]
     #[arg(long, value_name = "X.Y.Z")]
@@ -195,6 +199,24 @@ pub(crate) struct RenderArgs {
     /// user running this]
     #[arg(long)]
     pub(crate) rootful: bool,
+}
+
+/// `render --kubernetes` and its own flag.
+#[derive(Debug, Args)]
+pub(crate) struct KubernetesArgs {
+    /// Write Kubernetes manifests instead: a CloudNativePG Cluster, Valkey with
+    /// its volume and Service, the Secrets' references and a README (how to
+    /// apply them, point Immich at them and move the data over)
+    #[arg(
+        id = "kubernetes",
+        long = "kubernetes",
+        conflicts_with_all = ["podman", "rootless", "rootful"]
+    )]
+    pub(crate) enabled: bool,
+    /// With --kubernetes: write the Secrets with their values, read from the
+    /// Podman secret store, into 01-secrets.yaml (mode 0600)
+    #[arg(long, requires = "kubernetes")]
+    pub(crate) include_secrets: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -97,6 +97,21 @@ fn every_command_shows_an_example_in_its_help() {
     }
 }
 
+#[test]
+fn the_way_over_to_kubernetes_is_in_the_help() {
+    let render_help = String::from_utf8(run(&["render", "--help"]).stdout).unwrap();
+    for flag in [
+        "--kubernetes",
+        "--include-secrets",
+        "immich-db render --kubernetes --output",
+    ] {
+        assert!(
+            render_help.contains(flag),
+            "`render --help` lacks {flag}:\n{render_help}"
+        );
+    }
+}
+
 /// Runs `shell -n` (parse only) on a script, when the shell is installed.
 fn parses_in(shell: &str, flag: &str, script: &[u8]) -> Option<Output> {
     let dir = tempfile::tempdir().unwrap();

@@ -28,6 +28,9 @@
 //! # }
 //! ```
 //!
+//! Past one host: [`kubernetes::render`] writes the same layer as Kubernetes
+//! manifests (a CloudNativePG `Cluster`, Valkey, the Secrets).
+//!
 //! Nothing here ever puts a password in a process's arguments, a log line, a
 //! unit file or a file it writes.
 
@@ -45,6 +48,7 @@ mod error;
 mod exec_secret;
 mod fault;
 mod files;
+pub mod kubernetes;
 mod layer;
 mod lock;
 pub mod plan;
