@@ -98,9 +98,10 @@ pub(crate) enum Command {
     )]
     Backup(BackupArgs),
     /// Check a backup's checksum, load it into the running PostgreSQL, then
-    /// verify (refuses a database that is not empty unless --force)
+    /// verify (refuses a database that is not empty unless --force); or, with
+    /// --target, into another PostgreSQL, such as a Kubernetes cluster's
     #[command(
-        after_help = "Example:\n  immich-db restore /mnt/btrfs-pool/backups/immich-20251108T030000Z.dump"
+        after_help = "Examples:\n  immich-db restore /mnt/btrfs-pool/backups/immich-20251108T030000Z.dump\n  kubectl -n immich get secret postgres-password -o jsonpath='{.data.password}' | base64 -d \\\n    | immich-db restore --target postgresql://immich@127.0.0.1:15432/immich --password-stdin \\\n        /mnt/btrfs-pool/backups/immich-20251108T030000Z.dump"
     )]
     Restore(RestoreArgs),
     /// List, show or rotate the deployment's secrets
@@ -281,9 +282,21 @@ pub(crate) struct RestoreArgs {
     #[arg(value_name = "FILE")]
     pub(crate) file: PathBuf,
     /// Restore into a database that is not empty: the objects the backup holds
-    /// are dropped and created again from it
+    /// are dropped and created again from it (with --target: everything the
+    /// target's user owns in its database is dropped first)
     #[arg(long)]
     pub(crate) force: bool,
+    /// Load the backup into this PostgreSQL instead of the deployment's:
+    /// postgresql://USER@HOST:PORT/DATABASE, without a password (loaded by the
+    /// `pg_restore` of `[postgres] image`, with the host's network)
+    #[arg(long, value_name = "URL", requires = "password")]
+    pub(crate) target: Option<String>,
+    /// Read the target's password from standard input
+    #[arg(long, requires = "target", group = "password")]
+    pub(crate) password_stdin: bool,
+    /// Read the target's password from this file
+    #[arg(long, value_name = "FILE", requires = "target", group = "password")]
+    pub(crate) password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

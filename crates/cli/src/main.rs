@@ -117,8 +117,8 @@ fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
         Verbosity::Normal
     };
     match &cli.command {
-        // It needs none of the deployment's services: no systemd manager,
-        // and the podman service only for the secrets' values.
+        // Neither needs the deployment's services: no systemd manager, and
+        // the podman service only for the secrets' values.
         Command::Render(args) if args.kubernetes.enabled => {
             let access = if args.kubernetes.include_secrets {
                 access(&cli)?
@@ -128,6 +128,10 @@ fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
             return block_on(commands::render::kubernetes(&deployment, args, &access));
         }
         Command::Render(args) => return commands::render::run(&deployment, args),
+        Command::Restore(args) if args.target.is_some() => {
+            let progress = Terminal::new(verbosity);
+            return block_on(commands::transfer::restore(&deployment, args, &progress));
+        }
         _ => {}
     }
     let access = access(&cli)?;

@@ -29,7 +29,9 @@
 //! ```
 //!
 //! Past one host: [`kubernetes::render`] writes the same layer as Kubernetes
-//! manifests (a CloudNativePG `Cluster`, Valkey, the Secrets).
+//! manifests (a CloudNativePG `Cluster`, Valkey, the Secrets), and
+//! [`transfer::restore`] loads a backup into any PostgreSQL this host reaches,
+//! such as that cluster's.
 //!
 //! Nothing here ever puts a password in a process's arguments, a log line, a
 //! unit file or a file it writes.
@@ -60,6 +62,7 @@ mod schedule;
 pub mod secrets;
 pub mod status;
 pub mod storage;
+pub mod transfer;
 mod userns;
 pub mod verify;
 
