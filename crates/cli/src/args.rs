@@ -78,9 +78,10 @@ pub(crate) enum Command {
     #[command(after_help = "Example:\n  immich-db destroy --yes")]
     Destroy(DestroyArgs),
     /// Write the deployment's unit files for a podman release into a directory,
-    /// changing nothing else (for review, another host, or git)
+    /// changing nothing else (for review, another host, or git); or, with
+    /// --kubernetes, the same layer as manifests for a Kubernetes cluster
     #[command(
-        after_help = "Examples:\n  immich-db render --output ./units\n  immich-db render --podman 4.9.3 --rootless --output ./units"
+        after_help = "Examples:\n  immich-db render --output ./units\n  immich-db render --podman 4.9.3 --rootless --output ./units\n  immich-db render --kubernetes --output ./k8s"
     )]
     Render(RenderArgs),
     /// Format and lint Quadlet unit files
@@ -97,9 +98,10 @@ pub(crate) enum Command {
     )]
     Backup(BackupArgs),
     /// Check a backup's checksum, load it into the running PostgreSQL, then
-    /// verify (refuses a database that is not empty unless --force)
+    /// verify (refuses a database that is not empty unless --force); or, with
+    /// --target, into another PostgreSQL, such as a Kubernetes cluster's
     #[command(
-        after_help = "Example:\n  immich-db restore /mnt/btrfs-pool/backups/immich-20251108T030000Z.dump"
+        after_help = "Examples:\n  immich-db restore /mnt/btrfs-pool/backups/immich-20251108T030000Z.dump\n  kubectl -n immich get secret postgres-password -o jsonpath='{.data.password}' | base64 -d \\\n    | immich-db restore --target postgresql://immich@127.0.0.1:15432/immich --password-stdin \\\n        /mnt/btrfs-pool/backups/immich-20251108T030000Z.dump"
     )]
     Restore(RestoreArgs),
     /// List, show or rotate the deployment's secrets
@@ -180,9 +182,12 @@ pub(crate) struct DestroyArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RenderArgs {
-    /// The directory to write the unit files into (created when missing)
+    /// The directory to write the unit files (or manifests) into (created when
+    /// missing)
     #[arg(long, short = 'o', value_name = "DIR")]
     pub(crate) output: PathBuf,
+    #[command(flatten)]
+    pub(crate) kubernetes: KubernetesArgs,
     /// The podman release the units are for [default: the installed podman, else
     /// the newest release this tool knows]
     #[arg(long, value_name = "X.Y.Z")]
@@ -195,6 +200,24 @@ pub(crate) struct RenderArgs {
     /// user running this]
     #[arg(long)]
     pub(crate) rootful: bool,
+}
+
+/// `render --kubernetes` and its own flag.
+#[derive(Debug, Args)]
+pub(crate) struct KubernetesArgs {
+    /// Write Kubernetes manifests instead: a CloudNativePG Cluster, Valkey with
+    /// its volume and Service, the Secrets' references and a README (how to
+    /// apply them, point Immich at them and move the data over)
+    #[arg(
+        id = "kubernetes",
+        long = "kubernetes",
+        conflicts_with_all = ["podman", "rootless", "rootful"]
+    )]
+    pub(crate) enabled: bool,
+    /// With --kubernetes: write the Secrets with their values, read from the
+    /// Podman secret store, into 01-secrets.yaml (mode 0600)
+    #[arg(long, requires = "kubernetes")]
+    pub(crate) include_secrets: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,9 +282,21 @@ pub(crate) struct RestoreArgs {
     #[arg(value_name = "FILE")]
     pub(crate) file: PathBuf,
     /// Restore into a database that is not empty: the objects the backup holds
-    /// are dropped and created again from it
+    /// are dropped and created again from it (with --target: everything the
+    /// target's user owns in its database is dropped first)
     #[arg(long)]
     pub(crate) force: bool,
+    /// Load the backup into this PostgreSQL instead of the deployment's:
+    /// postgresql://USER@HOST:PORT/DATABASE, without a password (loaded by the
+    /// `pg_restore` of `[postgres] image`, with the host's network)
+    #[arg(long, value_name = "URL", requires = "password")]
+    pub(crate) target: Option<String>,
+    /// Read the target's password from standard input
+    #[arg(long, requires = "target", group = "password")]
+    pub(crate) password_stdin: bool,
+    /// Read the target's password from this file
+    #[arg(long, value_name = "FILE", requires = "target", group = "password")]
+    pub(crate) password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod cnpg;
 pub mod system;
 pub use system::{
     SystemMachine, SystemMachineBuilder, system_machine_available, system_machine_ready,

@@ -10,6 +10,7 @@ pub(crate) mod render;
 pub(crate) mod secrets;
 pub(crate) mod status;
 pub(crate) mod storage;
+pub(crate) mod transfer;
 
 use homelab_immich::{Layer, Result};
 

@@ -2,6 +2,7 @@
 //! checks that turn it into a [`Deployment`].
 
 pub mod backup;
+pub mod kubernetes;
 mod paths;
 mod template;
 mod validate;
@@ -39,6 +40,8 @@ pub struct Config {
     pub systemd: SystemdConfig,
     /// `[backup]`.
     pub backup: backup::BackupConfig,
+    /// `[kubernetes]`.
+    pub kubernetes: kubernetes::KubernetesConfig,
 }
 
 /// `[network]`: the Podman network both containers join.

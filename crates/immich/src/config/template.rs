@@ -18,6 +18,7 @@ pub fn template() -> String {
         immich,
         systemd,
         backup,
+        kubernetes,
     } = Config::default();
     let q = |v: &str| quoted(v);
     format!(
@@ -91,7 +92,7 @@ scope = {scope}
 # Where the unit files go. Default: ~/.config/containers/systemd for "user",
 # /etc/containers/systemd for "system". For example:
 # unit_dir = "/etc/containers/systemd/users/1000"
-{backup}"#,
+{backup}{kubernetes}"#,
         net_name = q(&network.name),
         subnet = q(&network.subnet),
         gateway = q(&network.gateway),
@@ -114,6 +115,7 @@ scope = {scope}
         jwt_secret = q(&immich.jwt_secret),
         scope = q(&systemd.scope),
         backup = super::backup::template(&backup),
+        kubernetes = super::kubernetes::template(&kubernetes),
     )
 }
 

@@ -485,6 +485,7 @@ pub fn validate(loaded: &Loaded) -> Result<Deployment> {
     };
 
     let backup = super::backup::resolve(loaded, &pool, &dirs, scope)?;
+    super::kubernetes::check(loaded)?;
 
     Ok(Deployment {
         config: config.clone(),
