@@ -5,16 +5,20 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use crate::backup::{Backup, Manifest};
+pub use crate::backup::{
+    Algorithm, Backup, BackupMethod, Compression, Compressor, Loaded, Manifest, Setting,
+};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::progress::Event;
 pub use crate::schedule::{State as ScheduleState, Units as ScheduleUnits};
+pub use crate::sql_dump::{SqlDump, SqlDumpKind};
 use crate::verify::Verification;
-use crate::{backup, lock, schedule, verify};
+use crate::{backup, lock, schedule, sql_dump, verify};
 
-/// Where a backup goes and how many are kept; `None` takes the configuration's
-/// `[backup]` values.
+/// Where a backup goes, how many are kept and how it is compressed; `None`
+/// takes the configuration's `[backup]` values and, for the method, the one
+/// for the server's major version ([`BackupMethod::for_major`]).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct BackupOptions {
@@ -22,6 +26,8 @@ pub struct BackupOptions {
     pub output: Option<PathBuf>,
     /// How many dumps to keep there; older ones are deleted.
     pub keep: Option<u32>,
+    /// How the dump is compressed.
+    pub method: Option<BackupMethod>,
 }
 
 impl BackupOptions {
@@ -41,6 +47,15 @@ impl BackupOptions {
     #[must_use]
     pub fn keep(mut self, keep: u32) -> Self {
         self.keep = Some(keep);
+        self
+    }
+
+    /// This compression method, whatever the server's major version (a
+    /// server whose `pg_dump` lacks zstd still falls back to
+    /// [`BackupMethod::HostZstd`]).
+    #[must_use]
+    pub fn method(mut self, method: BackupMethod) -> Self {
+        self.method = Some(method);
         self
     }
 }
@@ -152,14 +167,29 @@ pub struct BackupSummary {
 pub struct RestoreReport {
     /// Whether the deployment verified after it.
     pub ok: bool,
-    /// The dump restored.
+    /// The file restored.
     pub restored: PathBuf,
-    /// Its manifest.
-    pub manifest: Manifest,
-    /// Whether objects that were there were replaced.
+    /// The database it was restored into.
+    pub database: String,
+    /// The manifest of a backup made by this tool; none for one of Immich's.
+    pub manifest: Option<Manifest>,
+    /// What one of Immich's own backups (an SQL dump) held; none for a backup
+    /// made by this tool.
+    pub sql_dump: Option<SqlDump>,
+    /// How it was loaded.
+    pub loaded: Loaded,
+    /// Whether a database that held relations was replaced.
     pub replaced_existing: bool,
     /// The checks after the restore.
     pub verify: Verification,
+}
+
+/// A file to restore, checked before anything is touched.
+enum Restorable {
+    /// A backup of this tool, with its manifest.
+    Backup(backup::Checked),
+    /// An SQL dump, such as Immich's own nightly backup.
+    SqlDump(sql_dump::Checked),
 }
 
 impl Layer {
@@ -175,6 +205,13 @@ impl Layer {
     /// Dumps the database now (`pg_dump` in its container, custom format) into
     /// a file written atomically with a checksum and a manifest, then deletes
     /// the oldest beyond the number kept.
+    ///
+    /// The dump is compressed with zstd at level 1, by `pg_dump` itself on
+    /// PostgreSQL 16 and later, else on the host, on every core, as the
+    /// uncompressed dump streams out of the container (see [`BackupMethod`]).
+    /// The database's and its roles' settings (`ALTER DATABASE … SET`,
+    /// `pg_db_role_setting`), which a custom-format dump leaves out, are
+    /// recorded in the manifest. Progress: [`Event::Bytes`] of the dump.
     pub async fn backup(&self, options: &BackupOptions) -> Result<BackupReport> {
         let dir = self.backup_dir(options)?;
         let keep = options.keep.unwrap_or(self.deployment.backup.keep);
@@ -185,7 +222,7 @@ impl Layer {
             pg.container_name,
             dir.display()
         )));
-        let (backup, removed) = backup::run(self, &dir, keep as usize).await?;
+        let (backup, removed) = backup::run(self, &dir, keep as usize, options.method).await?;
         Ok(BackupReport {
             backup,
             removed,
@@ -253,13 +290,98 @@ impl Layer {
         }
     }
 
-    /// Checks a backup (manifest, size, checksum), loads it into the running
-    /// PostgreSQL and verifies the deployment. A database that is not empty
-    /// is refused unless `force`: then the objects the backup holds are
-    /// dropped and created again from it.
+    /// Loads a backup into the running PostgreSQL, then verifies the
+    /// deployment. `file` is either a backup made by [`Layer::backup`] (its
+    /// dump or its manifest) or an SQL dump, gzip'd or not, such as Immich's
+    /// own nightly `immich-db-backup-*.sql.gz` (`pg_dumpall`) or a `pg_dump`
+    /// in plain format.
+    ///
+    /// The file is checked first, before anything is touched: a backup
+    /// against its manifest (size, SHA-256, format), an SQL dump by reading it
+    /// whole (gzip intact, complete). A database that holds relations is
+    /// refused unless `force`. The backup is loaded into a new database that
+    /// replaces the deployment's only once it is complete, so a failed
+    /// restore changes nothing. A backup's recorded settings are set again;
+    /// an SQL dump's roles and `search_path` are handled as Immich's own
+    /// restore instructions do (see the README). Progress: [`Event::Bytes`].
     pub async fn restore(&self, file: &Path, force: bool) -> Result<RestoreReport> {
         let pg = &self.deployment.config.postgres;
-        // The file is checked before anything else is looked at or touched.
+        let restorable = self.checked_restorable(file).await?;
+        let _lock = lock::acquire(&lock::lock_path(
+            &self.deployment,
+            self.runtime_dir.as_deref(),
+        ))?;
+        backup::require_postgres(self).await?;
+        let relations = backup::require_empty(self, force, file).await?;
+        self.tell(Event::Phase(&format!(
+            "restoring into {} in {}{}",
+            pg.database,
+            pg.container_name,
+            if relations > 0 {
+                " (replacing the database that is there)"
+            } else {
+                ""
+            }
+        )));
+        let (manifest, sql_dump, loaded) = match restorable {
+            Restorable::Backup(checked) => {
+                let loaded = backup::restore(self, &checked, force).await?;
+                (Some(checked.manifest), None, loaded)
+            }
+            Restorable::SqlDump(checked) => {
+                let (dump, loaded) = sql_dump::restore(self, &checked, force).await?;
+                (None, Some(dump), loaded)
+            }
+        };
+        self.tell(Event::Done(&format!(
+            "loaded {}: {}",
+            file.display(),
+            loaded.how
+        )));
+        self.tell(Event::Phase("verifying"));
+        let verification = verify::verify(self).await;
+        Ok(RestoreReport {
+            ok: verification.ok,
+            restored: file.to_path_buf(),
+            database: pg.database.clone(),
+            manifest,
+            sql_dump,
+            loaded,
+            replaced_existing: relations > 0,
+            verify: verification,
+        })
+    }
+
+    /// Checks a file before a restore: a backup of this tool by its
+    /// manifest, an SQL dump by reading it whole.
+    async fn checked_restorable(&self, file: &Path) -> Result<Restorable> {
+        let pg = &self.deployment.config.postgres;
+        if !backup::has_manifest(file)
+            && let Some(decode) = sql_dump::sniff(file)
+        {
+            self.tell(Event::Phase(&format!(
+                "{}: reading the SQL dump through before restoring it",
+                file.display()
+            )));
+            let checked = sql_dump::check(file, decode, &pg.database).await?;
+            self.tell(Event::Phase(&format!(
+                "{}: a complete {} dump{}{}",
+                file.display(),
+                match checked.kind() {
+                    SqlDumpKind::Cluster => "pg_dumpall",
+                    SqlDumpKind::Database => "pg_dump",
+                },
+                checked
+                    .dumped_from()
+                    .map(|v| format!(" of PostgreSQL {v}"))
+                    .unwrap_or_default(),
+                checked
+                    .database()
+                    .map(|d| format!("; restoring its database {d}"))
+                    .unwrap_or_default()
+            )));
+            return Ok(Restorable::SqlDump(checked));
+        }
         let checked = backup::check(file)?;
         self.tell(Event::Phase(&format!(
             "{}: checksum and size match its manifest (PostgreSQL {}, {})",
@@ -267,47 +389,12 @@ impl Layer {
             checked.manifest.postgres_version,
             checked.manifest.created
         )));
-        let _lock = lock::acquire(&lock::lock_path(
-            &self.deployment,
-            self.runtime_dir.as_deref(),
-        ))?;
-        backup::require_postgres(self).await?;
         if checked.manifest.database != pg.database {
             self.tell(Event::Warning(&format!(
                 "the backup is of database {}; it is restored into {}",
                 checked.manifest.database, pg.database
             )));
         }
-        let relations = backup::user_relations(self).await?;
-        if relations > 0 && !force {
-            return Err(Error::bad_input(format!(
-                "the database {} is not empty ({relations} table(s), view(s) or sequence(s)): refusing to restore over it",
-                pg.database
-            ))
-            .help(format!(
-                "nothing was changed; to replace what the backup holds, run `immich-db restore --force {}` (take a backup first)",
-                file.display()
-            )));
-        }
-        self.tell(Event::Phase(&format!(
-            "restoring into {} in {}{}",
-            pg.database,
-            pg.container_name,
-            if relations > 0 {
-                " (dropping the objects the backup holds first)"
-            } else {
-                ""
-            }
-        )));
-        backup::restore(self, &checked, relations > 0).await?;
-        self.tell(Event::Phase("verifying"));
-        let verification = verify::verify(self).await;
-        Ok(RestoreReport {
-            ok: verification.ok,
-            restored: checked.dump,
-            manifest: checked.manifest,
-            replaced_existing: relations > 0,
-            verify: verification,
-        })
+        Ok(Restorable::Backup(checked))
     }
 }

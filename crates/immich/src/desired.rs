@@ -30,6 +30,10 @@ pub const POSTGRES_SECRET_FILE: &str = "postgres-password";
 /// `/run/secrets`).
 pub const VALKEY_SECRET_FILE: &str = "valkey-password";
 
+/// Where the PostgreSQL container sees the backup directory, read-only: a
+/// restore's `pg_restore` reads the dump there in place, with parallel jobs.
+pub const BACKUP_MOUNT: &str = "/var/lib/immich-db-backups";
+
 /// Valkey's command: the server reads its `requirepass` line from standard
 /// input, which is a FIFO that this shell opens both ways, fills from the
 /// mounted secret and closes; then the shell becomes the server. So the server
@@ -257,6 +261,8 @@ pub fn postgres_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
                 "/var/lib/postgresql/data",
             )
             .with_option("Z"),
+            VolumeMount::bind(deployment.backup.dir.display().to_string(), BACKUP_MOUNT)
+                .with_option("ro"),
         ],
         shm_size: Some(pg.shm_size.clone()),
         user_ns: rootless_user_ns(deployment),

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use homelab_secrets::SecretValue;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::backup;
@@ -773,10 +772,9 @@ async fn load(
     if !comments {
         args.push("--no-comments");
     }
-    let mut file = tokio::fs::File::open(&checked.dump)
-        .await
-        .map_err(|e| Error::bad_input(format!("cannot read {}: {e}", checked.dump.display())))?;
-    let total = checked.manifest.size;
+    // The archive as pg_restore reads it: decompressed on the way where this
+    // tool compressed the file; the file's checksum is taken as it is read.
+    let mut archive = checked.open(progress, "restore")?;
     let mut child = podman_run(image, "host", "sh", &args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -789,27 +787,11 @@ async fn load(
         return Err(Error::failed("podman run has no standard streams"));
     };
     let send = async {
-        let mut hasher = Sha256::new();
-        let mut sent = 0u64;
         stdin.write_all(&passfile_line(password)).await?;
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buffer).await?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-            stdin.write_all(&buffer[..n]).await?;
-            sent += n as u64;
-            progress.event(Event::Bytes {
-                what: "restore",
-                done: sent,
-                total: Some(total),
-            });
-        }
+        tokio::io::copy(&mut archive, &mut stdin).await?;
         stdin.shutdown().await?;
         drop(stdin);
-        Ok::<_, std::io::Error>(backup::hex(&hasher.finalize()))
+        Ok::<_, std::io::Error>(archive.finish().await?.sha256)
     };
     let mut out = Vec::new();
     let mut err = Vec::new();

@@ -86,11 +86,29 @@ pub(crate) async fn run(layer: &Layer, args: &BackupArgs, config: Option<&Path>)
 
 pub(crate) async fn restore(layer: &Layer, args: &RestoreArgs) -> Result<Reply> {
     let report = layer.restore(&args.file, args.force).await?;
-    let human = format!(
-        "{}\nrestore: loaded {} into {}",
-        report.verify,
+    let mut human = format!("{}", report.verify);
+    if let Some(dump) = &report.sql_dump {
+        if !dump.left_out.is_empty() {
+            let _ = write!(
+                human,
+                "\nleft out the dump's other databases: {}",
+                dump.left_out.join(", ")
+            );
+        }
+        if !dump.roles_created.is_empty() {
+            let _ = write!(
+                human,
+                "\ncreated the dump's roles: {}",
+                dump.roles_created.join(", ")
+            );
+        }
+    }
+    let _ = write!(
+        human,
+        "\nrestore: loaded {} into {} ({})",
         report.restored.display(),
-        report.manifest.database
+        report.database,
+        report.loaded.how
     );
     Ok(Reply::new(&report, human)?
         .changed(true)

@@ -141,6 +141,15 @@ fn prepare_storage(ctx: &Layer, plan: &Plan, done: &Done<'_>) -> Result<()> {
             )));
         }
     }
+    // PostgreSQL's unit mounts the backup directory (restores read dumps
+    // there in place), so it must exist before the container starts.
+    let backups = &ctx.deployment.backup.dir;
+    if crate::backup::ensure_exists(backups)? {
+        done.push(format!(
+            "prepared the backup directory {}",
+            backups.display()
+        ));
+    }
     Ok(())
 }
 
