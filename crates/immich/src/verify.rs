@@ -308,6 +308,7 @@ async fn postgres_checks(ctx: &Layer, password: Option<&SecretValue>) -> Checks 
                 pg.user, pg.database, facts.version
             ),
         );
+        c.extend(checksum_check(facts.checksums.as_ref()));
         let extensions = facts.vector_extensions.trim();
         c.add(
             "postgres vector extension",
@@ -333,35 +334,99 @@ async fn postgres_checks(ctx: &Layer, password: Option<&SecretValue>) -> Checks 
         );
         c
     };
+    match postgres_login(ctx, password).await {
+        Login::Done { how, facts } => login(&how, facts),
+        Login::Refused { how, why } => refused(&how, &why),
+        Login::Failed(why) => {
+            let mut c = Checks::default();
+            c.error("postgres login", false, why);
+            c
+        }
+    }
+}
+
+/// How a login to PostgreSQL went.
+pub(crate) enum Login {
+    /// Logged in `how`; the answers.
+    Done {
+        how: String,
+        facts: direct::PostgresFacts,
+    },
+    /// The server refused (`how`, why).
+    Refused { how: String, why: String },
+    /// It could not be tried.
+    Failed(String),
+}
+
+/// Logs in over TCP with `password` and asks [`direct::POSTGRES_QUERY`]:
+/// straight from the host where it reaches the container, else with `psql` in
+/// the container (to `127.0.0.1`, as over a network).
+pub(crate) async fn postgres_login(ctx: &Layer, password: &SecretValue) -> Login {
+    let pg = &ctx.deployment.config.postgres;
     if let Some(ip) = direct::address(ctx, &pg.container_name).await {
         let how = format!("from the host to {ip}");
         let at = std::net::SocketAddr::new(ip, direct::POSTGRES_PORT);
         match direct::postgres_login(at, &pg.user, &pg.database, password).await {
-            Ok(facts) => return login(&how, facts),
-            Err(direct::LoginError::Refused(why)) => return refused(&how, &why),
+            Ok(facts) => return Login::Done { how, facts },
+            Err(direct::LoginError::Refused(why)) => return Login::Refused { how, why },
             // No connection: as if the host could not reach it.
             Err(direct::LoginError::Unreachable) => {}
         }
     }
     let spec = exec_secret::psql_over_tcp(&pg.user, &pg.database, direct::POSTGRES_QUERY, password);
-    let how = "in the container";
+    let how = "in the container".to_owned();
     match ctx.runtime.exec(&pg.container_name, &spec).await {
         Ok(out) if out.success() => {
             let text = out.stdout_text();
-            let mut lines = text.lines();
-            let facts = direct::PostgresFacts {
-                version: lines.next().unwrap_or_default().to_owned(),
-                vector_extensions: lines.next().unwrap_or_default().to_owned(),
-            };
-            login(how, facts)
+            Login::Done {
+                how,
+                facts: direct::PostgresFacts::from_answers(text.lines()),
+            }
         }
-        Ok(out) => refused(how, out.stderr_text().trim()),
-        Err(e) => {
-            let mut c = Checks::default();
-            c.error("postgres login", false, e.to_string());
-            c
-        }
+        Ok(out) => Login::Refused {
+            how,
+            why: out.stderr_text().trim().to_owned(),
+        },
+        Err(e) => Login::Failed(e.to_string()),
     }
+}
+
+/// PostgreSQL's data checksums: a failure counted in `pg_stat_database` means
+/// that PostgreSQL read a page that is not what it wrote (what Immich's own
+/// image checks in its health check, which this layer replaces with a faster
+/// readiness check).
+fn checksum_check(checksums: Option<&crate::status::Checksums>) -> Checks {
+    let mut c = Checks::default();
+    let name = "postgres data checksums";
+    match checksums {
+        None => c.add(
+            name,
+            false,
+            Severity::Warning,
+            "the server did not say whether data checksums are on",
+        ),
+        Some(sums) if sums.failures > 0 => c.error(
+            name,
+            false,
+            format!(
+                "{} checksum failure(s) counted in pg_stat_database{}: PostgreSQL read pages that are not what it wrote; \
+                 stop writing to it, keep a copy of the data directory, and restore the last good backup (immich-db restore)",
+                sums.failures,
+                sums.last_failure
+                    .as_deref()
+                    .map(|t| format!(", the last at {t}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Some(sums) if !sums.enabled => c.add(
+            name,
+            false,
+            Severity::Warning,
+            "data checksums are off: PostgreSQL cannot detect corrupt pages (initdb_args --data-checksums applies to a new database only)",
+        ),
+        Some(_) => c.error(name, true, "data checksums are on, with no failures"),
+    }
+    c
 }
 
 /// Valkey: PONG with the password; refused without it.
