@@ -32,20 +32,29 @@ pub const VALKEY_SECRET_FILE: &str = "valkey-password";
 
 /// Valkey's command: the server reads its `requirepass` line from standard
 /// input, which is a FIFO that this shell opens both ways, fills from the
-/// mounted secret and closes; then the shell becomes the server. So the server
-/// is the container's PID 1 and gets `SIGTERM` on stop (and saves its data), the
-/// password is in no process's arguments, no environment and no file but the
-/// mounted secret, and the FIFO is unlinked before the server starts. `read` and
-/// `printf` are shell builtins. For systemd, `%%` is a literal `%`.
+/// mounted secret and closes; then the shell becomes the image's entrypoint
+/// (`docker-entrypoint.sh`, as in the official image) with `valkey-server -`.
+/// The entrypoint does what it does for any start: as root, it gives the data
+/// directory to the image's unprivileged user and runs itself again as that
+/// user (with `setpriv`, keeping standard input), then becomes the server. So
+/// the server runs as the image's user, not as root, and is the container's
+/// PID 1, which gets `SIGTERM` on stop (and saves its data); the password is in
+/// no process's arguments, no environment and no file but the mounted secret,
+/// and the FIFO is unlinked before the server starts. `read` and `printf` are
+/// shell builtins. For systemd, `%%` is a literal `%`.
 fn valkey_command() -> String {
     format!(
         "sh -c 'f=/tmp/valkey-config; rm -f \"$f\"; mkfifo -m 600 \"$f\" \
          && exec 3<>\"$f\" 4<\"$f\" && rm -f \"$f\" \
          && {{ IFS= read -r p || [ -n \"$p\" ]; }} </run/secrets/{VALKEY_SECRET_FILE} \
-         && printf \"requirepass %%s\\n\" \"$p\" >&3 \
-         && exec valkey-server - <&4 4<&- 3>&-'"
+         && printf \"requirepass %%s\\n\" \"$p\" >&3 && p= \
+         && exec {VALKEY_ENTRYPOINT} valkey-server - <&4 4<&- 3>&-'"
     )
 }
+
+/// The entrypoint of Valkey's official image, which drops root for the image's
+/// `valkey` user.
+pub const VALKEY_ENTRYPOINT: &str = "docker-entrypoint.sh";
 
 /// PostgreSQL's health check, run by podman with `/bin/sh -c`.
 ///
@@ -486,7 +495,11 @@ mod tests {
         let exec = valkey_command();
         // The server is exec'd by the shell, not run in a pipeline's subshell.
         assert!(!exec.replace("||", "").contains('|'), "{exec}");
-        assert!(exec.contains("&& exec valkey-server - <&4"), "{exec}");
+        // Through the image's entrypoint, which drops root for its user.
+        assert!(
+            exec.contains("&& exec docker-entrypoint.sh valkey-server - <&4"),
+            "{exec}"
+        );
         // The FIFO is unlinked before the server starts; the password is read
         // by builtins from the mounted secret.
         assert!(exec.contains("mkfifo -m 600"), "{exec}");
