@@ -83,6 +83,12 @@ pub(crate) enum Command {
         after_help = "Examples:\n  immich-db render --output ./units\n  immich-db render --podman 4.9.3 --rootless --output ./units"
     )]
     Render(RenderArgs),
+    /// The Immich server's side: what it needs of this layer, and its units
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  immich-db server env\n  immich-db server units"
+    )]
+    Server(ServerCommand),
     /// Format and lint Quadlet unit files
     #[command(
         subcommand,
@@ -130,6 +136,7 @@ impl Command {
             Self::Status => "status",
             Self::Destroy(_) => "destroy",
             Self::Render(_) => "render",
+            Self::Server(_) => "server",
             Self::Quadlet(_) => "quadlet",
             Self::Backup(_) => "backup",
             Self::Restore(_) => "restore",
@@ -194,6 +201,40 @@ pub(crate) struct RenderArgs {
     /// Units for rootful podman (root's manager or the system's) [default: as the
     /// user running this]
     #[arg(long)]
+    pub(crate) rootful: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServerCommand {
+    /// Print what the Immich server needs to reach this layer: host names,
+    /// user, database, and the passwords as files mounted from the layer's
+    /// Podman secrets (never their values)
+    #[command(after_help = "Example:\n  immich-db server env > immich-server.env")]
+    Env,
+    /// Write the Immich server's and machine learning's units (on the layer's
+    /// network, with the library and the model cache) into the unit directory
+    /// and reload systemd, or only into a directory; start them with systemctl
+    #[command(
+        after_help = "Examples:\n  immich-db server units\n  immich-db server units --podman 4.9.3 --output ./units"
+    )]
+    Units(ServerUnitsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerUnitsArgs {
+    /// Write them into this directory only (created when missing) [default:
+    /// the deployment's unit directory, then reload systemd]
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub(crate) output: Option<PathBuf>,
+    /// The podman release they are for [default: the installed podman, else
+    /// the newest release this tool knows]
+    #[arg(long, value_name = "X.Y.Z")]
+    pub(crate) podman: Option<String>,
+    /// Units for rootless podman [default: as the user running this]
+    #[arg(long, conflicts_with = "rootful", requires = "output")]
+    pub(crate) rootless: bool,
+    /// Units for rootful podman [default: as the user running this]
+    #[arg(long, requires = "output")]
     pub(crate) rootful: bool,
 }
 

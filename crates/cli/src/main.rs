@@ -114,6 +114,11 @@ fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
     if let Command::Render(args) = &cli.command {
         return commands::render::run(&deployment, args);
     }
+    if let Command::Server(command) = &cli.command
+        && let Some(reply) = commands::server::offline(&deployment, command)
+    {
+        return reply;
+    }
     let mut access = Access::new();
     if let Some(url) = &cli.url {
         access = access.container_host(url)?;

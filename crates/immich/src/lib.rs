@@ -54,6 +54,7 @@ pub mod render;
 mod rotate;
 mod schedule;
 pub mod secrets;
+pub mod server;
 pub mod status;
 pub mod storage;
 mod userns;

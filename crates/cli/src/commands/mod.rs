@@ -8,6 +8,7 @@ pub(crate) mod deploy;
 pub(crate) mod quadlet;
 pub(crate) mod render;
 pub(crate) mod secrets;
+pub(crate) mod server;
 pub(crate) mod status;
 pub(crate) mod storage;
 
@@ -28,6 +29,7 @@ pub(crate) async fn run(layer: &Layer, cli: &Cli) -> Result<Reply> {
         Command::Restore(args) => backup::restore(layer, args).await,
         Command::Secrets(command) => secrets::run(layer, command, cli.json).await,
         Command::Storage(command) => storage::run(layer, command).await,
+        Command::Server(command) => server::run(layer, command).await,
         Command::Config(_)
         | Command::Render(_)
         | Command::Quadlet(_)
