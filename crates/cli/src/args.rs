@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Deploy the database layer of Immich (PostgreSQL and Valkey) as Podman Quadlet
 /// units on a BTRFS pool, and verify, inspect or remove it.
@@ -83,6 +83,13 @@ pub(crate) enum Command {
         after_help = "Examples:\n  immich-db render --output ./units\n  immich-db render --podman 4.9.3 --rootless --output ./units"
     )]
     Render(RenderArgs),
+    /// Move PostgreSQL and Valkey to the newest image of their configured
+    /// names: pull, restart, wait for the health check, and roll back to the
+    /// image that ran before when the new one is not healthy in time
+    #[command(
+        after_help = "Examples:\n  immich-db update\n  immich-db update --service valkey --no-pull --timeout 60"
+    )]
+    Update(UpdateArgs),
     /// The Immich server's side: what it needs of this layer, and its units
     #[command(
         subcommand,
@@ -136,6 +143,7 @@ impl Command {
             Self::Status => "status",
             Self::Destroy(_) => "destroy",
             Self::Render(_) => "render",
+            Self::Update(_) => "update",
             Self::Server(_) => "server",
             Self::Quadlet(_) => "quadlet",
             Self::Backup(_) => "backup",
@@ -202,6 +210,31 @@ pub(crate) struct RenderArgs {
     /// user running this]
     #[arg(long)]
     pub(crate) rootful: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateArgs {
+    /// Update only this service [default: Valkey, then PostgreSQL]
+    #[arg(long, value_enum)]
+    pub(crate) service: Option<ServiceArg>,
+    /// Do not pull: move to the newest local copy of each configured name
+    /// (images named localhost/... are never pulled)
+    #[arg(long)]
+    pub(crate) no_pull: bool,
+    /// How long a service on a new image has to become healthy before it is
+    /// rolled back
+    #[arg(long, value_name = "SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout: u64,
+}
+
+/// A service of the layer.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ServiceArg {
+    /// PostgreSQL
+    Postgres,
+    /// Valkey
+    Valkey,
 }
 
 #[derive(Debug, Subcommand)]

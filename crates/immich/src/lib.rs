@@ -57,6 +57,7 @@ pub mod secrets;
 pub mod server;
 pub mod status;
 pub mod storage;
+pub mod update;
 mod userns;
 pub mod verify;
 
