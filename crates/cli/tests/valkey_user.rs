@@ -11,7 +11,9 @@ use std::os::unix::fs::MetadataExt as _;
 use std::time::Duration;
 
 use common::{TestDeployment, lsattr_flags, text};
-use immich_db_testhost::{Host, require_host, require_rootless_host, wait_for};
+use immich_db_testhost::{
+    Cleanup, Host, require_host, require_rootless_host, unique_name, wait_for,
+};
 
 #[test]
 fn valkey_runs_as_its_images_user_and_keeps_its_data() {
@@ -50,9 +52,34 @@ fn top(d: &TestDeployment, fields: &[&str]) -> Vec<Vec<String>> {
 }
 
 fn valkey_user(host: &'static Host) {
+    // The test image under a registry's name (`.invalid` never resolves, and
+    // nothing is pulled: the image is there), with automatic updates asked
+    // for. The name goes after the deployment's container (dropped first).
+    let name = format!("registry.invalid/{}/valkey:8", unique_name("vkuser"));
+    let mut image = Cleanup::new(host);
+    image.image(&name);
+    host.podman_ok(["tag", &host.valkey_image, &name]);
     let d = TestDeployment::new(host, "vkuser");
-    let report = d.json_ok("deploy");
+    let config = d.write_config(
+        "valkey.toml",
+        &d.config_text(
+            &[("valkey", "image", Some(&format!("{name:?}")))],
+            &[("valkey", "auto_update = true")],
+        ),
+    );
+    let out = d.command(&config, &["--json", "deploy"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verify"]["ok"], true, "{report:#}");
+    // podman auto-update finds the container by its label (never run here: it
+    // would ask the registry).
+    let policy = host.podman_ok([
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"io.containers.autoupdate\"}}",
+        &d.vk,
+    ]);
+    assert_eq!(policy.trim(), "registry");
     let password = d.secret_value(&d.vk_secret).unwrap();
 
     // Who runs the server, as podman tells: in the container and on the host.
@@ -85,7 +112,9 @@ fn valkey_user(host: &'static Host) {
         );
     }
     // verify says the same.
-    let verify = d.json_ok("verify");
+    let out = d.command(&config, &["--json", "verify"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let verify: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let check = verify["checks"]
         .as_array()
         .unwrap()
@@ -113,11 +142,18 @@ fn valkey_user(host: &'static Host) {
         (valkey_cli(&d, &password, &["ping"]) == "PONG").then_some(())
     });
     assert_eq!(valkey_cli(&d, &password, &["get", "album:1"]), "kept");
-    let out = d.run_ok(&["--json", "storage", "audit"]);
+    let out = d
+        .command(&config, &["--json", "storage", "audit"])
+        .output()
+        .unwrap();
     let audit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(audit["ok"], true, "{audit:#}");
 
     // Purged with the rest.
-    d.run_ok(&["destroy", "--purge-data", "--yes"]);
+    let out = d
+        .command(&config, &["destroy", "--purge-data", "--yes"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
     assert!(!d.valkey_dir().exists());
 }
