@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Deploy the database layer of Immich (PostgreSQL and Valkey) as Podman Quadlet
 /// units on a BTRFS pool, and verify, inspect or remove it.
@@ -84,6 +84,19 @@ pub(crate) enum Command {
         after_help = "Examples:\n  immich-db render --output ./units\n  immich-db render --podman 4.9.3 --rootless --output ./units\n  immich-db render --kubernetes --output ./k8s"
     )]
     Render(RenderArgs),
+    /// Move PostgreSQL and Valkey to the newest image of their configured
+    /// names: pull, restart, wait for the health check, and roll back to the
+    /// image that ran before when the new one is not healthy in time
+    #[command(
+        after_help = "Examples:\n  immich-db update\n  immich-db update --service valkey --no-pull --timeout 60"
+    )]
+    Update(UpdateArgs),
+    /// The Immich server's side: what it needs of this layer, and its units
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  immich-db server env\n  immich-db server units"
+    )]
+    Server(ServerCommand),
     /// Format and lint Quadlet unit files
     #[command(
         subcommand,
@@ -132,6 +145,8 @@ impl Command {
             Self::Status => "status",
             Self::Destroy(_) => "destroy",
             Self::Render(_) => "render",
+            Self::Update(_) => "update",
+            Self::Server(_) => "server",
             Self::Quadlet(_) => "quadlet",
             Self::Backup(_) => "backup",
             Self::Restore(_) => "restore",
@@ -218,6 +233,65 @@ pub(crate) struct KubernetesArgs {
     /// Podman secret store, into 01-secrets.yaml (mode 0600)
     #[arg(long, requires = "kubernetes")]
     pub(crate) include_secrets: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateArgs {
+    /// Update only this service [default: Valkey, then PostgreSQL]
+    #[arg(long, value_enum)]
+    pub(crate) service: Option<ServiceArg>,
+    /// Do not pull: move to the newest local copy of each configured name
+    /// (images named localhost/... are never pulled)
+    #[arg(long)]
+    pub(crate) no_pull: bool,
+    /// How long a service on a new image has to become healthy before it is
+    /// rolled back
+    #[arg(long, value_name = "SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout: u64,
+}
+
+/// A service of the layer.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ServiceArg {
+    /// PostgreSQL
+    Postgres,
+    /// Valkey
+    Valkey,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServerCommand {
+    /// Print what the Immich server needs to reach this layer: host names,
+    /// user, database, and the passwords as files mounted from the layer's
+    /// Podman secrets (never their values)
+    #[command(after_help = "Example:\n  immich-db server env > immich-server.env")]
+    Env,
+    /// Write the Immich server's and machine learning's units (on the layer's
+    /// network, with the library and the model cache) into the unit directory
+    /// and reload systemd, or only into a directory; start them with systemctl
+    #[command(
+        after_help = "Examples:\n  immich-db server units\n  immich-db server units --podman 4.9.3 --output ./units"
+    )]
+    Units(ServerUnitsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerUnitsArgs {
+    /// Write them into this directory only (created when missing) [default:
+    /// the deployment's unit directory, then reload systemd]
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub(crate) output: Option<PathBuf>,
+    /// The podman release they are for [default: the installed podman, else
+    /// the newest release this tool knows]
+    #[arg(long, value_name = "X.Y.Z")]
+    pub(crate) podman: Option<String>,
+    /// Units for rootless podman [default: as the user running this]
+    #[arg(long, conflicts_with = "rootful", requires = "output")]
+    pub(crate) rootless: bool,
+    /// Units for rootful podman [default: as the user running this]
+    #[arg(long, requires = "output")]
+    pub(crate) rootful: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -60,9 +60,11 @@ pub mod render;
 mod rotate;
 mod schedule;
 pub mod secrets;
+pub mod server;
 pub mod status;
 pub mod storage;
 pub mod transfer;
+pub mod update;
 mod userns;
 pub mod verify;
 
