@@ -134,6 +134,11 @@ fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
         }
         _ => {}
     }
+    if let Command::Server(command) = &cli.command
+        && let Some(reply) = commands::server::offline(&deployment, command)
+    {
+        return reply;
+    }
     let access = access(&cli)?;
     block_on(async move {
         let layer = Layer::connect(deployment, &access)

@@ -62,11 +62,13 @@ pub mod render;
 mod rotate;
 mod schedule;
 pub mod secrets;
+pub mod server;
 mod sql_dump;
 pub mod status;
 pub mod storage;
 mod swap;
 pub mod transfer;
+pub mod update;
 mod userns;
 pub mod verify;
 

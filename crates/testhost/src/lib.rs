@@ -578,6 +578,7 @@ enum Step {
     Unit(String),
     File(PathBuf),
     Dir(PathBuf),
+    Image(String),
 }
 
 impl Cleanup {
@@ -619,6 +620,12 @@ impl Cleanup {
         self.steps.push(Step::Dir(path.into()));
         self
     }
+    /// Remove this image name at the end (`podman rmi`, without force: the
+    /// image itself goes only when no other name and no container uses it).
+    pub fn image(&mut self, name: &str) -> &mut Self {
+        self.steps.push(Step::Image(name.to_owned()));
+        self
+    }
 }
 
 impl Drop for Cleanup {
@@ -650,6 +657,9 @@ impl Drop for Cleanup {
                 }
                 Step::Dir(path) => {
                     let _ = std::fs::remove_dir_all(&path);
+                }
+                Step::Image(name) => {
+                    let _ = self.host.podman(["rmi", &name]);
                 }
             }
         }
