@@ -11,8 +11,8 @@ mod operate;
 mod write;
 
 pub(crate) use operate::{
-    BackupArgs, DeployArgs, DestroyArgs, RestoreArgs, SecretsCommand, ServiceArg, StorageCommand,
-    UpdateArgs,
+    BackupArgs, BackupMethodArg, DeployArgs, DestroyArgs, RestoreArgs, SecretsCommand, ServiceArg,
+    StorageCommand, UpdateArgs,
 };
 pub(crate) use write::{
     CompletionsArgs, ConfigCommand, ManpageArgs, QuadletCommand, RenderArgs, ServerCommand,

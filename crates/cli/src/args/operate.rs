@@ -71,17 +71,33 @@ pub(crate) struct BackupArgs {
     /// List the backups in the directory, oldest first, and the schedule
     #[arg(long, conflicts_with = "keep")]
     pub(crate) list: bool,
+    /// How to compress the dump [default: by the server's major version:
+    /// pg-dump-zstd from PostgreSQL 16, host-zstd before]
+    #[arg(long, value_enum, value_name = "METHOD", conflicts_with_all = ["list", "unschedule", "schedule"])]
+    pub(crate) method: Option<BackupMethodArg>,
+}
+
+/// How `backup` compresses the dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BackupMethodArg {
+    /// `pg_dump --compress=zstd:1` in the container (PostgreSQL 16 and later)
+    PgDumpZstd,
+    /// An uncompressed `pg_dump`, compressed with zstd on the host's cores as
+    /// it streams
+    HostZstd,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct RestoreArgs {
-    /// The backup: a `.dump` file written by `immich-db backup` (or its
-    /// `.json` manifest)
+    /// The backup: a `.dump` or `.dump.zst` file written by `immich-db backup`
+    /// (or its `.json` manifest), or one of Immich's own nightly backups
+    /// (`immich-db-backup-*.sql.gz`, or any `pg_dump`/`pg_dumpall` in plain
+    /// SQL, gzip'd or not)
     #[arg(value_name = "FILE")]
     pub(crate) file: PathBuf,
-    /// Restore into a database that is not empty: the objects the backup holds
-    /// are dropped and created again from it (with --target: everything the
-    /// target's user owns in its database is dropped first)
+    /// Restore into a database that is not empty: the database is replaced by
+    /// the backup once it is loaded (with --target: everything the target's
+    /// user owns in its database is dropped first)
     #[arg(long)]
     pub(crate) force: bool,
     /// Load the backup into this PostgreSQL instead of the deployment's:

@@ -3,10 +3,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use homelab_immich::backups::{BackupOptions, BackupSummary, ScheduleRequest, ScheduleState};
+use homelab_immich::backups::{
+    BackupMethod, BackupOptions, BackupSummary, Compressor, ScheduleRequest, ScheduleState,
+};
 use homelab_immich::{Error, Layer, Result};
 
-use crate::args::{BackupArgs, RestoreArgs};
+use crate::args::{BackupArgs, BackupMethodArg, RestoreArgs};
 use crate::output::{Reply, bytes};
 
 fn options(args: &BackupArgs) -> BackupOptions {
@@ -16,6 +18,12 @@ fn options(args: &BackupArgs) -> BackupOptions {
     }
     if let Some(keep) = args.keep {
         options = options.keep(keep);
+    }
+    if let Some(method) = args.method {
+        options = options.method(match method {
+            BackupMethodArg::PgDumpZstd => BackupMethod::PgDumpZstd,
+            BackupMethodArg::HostZstd => BackupMethod::HostZstd,
+        });
     }
     options
 }
@@ -71,8 +79,12 @@ pub(crate) async fn run(layer: &Layer, args: &BackupArgs, config: Option<&Path>)
     }
     let report = layer.backup(&options(args)).await?;
     let m = &report.backup.manifest;
+    let compressed_by = match m.compression.by {
+        Compressor::PgDump => "pg_dump",
+        _ => "this host",
+    };
     let mut human = format!(
-        "backup: wrote {} ({}, PostgreSQL {}, sha256 {})",
+        "backup: wrote {} ({}, zstd by {compressed_by}, PostgreSQL {}, sha256 {})",
         report.backup.dump.display(),
         bytes(Some(m.size)),
         m.postgres_version,
