@@ -155,7 +155,7 @@ fn methods_and_settings(host: &'static Host) {
         assert_eq!(
             sql(
                 &d,
-                "SELECT count(*), max(embedding)::text FROM smart_search"
+                "SELECT count(*), (SELECT embedding::text FROM smart_search WHERE id = 3000) FROM smart_search"
             ),
             "3000|[3000,3001,3002]"
         );
