@@ -46,6 +46,7 @@ mod exec_secret;
 mod fault;
 mod files;
 mod layer;
+pub mod layout;
 mod lock;
 pub mod plan;
 pub mod preconditions;

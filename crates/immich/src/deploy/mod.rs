@@ -96,10 +96,12 @@ impl Layer {
     /// precondition is an error ([`ErrorKind::Precondition`]).
     pub async fn plan(&self, options: &DeployOptions) -> Result<PlanReport> {
         let preconditions = self.check_host(options).await.into_result()?;
-        let plan = plan::plan(
+        let plan = plan::plan_given(
             self,
             preconditions.nocow_possible,
             preconditions.podman_version,
+            preconditions.postgres_layout.as_ref(),
+            plan::unit_states(self).await,
         )
         .await?;
         Ok(PlanReport {
@@ -211,8 +213,14 @@ impl Layer {
         } else {
             states
         };
-        let plan =
-            plan::plan_given(self, report.nocow_possible, report.podman_version, states).await?;
+        let plan = plan::plan_given(
+            self,
+            report.nocow_possible,
+            report.podman_version,
+            report.postgres_layout.as_ref(),
+            states,
+        )
+        .await?;
         Ok((report, plan))
     }
 }
