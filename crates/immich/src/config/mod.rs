@@ -2,6 +2,7 @@
 //! checks that turn it into a [`Deployment`].
 
 pub mod backup;
+pub mod edit;
 mod paths;
 mod template;
 mod validate;
