@@ -102,6 +102,14 @@ pub(crate) enum Command {
         after_help = "Example:\n  immich-db restore /mnt/btrfs-pool/backups/immich-20251108T030000Z.dump"
     )]
     Restore(RestoreArgs),
+    /// Move PostgreSQL to a new major version: a backup, a new cluster in a
+    /// fresh NOCOW directory beside the old one, the restore and its check,
+    /// then the switch (the configuration file records the new image); or go
+    /// back with --rollback
+    #[command(
+        after_help = "Examples:\n  immich-db upgrade --image ghcr.io/immich-app/postgres:18-vectorchord0.5.3\n  immich-db upgrade --rollback"
+    )]
+    Upgrade(UpgradeArgs),
     /// List, show or rotate the deployment's secrets
     #[command(subcommand, after_help = "Example:\n  immich-db secrets list")]
     Secrets(SecretsCommand),
@@ -133,6 +141,7 @@ impl Command {
             Self::Quadlet(_) => "quadlet",
             Self::Backup(_) => "backup",
             Self::Restore(_) => "restore",
+            Self::Upgrade(_) => "upgrade",
             Self::Secrets(_) => "secrets",
             Self::Storage(_) => "storage",
             Self::Completions(_) => "completions",
@@ -262,6 +271,29 @@ pub(crate) struct RestoreArgs {
     /// are dropped and created again from it
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpgradeArgs {
+    /// The image of the new PostgreSQL major (with the extensions the
+    /// database uses)
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        required_unless_present = "rollback",
+        conflicts_with = "rollback"
+    )]
+    pub(crate) image: Option<String>,
+    /// Go back to the cluster from before the last upgrade (what was written
+    /// to the database since is not carried back), or abandon an upgrade that
+    /// has not switched over
+    #[arg(long)]
+    pub(crate) rollback: bool,
+    /// Do not show the steps and ask for confirmation first
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+    #[command(flatten)]
+    pub(crate) deploy: DeployArgs,
 }
 
 #[derive(Debug, Subcommand)]

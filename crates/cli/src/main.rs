@@ -110,7 +110,8 @@ fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
         _ => {}
     }
     // Bad input is found before anything on the host is touched.
-    let deployment = load(&cli, config_from_env)?.validate()?;
+    let loaded = load(&cli, config_from_env)?;
+    let deployment = loaded.validate()?;
     if let Command::Render(args) = &cli.command {
         return commands::render::run(&deployment, args);
     }
@@ -134,6 +135,6 @@ fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
         let layer = Layer::connect(deployment, &access)
             .await?
             .with_progress(Arc::new(Terminal::new(verbosity)));
-        commands::run(&layer, &cli).await
+        commands::run(&layer, &cli, &loaded).await
     })
 }

@@ -57,6 +57,7 @@ mod schedule;
 pub mod secrets;
 pub mod status;
 pub mod storage;
+pub mod upgrade;
 mod userns;
 pub mod verify;
 

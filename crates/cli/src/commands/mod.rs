@@ -10,14 +10,17 @@ pub(crate) mod render;
 pub(crate) mod secrets;
 pub(crate) mod status;
 pub(crate) mod storage;
+pub(crate) mod upgrade;
 
+use homelab_immich::config::Loaded;
 use homelab_immich::{Layer, Result};
 
 use crate::args::{Cli, Command};
 use crate::output::Reply;
 
-/// Runs a subcommand that works on the deployment.
-pub(crate) async fn run(layer: &Layer, cli: &Cli) -> Result<Reply> {
+/// Runs a subcommand that works on the deployment, whose configuration is
+/// `config`.
+pub(crate) async fn run(layer: &Layer, cli: &Cli, config: &Loaded) -> Result<Reply> {
     match &cli.command {
         Command::Plan(args) => deploy::plan(layer, args).await,
         Command::Deploy(args) => deploy::deploy(layer, args).await,
@@ -28,6 +31,7 @@ pub(crate) async fn run(layer: &Layer, cli: &Cli) -> Result<Reply> {
         Command::Restore(args) => backup::restore(layer, args).await,
         Command::Secrets(command) => secrets::run(layer, command, cli.json).await,
         Command::Storage(command) => storage::run(layer, command).await,
+        Command::Upgrade(args) => upgrade::run(layer, args, config).await,
         Command::Config(_)
         | Command::Render(_)
         | Command::Quadlet(_)

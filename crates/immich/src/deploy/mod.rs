@@ -121,6 +121,12 @@ impl Layer {
     pub async fn deploy(&self, options: &DeployOptions) -> Result<DeployReport> {
         let d = &self.deployment;
         let _lock = lock::acquire(&lock::lock_path(d, self.runtime_dir.as_deref()))?;
+        self.deploy_held(options).await
+    }
+
+    /// [`Layer::deploy`], for an operation that holds the deployment's lock
+    /// already (an upgrade, an import).
+    pub(crate) async fn deploy_held(&self, options: &DeployOptions) -> Result<DeployReport> {
         self.tell(Event::Phase("checking the host"));
         let (report, plan) = self
             .check_and_plan(options)
