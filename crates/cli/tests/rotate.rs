@@ -164,6 +164,21 @@ fn rotations(host: &'static Host) {
         assert_eq!(s["findings"].as_array().unwrap().len(), 0, "{listed:#}");
         assert_eq!(s["pending_rotation"], false, "{listed:#}");
     }
+    // Immich reads the passwords; the JWT key it no longer reads, and the
+    // list says so.
+    let used: Vec<&serde_json::Value> = secrets.iter().map(|s| &s["used_by_immich"]).collect();
+    assert_eq!(used, [true, true, false], "{listed:#}");
+    assert!(
+        secrets[2]["note"].as_str().unwrap().contains("JWT_SECRET"),
+        "{listed:#}"
+    );
+    let out = run_ok(&d, &config, &["secrets", "list"]);
+    let jwt_line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(&d.jwt_secret))
+        .unwrap()
+        .to_owned();
+    assert!(jwt_line.contains("not used by Immich"), "{jwt_line}");
     assert_eq!(secrets[0]["name"], d.pg_secret.as_str());
     assert_eq!(secrets[0]["near_duplicates"][0], lookalike.as_str());
     let out = run_ok(&d, &config, &["secrets", "list"]);
@@ -240,9 +255,15 @@ fn rotations(host: &'static Host) {
     );
     verify_ok(&d, &config);
 
-    // The JWT key: replaced, with a warning that sessions end.
+    // The JWT key: replaced; Immich does not read it, so no claim that
+    // sessions end.
     let out = run_ok(&d, &config, &["secrets", "rotate", &d.jwt_secret]);
-    assert!(text(&out).contains("session"), "{}", text(&out));
+    assert!(
+        text(&out).contains("unused since early 2023"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("session"), "{}", text(&out));
     assert_ne!(d.secret_value(&d.jwt_secret).unwrap(), first[2]);
     assert!(!pending_exists(&d, &d.jwt_secret));
 

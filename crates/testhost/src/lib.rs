@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod cnpg;
 pub mod system;
 pub use system::{
     SystemMachine, SystemMachineBuilder, system_machine_available, system_machine_ready,
@@ -577,6 +578,7 @@ enum Step {
     Unit(String),
     File(PathBuf),
     Dir(PathBuf),
+    Image(String),
 }
 
 impl Cleanup {
@@ -618,6 +620,12 @@ impl Cleanup {
         self.steps.push(Step::Dir(path.into()));
         self
     }
+    /// Remove this image name at the end (`podman rmi`, without force: the
+    /// image itself goes only when no other name and no container uses it).
+    pub fn image(&mut self, name: &str) -> &mut Self {
+        self.steps.push(Step::Image(name.to_owned()));
+        self
+    }
 }
 
 impl Drop for Cleanup {
@@ -649,6 +657,9 @@ impl Drop for Cleanup {
                 }
                 Step::Dir(path) => {
                     let _ = std::fs::remove_dir_all(&path);
+                }
+                Step::Image(name) => {
+                    let _ = self.host.podman(["rmi", &name]);
                 }
             }
         }

@@ -8,8 +8,11 @@ pub(crate) mod deploy;
 pub(crate) mod quadlet;
 pub(crate) mod render;
 pub(crate) mod secrets;
+pub(crate) mod server;
 pub(crate) mod status;
 pub(crate) mod storage;
+pub(crate) mod transfer;
+pub(crate) mod update;
 pub(crate) mod upgrade;
 
 use homelab_immich::config::Loaded;
@@ -31,6 +34,8 @@ pub(crate) async fn run(layer: &Layer, cli: &Cli, config: &Loaded) -> Result<Rep
         Command::Restore(args) => backup::restore(layer, args).await,
         Command::Secrets(command) => secrets::run(layer, command, cli.json).await,
         Command::Storage(command) => storage::run(layer, command).await,
+        Command::Update(args) => update::run(layer, args).await,
+        Command::Server(command) => server::run(layer, command).await,
         Command::Upgrade(args) => upgrade::run(layer, args, config).await,
         Command::Config(_)
         | Command::Render(_)

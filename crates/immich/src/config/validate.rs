@@ -53,6 +53,10 @@ pub struct Deployment {
     /// names do.
     #[serde(skip)]
     pub postgres_layout: crate::layout::PostgresLayout,
+    /// Each container's extra settings: environment, podman options, a fixed
+    /// address, a published port.
+    #[serde(skip)]
+    pub containers: super::containers::Containers,
 }
 
 impl Deployment {
@@ -92,7 +96,7 @@ impl Deployment {
 /// A name for a unit, a container or a secret: a letter or digit first, then
 /// letters, digits, `_`, `.` or `-` (Podman's rule; it also keeps unit file
 /// names and `Secret=` options unambiguous).
-fn check_name(value: &str) -> std::result::Result<(), String> {
+pub(super) fn check_name(value: &str) -> std::result::Result<(), String> {
     if value.is_empty() {
         return Err("it is empty".into());
     }
@@ -491,6 +495,8 @@ pub fn validate(loaded: &Loaded) -> Result<Deployment> {
     };
 
     let backup = super::backup::resolve(loaded, &pool, &dirs, scope)?;
+    super::kubernetes::check(loaded)?;
+    let containers = super::containers::resolve(loaded, subnet, gateway)?;
 
     Ok(Deployment {
         config: config.clone(),
@@ -504,6 +510,7 @@ pub fn validate(loaded: &Loaded) -> Result<Deployment> {
         backup,
         rootless: !rustix::process::geteuid().is_root(),
         postgres_layout: crate::layout::PostgresLayout::assumed(&config.postgres.image),
+        containers,
     })
 }
 

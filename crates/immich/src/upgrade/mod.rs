@@ -874,15 +874,13 @@ impl Run<'_> {
         let mut failure = failure;
         match self.abandon(j).await {
             Ok(()) => {
-                failure.help = Some(
-                    format!(
-                        "{}; PostgreSQL {} serves as before{backup}, and nothing of the upgrade is left",
-                        failure.help.take().unwrap_or_else(|| {
-                            "fix the cause above, then run the upgrade again".into()
-                        }),
-                        j.from.major
-                    ),
-                );
+                failure.help = Some(format!(
+                    "{}; PostgreSQL {} serves as before{backup}, and nothing of the upgrade is left",
+                    failure.help.take().unwrap_or_else(|| {
+                        "fix the cause above, then run the upgrade again".into()
+                    }),
+                    j.from.major
+                ));
             }
             Err(cleanup) => {
                 failure.help = Some(format!(
