@@ -201,7 +201,11 @@ fn upgrade_and_roll_back(host: &'static Host) {
     assert_eq!(report["verify"]["ok"], true, "{report:#}");
     let backup = PathBuf::from(report["backup"].as_str().unwrap());
     assert!(backup.exists(), "{report:#}");
-    ops::assert_no_secret(&report.to_string(), &[password.clone()], "the report");
+    ops::assert_no_secret(
+        &report.to_string(),
+        std::slice::from_ref(&password),
+        "the report",
+    );
 
     // The server is 18, on the cluster in the image's PGDATA, in the new NOCOW
     // directory mounted where the image declares its volume; the rows and
@@ -278,7 +282,11 @@ fn upgrade_and_roll_back(host: &'static Host) {
         written.contains("postgres_dir = \"db/postgres-pg18\"\n"),
         "{written}"
     );
-    ops::assert_no_secret(&written, &[password.clone()], "the configuration");
+    ops::assert_no_secret(
+        &written,
+        std::slice::from_ref(&password),
+        "the configuration",
+    );
     // The old cluster is kept as it was.
     assert_eq!(
         std::fs::read_to_string(d.postgres_dir().join("PG_VERSION")).unwrap(),

@@ -102,9 +102,9 @@ pub fn edit(loaded: &Loaded, changes: &[Change]) -> Result<Edited> {
             .at(path.display().to_string())
             .help("fix it, then run the command again; nothing was changed")
     })?;
-    let mut changed = !exists;
+    let mut written = !exists;
     for change in changes {
-        changed |= set(&mut document, change).map_err(|what| {
+        written |= set(&mut document, change).map_err(|what| {
             Error::bad_input(what)
                 .at(path.display().to_string())
                 .help("fix the file by hand, then run the command again; nothing was changed")
@@ -129,7 +129,7 @@ pub fn edit(loaded: &Loaded, changes: &[Change]) -> Result<Edited> {
         ));
         failure
     })?;
-    if changed {
+    if written {
         write_atomic(&path, new_text.as_bytes()).map_err(|e| {
             Error::failed(format!("cannot write {}: {e}", path.display()))
                 .help("check the permissions of the file and its directory")
@@ -137,7 +137,7 @@ pub fn edit(loaded: &Loaded, changes: &[Change]) -> Result<Edited> {
     }
     Ok(Edited {
         path,
-        changed,
+        changed: written,
         loaded: reloaded,
         deployment,
     })
@@ -263,7 +263,17 @@ mod tests {
             "{written}"
         );
         assert!(written.contains("image = \"a/pg:18\"\n"), "{written}");
-        assert_eq!(written.matches("image = ").count(), 2, "{written}");
+        // Set in [postgres] only, every other key of the template as it was.
+        assert_eq!(
+            written.matches("image = \"a/pg:18\"").count(),
+            1,
+            "{written}"
+        );
+        assert_eq!(
+            written.matches("image = ").count(),
+            template().matches("image = ").count(),
+            "{written}"
+        );
         assert!(matches!(edited.loaded.origin, Origin::Home { .. }));
     }
 }

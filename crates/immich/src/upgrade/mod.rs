@@ -505,23 +505,22 @@ impl Layer {
                 Resume::Fresh => {}
             }
         }
-        let mut j = match journal {
-            Some(j) => j,
-            None => {
-                self.tell(Event::Phase("checking the deployment and the new image"));
-                let checked = self.upgrade_checks(request).await?;
-                let mut j = Journal::new(
-                    &self.deployment.config.postgres.container_name,
-                    checked.from.clone(),
-                    checked.to.clone(),
-                );
-                journal::write(&path, &j)?;
-                fault::point("upgrade-backup");
-                if let Err(failure) = run.prepare(&mut j, &checked).await {
-                    return Err(run.undo_preparation(&j, failure).await);
-                }
-                j
+        let mut j = if let Some(j) = journal {
+            j
+        } else {
+            self.tell(Event::Phase("checking the deployment and the new image"));
+            let checked = self.upgrade_checks(request).await?;
+            let mut j = Journal::new(
+                &self.deployment.config.postgres.container_name,
+                checked.from.clone(),
+                checked.to.clone(),
+            );
+            journal::write(&path, &j)?;
+            fault::point("upgrade-backup");
+            if let Err(failure) = Box::pin(run.prepare(&mut j, &checked)).await {
+                return Err(run.undo_preparation(&j, failure).await);
             }
+            j
         };
         if j.phase == Phase::Restored {
             run.stop_temporary(&j.container).await?;
@@ -641,16 +640,18 @@ impl Layer {
         }
         fault::point("rollback-switch");
         let back = self.derive(edited.deployment);
-        let deployed = back.deploy_held(options).await.map_err(|mut failure| {
-            failure.help = Some(format!(
-                "{}; then run `immich-db upgrade --rollback` again",
+        let deployed = Box::pin(back.deploy_held(options))
+            .await
+            .map_err(|mut failure| {
+                failure.help = Some(format!(
+                    "{}; then run `immich-db upgrade --rollback` again",
+                    failure
+                        .help
+                        .take()
+                        .unwrap_or_else(|| "fix the cause above".into())
+                ));
                 failure
-                    .help
-                    .take()
-                    .unwrap_or_else(|| "fix the cause above".into())
-            ));
-            failure
-        })?;
+            })?;
         run.done.extend(deployed.done.iter().cloned());
         journal::remove(&path)?;
         run.push(format!(
@@ -973,7 +974,7 @@ impl Run<'_> {
         }
         fault::point("upgrade-switch");
         let new = self.ctx.derive(edited.deployment);
-        let mut deployed = new.deploy_held(options).await?;
+        let mut deployed = Box::pin(new.deploy_held(options)).await?;
         self.done.extend(deployed.done.iter().cloned());
         if deployed.verification.is_none() {
             deployed.verification = Some(new.verify().await);
