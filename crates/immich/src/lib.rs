@@ -50,6 +50,7 @@ mod error;
 mod exec_secret;
 mod fault;
 mod files;
+pub mod import;
 pub mod kubernetes;
 mod layer;
 pub mod layout;

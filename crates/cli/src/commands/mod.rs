@@ -5,6 +5,7 @@ pub(crate) mod backup;
 pub(crate) mod completions;
 pub(crate) mod config;
 pub(crate) mod deploy;
+pub(crate) mod import;
 pub(crate) mod quadlet;
 pub(crate) mod render;
 pub(crate) mod secrets;
@@ -37,6 +38,7 @@ pub(crate) async fn run(layer: &Layer, cli: &Cli, config: &Loaded) -> Result<Rep
         Command::Update(args) => update::run(layer, args).await,
         Command::Server(command) => server::run(layer, command).await,
         Command::Upgrade(args) => upgrade::run(layer, args, config).await,
+        Command::Import(args) => import::run(layer, args, config).await,
         Command::Config(_)
         | Command::Render(_)
         | Command::Quadlet(_)

@@ -71,7 +71,7 @@ pub(crate) async fn run(layer: &Layer, args: &UpgradeArgs, config: &Loaded) -> R
 }
 
 /// What was done, a line each.
-fn lines(done: &[String]) -> String {
+pub(super) fn lines(done: &[String]) -> String {
     let mut out = String::new();
     for line in done {
         let _ = writeln!(out, "- {line}");
@@ -80,7 +80,7 @@ fn lines(done: &[String]) -> String {
 }
 
 /// Adds a failed verification to the text; whether it failed.
-fn failed(verification: Option<&Verification>, human: &mut String) -> bool {
+pub(super) fn failed(verification: Option<&Verification>, human: &mut String) -> bool {
     match verification {
         Some(v) if !v.ok => {
             let _ = write!(human, "\n{v}");
@@ -91,7 +91,7 @@ fn failed(verification: Option<&Verification>, human: &mut String) -> bool {
 }
 
 /// Asks on the terminal before going on.
-fn confirm(what: &str) -> Result<()> {
+pub(super) fn confirm(what: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(
             Error::bad_input(format!("refusing to {what} without confirmation"))

@@ -26,7 +26,7 @@
 //! deploy's own steps; and a rollback at `rollback-config` (journal marked)
 //! and `rollback-switch` (configuration written).
 
-mod compare;
+pub(crate) mod compare;
 mod journal;
 
 use std::path::{Path, PathBuf};
