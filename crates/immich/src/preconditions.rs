@@ -228,7 +228,7 @@ fn postgres_data(report: &mut HostReport, d: &Deployment, layout: &PostgresLayou
                 cluster.dir.display()
             ),
             format!(
-                "move the data to PostgreSQL {major} with `immich-db upgrade --image {image}`                  (it keeps the PostgreSQL {} cluster for a rollback), or set [postgres] image back                  to a PostgreSQL {} image",
+                "move the data to PostgreSQL {major} with `immich-db upgrade --image {image}` (it keeps the PostgreSQL {} cluster for a rollback), or set [postgres] image back to a PostgreSQL {} image",
                 cluster.major, cluster.major
             ),
         ),

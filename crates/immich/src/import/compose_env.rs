@@ -12,15 +12,15 @@
 //!
 //! let env = ComposeEnv::parse(
 //!     "UPLOAD_LOCATION=./library\nDB_DATA_LOCATION=./postgres\n\
-//!      DB_PASSWORD=postgres\nDB_USERNAME=postgres\nDB_DATABASE_NAME=immich\n",
+//!      DB_PASSWORD=Xk2Lq9Zp\nDB_USERNAME=postgres\nDB_DATABASE_NAME=immich\n",
 //!     std::path::Path::new("/srv/immich/.env"),
 //! )?;
 //! assert_eq!(env.username, "postgres");
 //! assert_eq!(env.database, "immich");
-//! assert_eq!(env.password.expose(), b"postgres");
+//! assert_eq!(env.password.expose(), b"Xk2Lq9Zp");
 //! assert_eq!(env.upload_location.as_deref(), Some(std::path::Path::new("/srv/immich/library")));
 //! // The password is never shown.
-//! assert!(!format!("{env:?}").contains("postgres\""));
+//! assert!(!format!("{env:?}").contains("Xk2Lq9Zp"));
 //! # Ok::<(), homelab_immich::Error>(())
 //! ```
 
