@@ -106,23 +106,18 @@ fn import_from_compose(host: &'static Host) {
     ]);
     let start = Instant::now();
     loop {
+        // Listening on TCP: the entrypoint's own start is over.
         let ready = host
-            .podman([
-                "exec",
-                &compose,
-                "psql",
-                "-X",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "immich",
-                "-Atc",
-                "SELECT 1",
-            ])
+            .podman(["exec", &compose, "pg_isready", "-q", "-h", "127.0.0.1"])
             .status
-            .success();
+            .success()
+            && host
+                .podman([
+                    "exec", &compose, "psql", "-X", "-U", "postgres", "-d", "immich", "-Atc",
+                    "SELECT 1",
+                ])
+                .status
+                .success();
         if ready {
             break;
         }
