@@ -481,3 +481,13 @@ pub fn first_word(out: &Output) -> String {
 pub fn lsattr_flags(host: &Host, path: &Path) -> String {
     first_word(&host.command("lsattr").arg("-d").arg(path).output().unwrap())
 }
+
+/// The check called `name` in a JSON report of `verify`.
+pub fn named_check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
+}
