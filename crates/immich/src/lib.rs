@@ -51,8 +51,10 @@ mod error;
 mod exec_secret;
 mod fault;
 mod files;
+pub mod import;
 pub mod kubernetes;
 mod layer;
+pub mod layout;
 mod lock;
 mod pipe;
 pub mod plan;
@@ -69,6 +71,7 @@ pub mod storage;
 mod swap;
 pub mod transfer;
 pub mod update;
+pub mod upgrade;
 mod userns;
 pub mod verify;
 
