@@ -56,7 +56,7 @@ fn valkey_command() -> String {
 /// major version in `PG_MAJOR`, as the official image does: there, `pg_isready`
 /// on the `PATH` is Debian's Perl wrapper, which costs ten times what the check
 /// does, and the check runs every second while the server starts.
-fn postgres_health_command(user: &str, database: &str) -> String {
+pub(crate) fn postgres_health_command(user: &str, database: &str) -> String {
     format!(
         "b=/usr/lib/postgresql/$PG_MAJOR/bin/pg_isready; [ -x \"$b\" ] || b=pg_isready; \
          exec \"$b\" -h 127.0.0.1 -U {user} -d {database}"

@@ -54,6 +54,7 @@ pub mod render;
 mod rotate;
 mod schedule;
 pub mod secrets;
+mod set;
 pub mod status;
 pub mod storage;
 mod userns;
