@@ -12,9 +12,10 @@
 //! - `secret`: create and check secrets against their consumer's policy, in
 //!   memory or in Podman's store (`homelab-secrets`, `homelab-podman`). Needs no
 //!   host without `--podman`.
-//! - `immich_server_units`: the Immich server and machine-learning units that
-//!   depend on the database layer, linted together with its units
-//!   (`homelab-immich`, `homelab-quadlet`). Needs no host.
+//! - `immich_server_units`: the Immich server and machine-learning units as
+//!   `homelab-immich` writes them from the layer's configuration, with the
+//!   server's environment, linted together with the layer's units. Needs no
+//!   host.
 //! - `kubernetes_manifests`: the same layer for a Kubernetes cluster, as a
 //!   CloudNativePG `Cluster`, Valkey and a README (`homelab-kube`). Needs no
 //!   host.

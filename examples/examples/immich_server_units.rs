@@ -1,147 +1,29 @@
 //! Needs no host.
 //!
 //! The next step after the database layer: the Immich server and its
-//! machine-learning container as Quadlet units, rendered with
-//! `homelab-quadlet` and linted together with the database layer's own units,
-//! as `homelab-immich` renders them from a configuration (the defaults here;
-//! give a configuration file to use yours).
+//! machine-learning container as Quadlet units, as `homelab-immich` writes them
+//! from the same configuration as the layer (the defaults here; give a
+//! configuration file to use yours), linted together with the layer's own
+//! units. `immich-db server units` writes the same files.
 //!
-//! - The server `Requires=` and comes `After=` both database services; its
-//!   `DB_PASSWORD` and `REDIS_PASSWORD` come from the same Podman secrets the
-//!   databases use, as environment variables set by podman (`Secret=...,
-//!   type=env`), never written in a unit file.
-//! - The machine-learning container sits only on an internal network
-//!   (`Internal=true`, no route out) that the server shares with it. With no
-//!   route out it cannot download models: put them in its cache directory
-//!   first, or start it once on an ordinary network.
+//! - The server `Requires=` and comes `After=` both database services; it
+//!   reads its passwords from `DB_PASSWORD_FILE` and `REDIS_PASSWORD_FILE`,
+//!   files mounted from the same Podman secrets the databases use, never
+//!   written in a unit file.
+//! - Both join the layer's network, which is not internal: the machine
+//!   learning downloads its models into the model cache, and the server
+//!   reaches it by its container name.
 //!
 //! Run it with `cargo run -p immich-db-examples --example immich_server_units
-//! [CONFIG [DIR]]`; give a directory to also write the server's files there
-//! (for example `~/.config/containers/systemd`, then `systemctl --user
-//! daemon-reload`).
+//! [CONFIG [DIR]]`; give a directory to also write the server's files there.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use homelab_immich::Deployment;
 use homelab_immich::config::{self, Loaded};
-use homelab_immich::desired;
-use homelab_quadlet::{
-    Container, ContainerUnit, InstallSection, KeyValue, Network, NetworkUnit, PodmanVersion,
-    RestartPolicy, Secret, ServiceSection, Severity, TimeSpan, UnitSection, UnitSet, VolumeMount,
-    lint,
-};
-
-/// Immich's moving tag for its latest release; pin a version (`v2.x.y`) in a
-/// real deployment.
-const IMMICH_VERSION: &str = "release";
-
-fn unit(description: &str) -> UnitSection {
-    UnitSection {
-        description: Some(description.to_owned()),
-        ..UnitSection::default()
-    }
-}
-
-fn always(timeout_s: u64) -> ServiceSection {
-    ServiceSection {
-        restart: Some(RestartPolicy::Always),
-        timeout_start_sec: Some(TimeSpan::from_secs(timeout_s)),
-        ..ServiceSection::default()
-    }
-}
-
-/// The database layer's units, as `immich-db deploy` writes them for podman
-/// `target`.
-fn database_layer(deployment: &Deployment, target: PodmanVersion) -> Vec<(String, String)> {
-    desired::units(deployment, target)
-        .into_iter()
-        .map(|u| (u.file_name, u.content))
-        .collect()
-}
-
-/// The Immich server, its machine-learning container and their internal
-/// network.
-fn immich(deployment: &Deployment) -> Result<Vec<(String, String)>, homelab_quadlet::Error> {
-    let c = &deployment.config;
-    let service = |container: &str| format!("{container}.service");
-    let ml_network = NetworkUnit {
-        unit: unit("Internal network between the Immich server and machine learning"),
-        network: Network {
-            internal: Some(true),
-            ..Network::default()
-        },
-        install: InstallSection::default_target(),
-        ..NetworkUnit::default()
-    };
-
-    let databases = vec![
-        service(&c.postgres.container_name),
-        service(&c.valkey.container_name),
-    ];
-    // Both images bring their own health checks.
-    let server = Container {
-        image: Some(format!("ghcr.io/immich-app/immich-server:{IMMICH_VERSION}")),
-        container_name: Some("immich-server".into()),
-        // The database network (which also orders the server after its
-        // service) and the internal one shared with machine learning.
-        network: vec![deployment.network_unit_file(), "immich-ml.network".into()],
-        publish_port: vec!["127.0.0.1:2283:2283".into()],
-        environment: vec![
-            KeyValue::new("DB_HOSTNAME", &c.postgres.container_name),
-            KeyValue::new("DB_USERNAME", &c.postgres.user),
-            KeyValue::new("DB_DATABASE_NAME", &c.postgres.database),
-            KeyValue::new("REDIS_HOSTNAME", &c.valkey.container_name),
-            KeyValue::new("IMMICH_MACHINE_LEARNING_URL", "http://immich-ml:3003"),
-        ],
-        secret: vec![
-            Secret::env(&c.postgres.password_secret, "DB_PASSWORD"),
-            Secret::env(&c.valkey.password_secret, "REDIS_PASSWORD"),
-        ],
-        volume: vec![
-            VolumeMount::bind(deployment.dirs.library.display().to_string(), "/data")
-                .with_option("Z"),
-        ],
-        ..Container::default()
-    };
-    let server = ContainerUnit {
-        unit: UnitSection {
-            requires: databases.clone(),
-            after: databases,
-            ..unit("Immich server")
-        },
-        container: server,
-        service: always(900),
-        install: InstallSection::default_target(),
-        ..ContainerUnit::default()
-    };
-
-    let ml = Container {
-        image: Some(format!(
-            "ghcr.io/immich-app/immich-machine-learning:{IMMICH_VERSION}"
-        )),
-        container_name: Some("immich-ml".into()),
-        network: vec!["immich-ml.network".into()],
-        volume: vec![
-            VolumeMount::bind(deployment.dirs.ml_cache.display().to_string(), "/cache")
-                .with_option("Z"),
-        ],
-        ..Container::default()
-    };
-    let ml = ContainerUnit {
-        unit: unit("Immich machine learning"),
-        container: ml,
-        service: always(900),
-        install: InstallSection::default_target(),
-        ..ContainerUnit::default()
-    };
-
-    Ok(vec![
-        ("immich-ml.network".into(), ml_network.render()?),
-        ("immich-server.container".into(), server.render()?),
-        ("immich-ml.container".into(), ml.render()?),
-    ])
-}
+use homelab_immich::server::{self, ServerUnitsOptions};
+use homelab_immich::{desired, server::environment};
+use homelab_quadlet::{PodmanVersion, Severity};
 
 fn main() -> ExitCode {
     let target = PodmanVersion::new(5, 4, 2);
@@ -157,29 +39,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let database = database_layer(&deployment, target);
-    let server = match immich(&deployment) {
-        Ok(server) => server,
+
+    // What the server needs of the layer: names and password files.
+    print!("{}", environment(&deployment).env_file());
+
+    // The units, refused when the generator of `target` would refuse them.
+    let units = match server::units(&deployment, target) {
+        Ok(units) => units,
         Err(e) => {
-            eprintln!("cannot render a unit: {e}");
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let mut set = UnitSet::new();
-    for (name, text) in database.iter().chain(&server) {
-        if let Err(e) = set.insert(name, text) {
-            eprintln!("{name}: {e}");
-            return ExitCode::FAILURE;
-        }
+    for unit in &units {
+        println!(
+            "\n# {} (service {})\n{}",
+            unit.file_name, unit.service, unit.content
+        );
     }
-    for (name, text) in &server {
-        let service = set
-            .get(name)
-            .map_or_else(String::new, |u| format!(" (service {})", u.names.service));
-        println!("# {name}{service}\n{text}");
-    }
-
-    let findings = lint(&set, target);
+    let mut all = desired::units(&deployment, target);
+    all.extend(units.iter().cloned());
+    let findings = desired::lint(&all, target, deployment.scope);
     for finding in &findings {
         println!("{finding}");
     }
@@ -189,33 +69,27 @@ fn main() -> ExitCode {
         .count();
     println!(
         "lint: {} unit(s) checked together for podman {target}: {errors} error(s), {} other finding(s)",
-        database.len() + server.len(),
+        all.len(),
         findings.len() - errors
     );
 
-    // Without the database layer in the set, the server's dependencies point
-    // at units nothing generates: the lint says so.
-    let mut alone = UnitSet::new();
-    for (name, text) in &server {
-        let _ = alone.insert(name, text);
-    }
-    let missing = lint(&alone, target)
-        .into_iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    println!("lint without the database layer: {missing} error(s), as expected");
-
     if let Some(dir) = args.next() {
-        for (name, text) in &server {
-            let path = dir.join(name);
-            if let Err(e) = std::fs::write(&path, text) {
-                eprintln!("cannot write {}: {e}", path.display());
+        let options = ServerUnitsOptions::new()
+            .output(&dir)
+            .podman(target.to_string());
+        match server::render_units(&deployment, &options) {
+            Ok(written) => {
+                for file in written.files {
+                    println!("wrote {}", file.path.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
                 return ExitCode::FAILURE;
             }
-            println!("wrote {}", path.display());
         }
     }
-    if errors > 0 || missing == 0 {
+    if errors > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

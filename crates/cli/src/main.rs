@@ -111,9 +111,46 @@ fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
     }
     // Bad input is found before anything on the host is touched.
     let deployment = load(&cli, config_from_env)?.validate()?;
-    if let Command::Render(args) = &cli.command {
-        return commands::render::run(&deployment, args);
+    let verbosity = if cli.quiet || cli.json {
+        Verbosity::Quiet
+    } else {
+        Verbosity::Normal
+    };
+    match &cli.command {
+        // Neither needs the deployment's services: no systemd manager, and
+        // the podman service only for the secrets' values.
+        Command::Render(args) if args.kubernetes.enabled => {
+            let access = if args.kubernetes.include_secrets {
+                access(&cli)?
+            } else {
+                Access::new()
+            };
+            return block_on(commands::render::kubernetes(&deployment, args, &access));
+        }
+        Command::Render(args) => return commands::render::run(&deployment, args),
+        Command::Restore(args) if args.target.is_some() => {
+            let progress = Terminal::new(verbosity);
+            return block_on(commands::transfer::restore(&deployment, args, &progress));
+        }
+        _ => {}
     }
+    if let Command::Server(command) = &cli.command
+        && let Some(reply) = commands::server::offline(&deployment, command)
+    {
+        return reply;
+    }
+    let access = access(&cli)?;
+    block_on(async move {
+        let layer = Layer::connect(deployment, &access)
+            .await?
+            .with_progress(Arc::new(Terminal::new(verbosity)));
+        commands::run(&layer, &cli).await
+    })
+}
+
+/// How the host's services are reached, as the command line and environment
+/// say.
+fn access(cli: &Cli) -> Result<Access> {
     let mut access = Access::new();
     if let Some(url) = &cli.url {
         access = access.container_host(url)?;
@@ -121,19 +158,14 @@ fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
     if let Some(dir) = &cli.runtime_dir {
         access = access.runtime_dir(dir);
     }
-    let verbosity = if cli.quiet || cli.json {
-        Verbosity::Quiet
-    } else {
-        Verbosity::Normal
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    Ok(access)
+}
+
+/// Runs an operation of the library to its end, on this thread.
+fn block_on<T>(operation: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async move {
-        let layer = Layer::connect(deployment, &access)
-            .await?
-            .with_progress(Arc::new(Terminal::new(verbosity)));
-        commands::run(&layer, &cli).await
-    })
+        .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?
+        .block_on(operation)
 }

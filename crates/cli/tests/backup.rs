@@ -12,7 +12,7 @@ mod ops;
 use std::path::{Path, PathBuf};
 
 use common::{TestDeployment, first_word, lsattr_flags, text};
-use immich_db_testhost::require_host;
+use immich_db_testhost::{Host, require_host, require_rootless_host};
 use ops::{code, config_with_backup, json, run, run_ok, sql};
 
 fn sha256sum(host: &immich_db_testhost::Host, path: &Path) -> String {
@@ -35,7 +35,15 @@ fn dumps(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn backup_restore_prune_and_schedule() {
-    let host = require_host!();
+    backup_restore(require_host!());
+}
+
+#[test]
+fn rootless_backup_restore_prune_and_schedule() {
+    backup_restore(require_rootless_host!());
+}
+
+fn backup_restore(host: &'static Host) {
     let mut d = TestDeployment::new(host, "bk");
     let backups = d.pool.path().join("backups");
     let units = ops::backup_unit_dir(&d);
@@ -154,6 +162,7 @@ fn backup_restore_prune_and_schedule() {
     bytes[middle] ^= 0x40;
     std::fs::write(&copy, &bytes).unwrap();
     std::fs::copy(dump.with_extension("json"), copy.with_extension("json")).unwrap();
+    host.give(scratch.path());
     let out = run(&d, &config, &["restore", "--force", copy.to_str().unwrap()]);
     assert_eq!(code(&out), Some(2), "{}", text(&out));
     let message = text(&out);

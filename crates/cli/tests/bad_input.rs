@@ -168,6 +168,36 @@ fn malformed_configurations_change_nothing() {
             "unit_dir",
             "\"units\"",
         ),
+        (
+            "unknown storage type",
+            "postgres",
+            "storage_type",
+            "\"nvme\"",
+        ),
+        (
+            "a database published beyond loopback",
+            "postgres",
+            "publish",
+            "\"0.0.0.0:5432\"",
+        ),
+        (
+            "a fixed address outside the subnet",
+            "valkey",
+            "ip",
+            "\"192.0.2.7\"",
+        ),
+        (
+            "a podman option the tool sets",
+            "valkey",
+            "podman_args",
+            "[\"--network=host\"]",
+        ),
+        (
+            "automatic updates of a local image",
+            "valkey",
+            "auto_update",
+            "true",
+        ),
     ] {
         let value = value
             .replace("PGSECRET", &format!("{:?}", d.pg_secret))
@@ -195,6 +225,20 @@ fn malformed_configurations_change_nothing() {
             format!("config.toml:{line}:1 ([{section}] {key})"),
         );
     }
+
+    // A secret as a plain environment variable: refused at its own line, the
+    // value not repeated.
+    let t = d.config_text(
+        &[],
+        &[("postgres", "environment = { SMTP_PASSWORD = \"hunter2\" }")],
+    );
+    let line = line_of(&t, "environment = { SMTP");
+    case(
+        "a secret in an environment variable",
+        t,
+        2,
+        format!("config.toml:{line}:17 ([postgres] environment.SMTP_PASSWORD)"),
+    );
 
     // Host preconditions (exit 3).
     let p = format!("{:?}", missing_pool.display().to_string());
@@ -246,6 +290,7 @@ fn malformed_configurations_change_nothing() {
                 "{}: no help in:\n{message}",
                 c.what
             );
+            assert!(!message.contains("hunter2"), "{}: {message}", c.what);
             let left = d.leftovers();
             assert!(left.is_empty(), "{}: {command} left {left:?}", c.what);
         }

@@ -97,6 +97,39 @@ fn every_command_shows_an_example_in_its_help() {
     }
 }
 
+#[test]
+fn the_way_over_to_kubernetes_is_in_the_help() {
+    let render_help = String::from_utf8(run(&["render", "--help"]).stdout).unwrap();
+    for flag in [
+        "--kubernetes",
+        "--include-secrets",
+        "immich-db render --kubernetes --output",
+    ] {
+        assert!(
+            render_help.contains(flag),
+            "`render --help` lacks {flag}:\n{render_help}"
+        );
+    }
+    let restore = String::from_utf8(run(&["restore", "--help"]).stdout).unwrap();
+    for flag in [
+        "--target <URL>",
+        "--password-stdin",
+        "--password-file <FILE>",
+        "postgresql://USER@HOST:PORT/DATABASE",
+        "immich-db restore --target postgresql://immich@127.0.0.1:15432/immich --password-stdin",
+    ] {
+        assert!(
+            restore.contains(flag),
+            "`restore --help` lacks {flag}:\n{restore}"
+        );
+    }
+    // The manual page of restore says it too.
+    let dir = tempfile::tempdir().unwrap();
+    run(&["manpage", "--dir", dir.path().to_str().unwrap()]);
+    let page = render(&dir.path().join("immich-db-restore.1"));
+    assert!(page.contains("--password-stdin"), "{page}");
+}
+
 /// Runs `shell -n` (parse only) on a script, when the shell is installed.
 fn parses_in(shell: &str, flag: &str, script: &[u8]) -> Option<Output> {
     let dir = tempfile::tempdir().unwrap();

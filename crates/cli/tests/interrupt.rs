@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt as _;
-
 use common::{TestDeployment, text};
 use immich_db_testhost::{Host, require_host, require_rootless_host};
 
@@ -18,9 +16,8 @@ fn killed_at(host: &'static Host, step: &str) {
         .env("IMMICH_DB_FAULT_AT", step)
         .output()
         .unwrap();
-    // Run through `runuser` for the rootless user, which says so with 128 + 9.
     assert!(
-        out.status.signal() == Some(9) || out.status.code() == Some(128 + 9),
+        common::killed(&out),
         "not killed at {step} ({}): {}",
         out.status,
         text(&out)

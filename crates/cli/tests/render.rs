@@ -56,28 +56,73 @@ fn render(d: &TestDeployment, config: &Path, out: &Path, args: &[&str]) -> serde
     serde_json::from_slice(&run.stdout).unwrap()
 }
 
-/// Checks what `generator` (of `release`) makes of the units rendered for it.
+/// `server units --output DIR` with the configuration: the server's and
+/// machine learning's units.
+fn render_server(
+    d: &TestDeployment,
+    config: &Path,
+    out: &Path,
+    args: &[&str],
+) -> serde_json::Value {
+    let mut all = vec!["--json", "server", "units", "--output"];
+    all.push(out.to_str().unwrap());
+    all.extend_from_slice(args);
+    let run = d.command(config, &all).output().unwrap();
+    assert!(
+        run.status.success(),
+        "server units {args:?}: {}",
+        text(&run)
+    );
+    serde_json::from_slice(&run.stdout).unwrap()
+}
+
+/// Every extra setting of the containers, in a configuration's sections.
+fn extras(d: &TestDeployment) -> Vec<(&'static str, String)> {
+    vec![
+        ("postgres", "storage_type = \"HDD\"".to_owned()),
+        ("postgres", "publish = \"127.0.0.1:15432\"".to_owned()),
+        ("postgres", format!("ip = \"{}\"", d.address(10))),
+        ("postgres", "podman_args = [\"--cpus=1\"]".to_owned()),
+        ("postgres", "environment = { TZ = \"UTC\" }".to_owned()),
+        ("valkey", "auto_update = true".to_owned()),
+        ("valkey", "publish = \"127.0.0.1:16379\"".to_owned()),
+        ("valkey", format!("ip = \"{}\"", d.address(11))),
+        ("server", "environment = { TZ = \"UTC\" }".to_owned()),
+        ("server", "ml_podman_args = [\"--memory=4g\"]".to_owned()),
+    ]
+}
+
+/// Checks what `generator` (of `release`) makes of the units rendered for it:
+/// the layer's, with and without every extra setting, and the server's.
 fn conforms(d: &TestDeployment, generator: &Path, release: &str) {
     let old = release.starts_with('4');
     for (variant, args, scope) in [
         ("rootful", ["--rootful"], "user"),
         ("rootless", ["--rootless"], "user"),
         ("system", ["--rootful"], "system"),
+        ("extras", ["--rootful"], "user"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         d.host.give(dir.path());
-        let config = d.write_config(
-            &format!("{variant}.toml"),
-            &d.config_text(
-                &[("systemd", "unit_dir", None)],
-                &[("systemd", &format!("scope = {scope:?}"))],
-            ),
-        );
+        let scope_line = format!("scope = {scope:?}");
+        let mut extra: Vec<(&str, String)> = vec![("systemd", scope_line)];
+        let mut replace = vec![("systemd", "unit_dir", None)];
+        // AutoUpdate=registry needs an image a registry serves; render pulls
+        // nothing.
+        let registry_image = "\"docker.io/valkey/valkey:8\"";
+        if variant == "extras" {
+            extra.extend(extras(d));
+            replace.push(("valkey", "image", Some(registry_image)));
+        }
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(s, l)| (*s, l.as_str())).collect();
+        let config = d.write_config(&format!("{variant}.toml"), &d.config_text(&replace, &extra));
         let mut render_args = vec!["--podman", release];
         render_args.extend(args);
         let report = render(d, &config, dir.path(), &render_args);
         assert_eq!(report["podman"], release, "{report:#}");
         assert_eq!(report["files"].as_array().unwrap().len(), 3, "{report:#}");
+        let server = render_server(d, &config, dir.path(), &render_args);
+        assert_eq!(server["files"].as_array().unwrap().len(), 2, "{server:#}");
         let (generated, errors) = generate(generator, dir.path(), scope == "user");
         let what = format!("podman {release}, {variant}");
         assert!(
@@ -121,6 +166,109 @@ fn conforms(d: &TestDeployment, generator: &Path, release: &str) {
             service(&generated, &format!("{}.service", d.pg)).contains("--shm-size"),
             "{what}"
         );
+        server_conforms(d, &generated, &what, variant);
+        if variant == "extras" {
+            extras_conform(d, &generated, &what);
+        }
+    }
+}
+
+/// Whether a command line has `OPTION VALUE` or `OPTION=VALUE` (generators
+/// write either).
+fn option(exec: &str, option: &str, value: &str) -> bool {
+    exec.contains(&format!("{option} {value}")) || exec.contains(&format!("{option}={value}"))
+}
+
+/// The first `ExecStart=` of a generated service.
+fn exec_start<'a>(generated: &'a str, name: &str, what: &str) -> &'a str {
+    let unit = service(generated, name);
+    unit.lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .unwrap_or_else(|| panic!("{what}: no ExecStart= in {unit}"))
+}
+
+/// The server and machine learning as the generator makes them: on the
+/// layer's network (which has a route out), after the databases, with the
+/// passwords mounted from the layer's secrets and only their paths in the
+/// environment.
+fn server_conforms(d: &TestDeployment, generated: &str, what: &str, variant: &str) {
+    let network = format!("systemd-{}", d.name);
+    let srv_service = format!("{}-srv.service", d.name);
+    let srv = exec_start(generated, &srv_service, what);
+    let ml = exec_start(generated, &format!("{}-ml.service", d.name), what);
+    for exec in [srv, ml] {
+        assert!(option(exec, "--network", &network), "{what}: {exec}");
+        assert!(!exec.contains("--userns"), "{what}: {exec}");
+    }
+    assert!(
+        srv.contains(&format!(
+            "--secret {},type=mount,target=immich-db-password",
+            d.pg_secret
+        )),
+        "{what}: {srv}"
+    );
+    assert!(
+        srv.contains(&format!(
+            "--secret {},type=mount,target=immich-redis-password",
+            d.vk_secret
+        )),
+        "{what}: {srv}"
+    );
+    for env in [
+        "DB_PASSWORD_FILE=/run/secrets/immich-db-password".to_owned(),
+        "REDIS_PASSWORD_FILE=/run/secrets/immich-redis-password".to_owned(),
+        format!("DB_HOSTNAME={}", d.pg),
+        format!("REDIS_HOSTNAME={}", d.vk),
+        format!("IMMICH_MACHINE_LEARNING_URL=http://{}-ml:3003", d.name),
+    ] {
+        assert!(srv.contains(&env), "{what}: {env} in {srv}");
+    }
+    assert!(!srv.contains("DB_PASSWORD="), "{what}: {srv}");
+    assert!(
+        srv.contains(&format!("{}:/data", d.library_dir().display())),
+        "{what}: {srv}"
+    );
+    assert!(
+        ml.contains(&format!(
+            "{}:/cache",
+            d.pool.path().join("ml-cache").display()
+        )),
+        "{what}: {ml}"
+    );
+    assert!(srv.contains("127.0.0.1:2283:2283"), "{what}: {srv}");
+    let unit = service(generated, &srv_service);
+    assert!(
+        unit.contains(&format!("Requires={}.service {}.service", d.pg, d.vk)),
+        "{what}: {unit}"
+    );
+    // The network has a route out: the machine learning downloads its models.
+    let net = exec_start(generated, &format!("{}-network.service", d.name), what);
+    assert!(!net.contains("--internal"), "{what}: {net}");
+    if variant == "extras" {
+        assert!(srv.contains("TZ=UTC"), "{what}: {srv}");
+        assert!(ml.contains("--memory=4g"), "{what}: {ml}");
+    }
+}
+
+/// Every extra setting reaches `podman run`.
+fn extras_conform(d: &TestDeployment, generated: &str, what: &str) {
+    let pg = exec_start(generated, &format!("{}.service", d.pg), what);
+    let vk = exec_start(generated, &format!("{}.service", d.vk), what);
+    for part in [
+        "DB_STORAGE_TYPE=HDD".to_owned(),
+        "TZ=UTC".to_owned(),
+        "--cpus=1".to_owned(),
+        "127.0.0.1:15432:5432".to_owned(),
+    ] {
+        assert!(pg.contains(&part), "{what}: {part} in {pg}");
+    }
+    assert!(option(pg, "--ip", &d.address(10)), "{what}: {pg}");
+    assert!(option(vk, "--ip", &d.address(11)), "{what}: {vk}");
+    for part in [
+        "io.containers.autoupdate=registry".to_owned(),
+        "127.0.0.1:16379:6379".to_owned(),
+    ] {
+        assert!(vk.contains(&part), "{what}: {part} in {vk}");
     }
 }
 

@@ -10,7 +10,7 @@ mod common;
 mod ops;
 
 use common::{ArgumentLog, TestDeployment, text};
-use immich_db_testhost::require_host;
+use immich_db_testhost::{Host, require_host, require_rootless_host};
 use ops::{code, json, run, run_ok};
 
 /// What a rotation killed at a step leaves, and what the next one does.
@@ -167,8 +167,7 @@ fn rotate_killed_at(d: &TestDeployment, config: &std::path::Path, secret: &str, 
         .env("IMMICH_DB_FAULT_AT", point)
         .output()
         .unwrap();
-    let killed = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9);
-    assert!(killed, "{point}: not killed: {}", text(&out));
+    assert!(common::killed(&out), "{point}: not killed: {}", text(&out));
 }
 
 /// A rotation of `secret` killed at `kill.point`: the state it leaves, as
@@ -248,7 +247,15 @@ fn killed_then_rerun(
 
 #[test]
 fn list_show_rotate_and_recover_interrupted_rotations() {
-    let host = require_host!();
+    rotations(require_host!());
+}
+
+#[test]
+fn rootless_list_show_rotate_and_recover_interrupted_rotations() {
+    rotations(require_rootless_host!());
+}
+
+fn rotations(host: &'static Host) {
     let mut d = TestDeployment::new(host, "rot");
     for secret in [
         d.pg_secret.clone(),
@@ -275,6 +282,21 @@ fn list_show_rotate_and_recover_interrupted_rotations() {
         assert_eq!(s["findings"].as_array().unwrap().len(), 0, "{listed:#}");
         assert_eq!(s["pending_rotation"], false, "{listed:#}");
     }
+    // Immich reads the passwords; the JWT key it no longer reads, and the
+    // list says so.
+    let used: Vec<&serde_json::Value> = secrets.iter().map(|s| &s["used_by_immich"]).collect();
+    assert_eq!(used, [true, true, false], "{listed:#}");
+    assert!(
+        secrets[2]["note"].as_str().unwrap().contains("JWT_SECRET"),
+        "{listed:#}"
+    );
+    let out = run_ok(&d, &config, &["secrets", "list"]);
+    let jwt_line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(&d.jwt_secret))
+        .unwrap()
+        .to_owned();
+    assert!(jwt_line.contains("not used by Immich"), "{jwt_line}");
     assert_eq!(secrets[0]["name"], d.pg_secret.as_str());
     assert_eq!(secrets[0]["near_duplicates"][0], lookalike.as_str());
     let out = run_ok(&d, &config, &["secrets", "list"]);
@@ -373,9 +395,15 @@ fn list_show_rotate_and_recover_interrupted_rotations() {
     );
     verify_ok(&d, &config);
 
-    // The JWT key: replaced, with a warning that sessions end.
+    // The JWT key: replaced; Immich does not read it, so no claim that
+    // sessions end.
     let out = run_ok(&d, &config, &["secrets", "rotate", &d.jwt_secret]);
-    assert!(text(&out).contains("session"), "{}", text(&out));
+    assert!(
+        text(&out).contains("unused since early 2023"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("session"), "{}", text(&out));
     assert_ne!(d.secret_value(&d.jwt_secret).unwrap(), first[2]);
     assert!(!pending_exists(&d, &d.jwt_secret));
 

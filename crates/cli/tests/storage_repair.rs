@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{TestDeployment, text};
-use immich_db_testhost::{require_host, wait_for};
+use immich_db_testhost::{Host, require_host, require_rootless_host, wait_for};
 use ops::{code, run, run_ok};
 
 /// Every file and directory below `dir` (itself included) with its attribute
@@ -45,7 +45,15 @@ fn chattr(host: &immich_db_testhost::Host, flag: &str, path: &Path) {
 
 #[test]
 fn a_database_initialised_before_nocow_is_found_and_repaired() {
-    let host = require_host!();
+    repaired(require_host!());
+}
+
+#[test]
+fn rootless_a_database_initialised_before_nocow_is_found_and_repaired() {
+    repaired(require_rootless_host!());
+}
+
+fn repaired(host: &'static Host) {
     let mut d = TestDeployment::new(host, "fix");
     let init = format!("{}-init", d.pg);
     d.cleanup.container(&init);
@@ -55,9 +63,18 @@ fn a_database_initialised_before_nocow_is_found_and_repaired() {
     // PostgreSQL initialises its data directory while it is copy-on-write.
     let data = d.postgres_dir();
     std::fs::create_dir_all(&data).unwrap();
+    host.give(d.pool.path());
+    // Rootless, as a deploy runs it: as the user (see the README).
+    let userns = if host.is_rootless() {
+        "keep-id"
+    } else {
+        "host"
+    };
     host.podman_ok([
         "run",
         "-d",
+        "--userns",
+        userns,
         "--name",
         &init,
         "--network",

@@ -4,18 +4,23 @@
 use std::path::PathBuf;
 
 use homelab_quadlet::{
-    Code, Container, ContainerUnit, Duration, Finding, HealthInterval, InstallSection, KeyValue,
-    LintOptions, Network, NetworkUnit, Notify, PodmanVersion, RestartPolicy, Scope as LintScope,
-    Secret, ServiceSection, Severity, TimeSpan, UnitKind, UnitSection, UnitSet, VolumeMount,
-    naming,
+    AutoUpdate, Code, Container, ContainerUnit, Duration, Finding, HealthInterval, InstallSection,
+    KeyValue, LintOptions, Network, NetworkUnit, Notify, PodmanVersion, RestartPolicy,
+    Scope as LintScope, Secret, ServiceSection, Severity, TimeSpan, UnitKind, UnitSection, UnitSet,
+    VolumeMount, naming,
 };
 use serde::Serialize;
 
+use crate::config::containers::ContainerSettings;
 use crate::config::{Deployment, Scope};
 
 /// The first line of every unit this tool writes.
 pub const HEADER: &str =
     "# Written by immich-db from its configuration: edit that and run `immich-db deploy`.";
+
+/// The first line of the Immich server's and machine learning's units.
+pub const SERVER_HEADER: &str =
+    "# Written by immich-db from its configuration: edit that and run `immich-db server units`.";
 
 /// How long systemd waits for PostgreSQL to become healthy: a first
 /// initialisation, or an image pull, can take minutes.
@@ -32,20 +37,29 @@ pub const VALKEY_SECRET_FILE: &str = "valkey-password";
 
 /// Valkey's command: the server reads its `requirepass` line from standard
 /// input, which is a FIFO that this shell opens both ways, fills from the
-/// mounted secret and closes; then the shell becomes the server. So the server
-/// is the container's PID 1 and gets `SIGTERM` on stop (and saves its data), the
-/// password is in no process's arguments, no environment and no file but the
-/// mounted secret, and the FIFO is unlinked before the server starts. `read` and
-/// `printf` are shell builtins. For systemd, `%%` is a literal `%`.
+/// mounted secret and closes; then the shell becomes the image's entrypoint
+/// (`docker-entrypoint.sh`, as in the official image) with `valkey-server -`.
+/// The entrypoint does what it does for any start: as root, it gives the data
+/// directory to the image's unprivileged user and runs itself again as that
+/// user (with `setpriv`, keeping standard input), then becomes the server. So
+/// the server runs as the image's user, not as root, and is the container's
+/// PID 1, which gets `SIGTERM` on stop (and saves its data); the password is in
+/// no process's arguments, no environment and no file but the mounted secret,
+/// and the FIFO is unlinked before the server starts. `read` and `printf` are
+/// shell builtins. For systemd, `%%` is a literal `%`.
 fn valkey_command() -> String {
     format!(
         "sh -c 'f=/tmp/valkey-config; rm -f \"$f\"; mkfifo -m 600 \"$f\" \
          && exec 3<>\"$f\" 4<\"$f\" && rm -f \"$f\" \
          && {{ IFS= read -r p || [ -n \"$p\" ]; }} </run/secrets/{VALKEY_SECRET_FILE} \
-         && printf \"requirepass %%s\\n\" \"$p\" >&3 \
-         && exec valkey-server - <&4 4<&- 3>&-'"
+         && printf \"requirepass %%s\\n\" \"$p\" >&3 && p= \
+         && exec {VALKEY_ENTRYPOINT} valkey-server - <&4 4<&- 3>&-'"
     )
 }
+
+/// The entrypoint of Valkey's official image, which drops root for the image's
+/// `valkey` user.
+pub const VALKEY_ENTRYPOINT: &str = "docker-entrypoint.sh";
 
 /// PostgreSQL's health check, run by podman with `/bin/sh -c`.
 ///
@@ -85,6 +99,10 @@ pub enum Role {
     Postgres,
     /// Valkey.
     Valkey,
+    /// The Immich server (`immich-db server units`).
+    Server,
+    /// Immich's machine learning (`immich-db server units`).
+    MachineLearning,
 }
 
 /// A unit file as it must be on disk.
@@ -266,6 +284,16 @@ pub fn postgres_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
         c.environment
             .push(KeyValue::new("POSTGRES_INITDB_ARGS", &pg.initdb_args));
     }
+    if let Some(storage) = deployment.containers.storage_type {
+        c.environment
+            .push(KeyValue::new("DB_STORAGE_TYPE", storage.as_str()));
+    }
+    extras(
+        &mut c,
+        &deployment.containers.postgres,
+        crate::direct::POSTGRES_PORT,
+        podman,
+    );
     health(&mut c, &postgres_health_command(&pg.user, &pg.database));
     let unit = ContainerUnit {
         unit: described("PostgreSQL for Immich"),
@@ -292,6 +320,41 @@ pub fn postgres_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
 /// too, and their entrypoints then run the server as it.
 fn rootless_user_ns(deployment: &Deployment) -> Option<String> {
     deployment.rootless.then(|| "keep-id".to_owned())
+}
+
+/// What the configuration adds to a container, for podman release `podman`:
+/// its extra environment and podman options, its fixed address, its port
+/// published on the host.
+fn extras(c: &mut Container, settings: &ContainerSettings, port: u16, podman: PodmanVersion) {
+    for (name, value) in &settings.environment {
+        c.environment.push(KeyValue::new(name, value));
+    }
+    if !settings.podman_args.is_empty() {
+        c.push_podman_args(&settings.podman_args);
+    }
+    if let Some(at) = settings.publish {
+        // `[::1]:6379` is how podman writes an IPv6 host address too.
+        c.publish_port.push(format!("{at}:{port}"));
+    }
+    if let Some(ip) = settings.ip {
+        // `IP=` arrived in 4.5; before, the option itself.
+        if podman >= PodmanVersion::V4_5 {
+            c.ip = Some(ip);
+        } else {
+            c.push_podman_args(["--ip".to_owned(), ip.to_string()]);
+        }
+    }
+}
+
+/// `AutoUpdate=registry`, for podman release `podman`: before 4.6 as the label
+/// that the key stands for.
+fn auto_update(c: &mut Container, podman: PodmanVersion) {
+    if podman >= PodmanVersion::V4_6 {
+        c.auto_update = Some(AutoUpdate::Registry);
+    } else {
+        c.label
+            .push(KeyValue::new("io.containers.autoupdate", "registry"));
+    }
 }
 
 /// The unit file of a container, named as the container.
@@ -326,6 +389,15 @@ pub fn valkey_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
     } else {
         health(&mut c, "valkey-cli ping");
     }
+    if vk.auto_update {
+        auto_update(&mut c, podman);
+    }
+    extras(
+        &mut c,
+        &deployment.containers.valkey,
+        crate::direct::VALKEY_PORT,
+        podman,
+    );
     let unit = ContainerUnit {
         unit: described("Valkey for Immich"),
         container: c,
@@ -379,6 +451,129 @@ pub fn units(deployment: &Deployment, podman: PodmanVersion) -> Vec<Unit> {
     ]
 }
 
+/// The Immich server's unit, for podman release `podman`: on the layer's
+/// network, after both databases (which it requires) and the machine learning
+/// (which it wants), the library at `/data`, and the passwords as files mounted
+/// from the layer's own secrets ([`crate::server::environment`]). The image's
+/// own health check is kept.
+pub fn server_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
+    let cfg = &deployment.config;
+    let server = &cfg.server;
+    let env = crate::server::environment(deployment);
+    let mut c = Container {
+        image: Some(server.image.clone()),
+        container_name: Some(server.container_name.clone()),
+        network: vec![deployment.network_unit_file()],
+        environment: env
+            .variables
+            .iter()
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect(),
+        secret: env
+            .secrets
+            .iter()
+            .map(|s| Secret {
+                // The server runs as root in a rootful container; in a rootless
+                // one root is the deploying user.
+                mode: (!deployment.rootless).then_some(0o400),
+                ..Secret::mount(&s.secret, s.target())
+            })
+            .collect(),
+        volume: vec![
+            VolumeMount::bind(deployment.dirs.library.display().to_string(), "/data")
+                .with_option("Z"),
+            VolumeMount::bind("/etc/localtime", "/etc/localtime").with_option("ro"),
+        ],
+        ..Container::default()
+    };
+    c.environment.push(KeyValue::new(
+        "IMMICH_MACHINE_LEARNING_URL",
+        format!(
+            "http://{}:{}",
+            server.ml_container_name,
+            crate::server::ML_PORT
+        ),
+    ));
+    extras(
+        &mut c,
+        &deployment.containers.server,
+        crate::server::SERVER_PORT,
+        podman,
+    );
+    let databases = vec![
+        format!("{}.service", cfg.postgres.container_name),
+        format!("{}.service", cfg.valkey.container_name),
+    ];
+    let ml = format!("{}.service", server.ml_container_name);
+    let mut after = databases.clone();
+    after.push(ml.clone());
+    let unit = ContainerUnit {
+        unit: UnitSection {
+            requires: databases,
+            wants: vec![ml],
+            after,
+            ..described("Immich server")
+        },
+        container: c,
+        service: service(POSTGRES_START_TIMEOUT_S),
+        install: install(deployment.scope),
+        ..ContainerUnit::default()
+    };
+    let file_name = container_file(&server.container_name);
+    Unit {
+        role: Role::Server,
+        service: naming::default_service_name(&file_name, UnitKind::Container),
+        file_name,
+        content: with_header(unit.render_for(podman)).replacen(HEADER, SERVER_HEADER, 1),
+    }
+}
+
+/// Immich's machine-learning unit, for podman release `podman`: on the layer's
+/// network, which is not internal, so that it can download its models into the
+/// model cache at `/cache`; the server reaches it by its name.
+pub fn machine_learning_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
+    let server = &deployment.config.server;
+    let mut c = Container {
+        image: Some(server.ml_image.clone()),
+        container_name: Some(server.ml_container_name.clone()),
+        network: vec![deployment.network_unit_file()],
+        volume: vec![
+            VolumeMount::bind(deployment.dirs.ml_cache.display().to_string(), "/cache")
+                .with_option("Z"),
+        ],
+        ..Container::default()
+    };
+    extras(
+        &mut c,
+        &deployment.containers.ml,
+        crate::server::ML_PORT,
+        podman,
+    );
+    let unit = ContainerUnit {
+        unit: described("Immich machine learning"),
+        container: c,
+        service: service(POSTGRES_START_TIMEOUT_S),
+        install: install(deployment.scope),
+        ..ContainerUnit::default()
+    };
+    let file_name = container_file(&server.ml_container_name);
+    Unit {
+        role: Role::MachineLearning,
+        service: naming::default_service_name(&file_name, UnitKind::Container),
+        file_name,
+        content: with_header(unit.render_for(podman)).replacen(HEADER, SERVER_HEADER, 1),
+    }
+}
+
+/// The Immich server's and machine learning's units (not among [`units`]: only
+/// `immich-db server units` writes them).
+pub fn server_units(deployment: &Deployment, podman: PodmanVersion) -> Vec<Unit> {
+    vec![
+        server_unit(deployment, podman),
+        machine_learning_unit(deployment, podman),
+    ]
+}
+
 /// A unit's names: its file and its service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -418,6 +613,25 @@ pub fn unit_names(deployment: &Deployment) -> Vec<UnitName> {
         container(Role::Postgres, &deployment.config.postgres.container_name),
         container(Role::Valkey, &deployment.config.valkey.container_name),
     ]
+}
+
+/// The names of the Immich server's and machine learning's units.
+pub fn server_unit_names(deployment: &Deployment) -> Vec<UnitName> {
+    let server = &deployment.config.server;
+    [
+        (Role::Server, &server.container_name),
+        (Role::MachineLearning, &server.ml_container_name),
+    ]
+    .into_iter()
+    .map(|(role, name)| {
+        let file_name = container_file(name);
+        UnitName {
+            role,
+            service: naming::default_service_name(&file_name, UnitKind::Container),
+            file_name,
+        }
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -486,7 +700,11 @@ mod tests {
         let exec = valkey_command();
         // The server is exec'd by the shell, not run in a pipeline's subshell.
         assert!(!exec.replace("||", "").contains('|'), "{exec}");
-        assert!(exec.contains("&& exec valkey-server - <&4"), "{exec}");
+        // Through the image's entrypoint, which drops root for its user.
+        assert!(
+            exec.contains("&& exec docker-entrypoint.sh valkey-server - <&4"),
+            "{exec}"
+        );
         // The FIFO is unlinked before the server starts; the password is read
         // by builtins from the mounted secret.
         assert!(exec.contains("mkfifo -m 600"), "{exec}");
@@ -588,6 +806,129 @@ mod tests {
             units(&d, PodmanVersion::V5_4),
             units(&d, PodmanVersion::V5_4)
         );
+    }
+
+    /// The releases whose generators the units are written for.
+    const RELEASES: [PodmanVersion; 5] = [
+        PodmanVersion::V4_4,
+        PodmanVersion::new(4, 9, 3),
+        PodmanVersion::V5_0,
+        PodmanVersion::new(5, 4, 2),
+        PodmanVersion::LATEST_KNOWN,
+    ];
+
+    fn configured(text: &str) -> Deployment {
+        let loaded = crate::config::parse(text, crate::config::Origin::Defaults).unwrap();
+        validate(&loaded).unwrap()
+    }
+
+    fn errors(units: &[Unit], podman: PodmanVersion) -> Vec<String> {
+        lint(units, podman, Scope::User)
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn extra_settings_are_written_into_the_units_for_every_podman() {
+        let d = configured(
+            "[postgres]\nstorage_type = \"HDD\"\npublish = \"127.0.0.1:15432\"\nip = \"10.89.5.10\"\npodman_args = [\"--cpus=2\", \"--label\", \"a b\"]\nenvironment = { TZ = \"Europe/Oslo\" }\n[valkey]\nauto_update = true\npublish = \"[::1]:16379\"\nip = \"10.89.5.11\"\nenvironment = { VALKEY_EXTRA_FLAGS = \"--save 60 1\" }\n",
+        );
+        for podman in RELEASES {
+            let units = units(&d, podman);
+            assert!(
+                errors(&units, podman).is_empty(),
+                "{podman}: {:#?}",
+                errors(&units, podman)
+            );
+        }
+        let units = units(&d, PodmanVersion::new(5, 4, 2));
+        let (pg, vk) = (&units[1].content, &units[2].content);
+        for line in [
+            "Environment=DB_STORAGE_TYPE=HDD\n",
+            "Environment=TZ=Europe/Oslo\n",
+            "PodmanArgs=--cpus=2 --label \"a b\"\n",
+            "PublishPort=127.0.0.1:15432:5432\n",
+            "IP=10.89.5.10\n",
+        ] {
+            assert!(pg.contains(line), "{line}: {pg}");
+        }
+        for line in [
+            "AutoUpdate=registry\n",
+            "Environment=\"VALKEY_EXTRA_FLAGS=--save 60 1\"\n",
+            "PublishPort=[::1]:16379:6379\n",
+            "IP=10.89.5.11\n",
+        ] {
+            assert!(vk.contains(line), "{line}: {vk}");
+        }
+        // Nothing extra without the keys.
+        let plain = super::units(&defaults(), PodmanVersion::new(5, 4, 2));
+        for unit in &plain {
+            for key in [
+                "DB_STORAGE_TYPE",
+                "PodmanArgs=",
+                "PublishPort=",
+                "IP=",
+                "AutoUpdate=",
+            ] {
+                assert!(!unit.content.contains(key), "{key}: {}", unit.content);
+            }
+        }
+    }
+
+    #[test]
+    fn server_units_join_the_layer_and_mount_its_secrets_for_every_podman() {
+        let d = defaults();
+        for podman in RELEASES {
+            let server = server_units(&d, podman);
+            let mut all = units(&d, podman);
+            all.extend(server.iter().cloned());
+            assert!(
+                errors(&all, podman).is_empty(),
+                "{podman}: {:#?}",
+                errors(&all, podman)
+            );
+            // Alone, their dependencies point at units nothing generates.
+            assert!(!errors(&server, podman).is_empty(), "{podman}");
+        }
+        let server = server_units(&d, PodmanVersion::new(5, 4, 2));
+        let (srv, ml) = (&server[0].content, &server[1].content);
+        assert_eq!(
+            (server[0].file_name.as_str(), server[1].file_name.as_str()),
+            (
+                "immich-server.container",
+                "immich-machine-learning.container"
+            )
+        );
+        for line in [
+            "Requires=postgresql-immich.service redis-immich.service\n",
+            "Network=photos.network\n",
+            "Environment=DB_PASSWORD_FILE=/run/secrets/immich-db-password\n",
+            "Secret=postgres-password,type=mount,target=immich-db-password,mode=0400\n",
+            "Secret=redis-password,type=mount,target=immich-redis-password,mode=0400\n",
+            "Volume=/mnt/btrfs-pool/subvol3-opptak/immich:/data:Z\n",
+            "PublishPort=127.0.0.1:2283:2283\n",
+            "Environment=IMMICH_MACHINE_LEARNING_URL=http://immich-machine-learning:3003\n",
+        ] {
+            assert!(srv.contains(line), "{line}: {srv}");
+        }
+        assert!(
+            !srv.contains("type=env") && !srv.contains("PASSWORD="),
+            "{srv}"
+        );
+        assert!(ml.contains("Network=photos.network\n"), "{ml}");
+        assert!(
+            ml.contains("Volume=/mnt/btrfs-pool/subvol7-containers/immich-ml-cache:/cache:Z\n"),
+            "{ml}"
+        );
+        // The layer's network has a route out, for the models.
+        assert!(
+            !units(&d, PodmanVersion::new(5, 4, 2))[0]
+                .content
+                .contains("Internal=")
+        );
+        assert!(srv.starts_with(SERVER_HEADER), "{srv}");
     }
 
     #[test]

@@ -73,7 +73,14 @@ async fn destroy(ctx: &Layer, args: &DestroyOptions) -> Result<DestroyReport> {
     // listed, and running destroy again finishes the job.
     let mut steps = Steps::new(ctx);
 
-    let units = desired::unit_names(d);
+    let mut units = desired::unit_names(d);
+    // The Immich server's units, where `server units` wrote them: they require
+    // the layer's services, and would fail at every boot without them.
+    let server_units: Vec<desired::UnitName> = desired::server_unit_names(d)
+        .into_iter()
+        .filter(|u| u.path(d).exists())
+        .collect();
+    units.extend(server_units.iter().cloned());
     let containers: Vec<String> = units.iter().skip(1).map(|u| u.service.clone()).collect();
     let network_service = vec![d.network_service()];
     let names: Vec<&str> = containers
@@ -133,10 +140,17 @@ async fn destroy(ctx: &Layer, args: &DestroyOptions) -> Result<DestroyReport> {
     let mut all = containers.clone();
     all.extend(network_service);
     let _ = ctx.systemd.reset_failed(&all).await;
-    for name in [
+    let mut names = vec![
         &d.config.postgres.container_name,
         &d.config.valkey.container_name,
-    ] {
+    ];
+    if !server_units.is_empty() {
+        names.extend([
+            &d.config.server.container_name,
+            &d.config.server.ml_container_name,
+        ]);
+    }
+    for name in names {
         match ctx.runtime.remove_container(name, true).await {
             Ok(()) => steps.done(format!("removed the container {name}")),
             Err(e) if e.is_not_found() => {}

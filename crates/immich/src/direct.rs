@@ -78,6 +78,19 @@ pub(crate) struct PostgresFacts {
     pub(crate) version: String,
     /// The vector extensions available, comma-separated (empty: none).
     pub(crate) vector_extensions: String,
+    /// Whether data checksums are on and how often they failed.
+    pub(crate) checksums: Option<crate::status::Checksums>,
+}
+
+impl PostgresFacts {
+    /// The facts from the answers to [`POSTGRES_QUERY`], one a line.
+    pub(crate) fn from_answers<'a>(mut answers: impl Iterator<Item = &'a str>) -> Self {
+        Self {
+            version: answers.next().unwrap_or_default().to_owned(),
+            vector_extensions: answers.next().unwrap_or_default().to_owned(),
+            checksums: answers.next().and_then(crate::status::Checksums::parse),
+        }
+    }
 }
 
 /// Why a login did not happen.
@@ -89,8 +102,11 @@ pub(crate) enum LoginError {
     Refused(String),
 }
 
-/// The query of a login: the server's version and the vector extensions it has.
-pub(crate) const POSTGRES_QUERY: &str = "SELECT version(); SELECT coalesce(string_agg(name, ','), '') FROM pg_available_extensions WHERE name IN ('vector', 'vchord', 'vectors')";
+/// The query of a login: the server's version, the vector extensions it has,
+/// and whether data checksums are on with the failures counted in all
+/// databases (`on|0|` or `on|3|2026-12-04 03:35:57+00`), as Immich's own image
+/// checks in its health check.
+pub(crate) const POSTGRES_QUERY: &str = "SELECT version(); SELECT coalesce(string_agg(name, ','), '') FROM pg_available_extensions WHERE name IN ('vector', 'vchord', 'vectors'); SELECT concat_ws('|', current_setting('data_checksums'), coalesce(sum(checksum_failures), 0), max(checksum_last_failure)) FROM pg_stat_database";
 
 /// The port PostgreSQL listens on in its container.
 pub(crate) const POSTGRES_PORT: u16 = 5432;
@@ -128,16 +144,11 @@ pub(crate) async fn postgres_login(
         Ok(Err(e)) => return Err(login_error(&e)),
         Err(_) => return Err(LoginError::Unreachable),
     };
-    let mut values = messages.iter().filter_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or("").to_owned()),
+    let values = messages.iter().filter_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or("")),
         _ => None,
     });
-    let version = values.next().unwrap_or_default();
-    let vector_extensions = values.next().unwrap_or_default();
-    Ok(PostgresFacts {
-        version,
-        vector_extensions,
-    })
+    Ok(PostgresFacts::from_answers(values))
 }
 
 /// A server's error is its answer; anything else is no answer.

@@ -84,6 +84,24 @@ impl Access {
     }
 }
 
+impl Access {
+    /// The podman service, through the socket given or podman's own.
+    pub(crate) async fn connect_podman(&self) -> Result<Podman> {
+        let options = match &self.podman {
+            Some(socket) => ConnectOptions::new().socket(socket),
+            None => ConnectOptions::new(),
+        };
+        Podman::connect_with(&options)
+            .instrument(tracing::debug_span!("connect to podman"))
+            .await
+            .map_err(|e| {
+                Error::precondition(format!("cannot reach the Podman service: {e}")).help(
+                    "start it with `systemctl --user start podman.socket` (or `systemctl start podman.socket` as root)",
+                )
+            })
+    }
+}
+
 impl Layer {
     /// The layer, with the parts given, reporting no progress.
     pub fn new(
@@ -115,19 +133,7 @@ impl Layer {
         // podman's version and whether the manager answers are asked while
         // podman's service is reached, which may first have to start.
         let probe = HostProbe::start(systemd.clone());
-        let options = match &access.podman {
-            Some(socket) => ConnectOptions::new().socket(socket),
-            None => ConnectOptions::new(),
-        };
-        let podman = Podman::connect_with(&options)
-            .instrument(tracing::debug_span!("connect to podman"))
-            .await
-            .map_err(|e| {
-            Error::precondition(format!("cannot reach the Podman service: {e}")).help(
-                "start it with `systemctl --user start podman.socket` (or `systemctl start podman.socket` as root)",
-            )
-        })?;
-        let podman = Arc::new(podman);
+        let podman = Arc::new(access.connect_podman().await?);
         let mut layer = Self::new(deployment, systemd, podman.clone(), podman);
         layer.runtime_dir = runtime_dir;
         layer.probe = std::sync::Mutex::new(Some(probe));

@@ -28,6 +28,11 @@
 //! # }
 //! ```
 //!
+//! Past one host: [`kubernetes::render`] writes the same layer as Kubernetes
+//! manifests (a CloudNativePG `Cluster`, Valkey, the Secrets), and
+//! [`transfer::restore`] loads a backup into any PostgreSQL this host reaches,
+//! such as that cluster's.
+//!
 //! Nothing here ever puts a password in a process's arguments, a log line, a
 //! unit file or a file it writes.
 
@@ -45,6 +50,7 @@ mod error;
 mod exec_secret;
 mod fault;
 mod files;
+pub mod kubernetes;
 mod layer;
 mod lock;
 pub mod plan;
@@ -54,9 +60,12 @@ pub mod render;
 mod rotate;
 mod schedule;
 pub mod secrets;
+pub mod server;
 mod set;
 pub mod status;
 pub mod storage;
+pub mod transfer;
+pub mod update;
 mod userns;
 pub mod verify;
 

@@ -95,7 +95,7 @@ pub struct Rendered {
 
 /// The release the units are for: the one asked for, else the installed one,
 /// else the newest known.
-fn target(asked: Option<&str>) -> Result<PodmanVersion> {
+pub(crate) fn target(asked: Option<&str>) -> Result<PodmanVersion> {
     if let Some(text) = asked {
         let version: PodmanVersion = text.parse().map_err(|_| {
             Error::bad_input(format!("`--podman {text}` is not a podman release"))

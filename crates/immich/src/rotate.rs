@@ -47,7 +47,7 @@ pub enum Kind {
     PostgresPassword,
     /// `[valkey] password_secret`: Valkey's `requirepass`.
     ValkeyPassword,
-    /// `[immich] jwt_secret`: Immich's session signing key.
+    /// `[immich] jwt_secret`: a JWT key Immich no longer reads.
     JwtSecret,
 }
 
@@ -66,7 +66,7 @@ impl Kind {
         match self {
             Self::PostgresPassword => "PostgreSQL password",
             Self::ValkeyPassword => "Valkey password",
-            Self::JwtSecret => "Immich JWT signing key",
+            Self::JwtSecret => "JWT key (unused by Immich)",
         }
     }
 
@@ -84,6 +84,17 @@ impl Kind {
             .generator
             .generate()
             .map_err(|e| Error::failed(format!("cannot generate a {}: {e}", self.noun())))
+    }
+
+    /// What a user should know of it beyond its policy: Immich no longer
+    /// reads the JWT secret.
+    pub fn note(self) -> Option<&'static str> {
+        match self {
+            Self::PostgresPassword | Self::ValkeyPassword => None,
+            Self::JwtSecret => Some(
+                "not used by Immich: it stopped reading JWT_SECRET in early 2023; kept for deployments that still pass it",
+            ),
+        }
     }
 
     /// The configuration key that names the secret.
@@ -411,7 +422,9 @@ pub(crate) async fn rotate(ctx: &Layer, name: &str) -> Result<RotateReport> {
         Kind::PostgresPassword | Kind::ValkeyPassword => format!(
             "restart the Immich server (and anything else that uses {name}) so that it reads the new password"
         ),
-        Kind::JwtSecret => "every Immich session ends: users log in again once the Immich server restarts with the new key".to_owned(),
+        Kind::JwtSecret => format!(
+            "{name} has a new value; Immich does not read it (JWT_SECRET has been unused since early 2023), so nothing else changes"
+        ),
     };
     Ok(RotateReport {
         secret: name.to_owned(),
@@ -1036,8 +1049,10 @@ pub(crate) mod tests {
         let jwt = f.ctx.deployment.config.immich.jwt_secret.clone();
         let report = f.rotate(&jwt);
         assert_eq!(report.action, Action::Rotated);
+        // Immich does not read it: no claim that sessions end.
         assert!(
-            report.warnings[0].contains("session"),
+            report.warnings[0].contains("unused since early 2023")
+                && !report.warnings[0].contains("session"),
             "{:?}",
             report.warnings
         );

@@ -30,6 +30,11 @@ pub struct ListedSecret {
     pub pending_rotation: bool,
     /// Other secrets with a name easily taken for it.
     pub near_duplicates: Vec<String>,
+    /// Whether Immich itself reads it (the JWT secret: no longer).
+    pub used_by_immich: bool,
+    /// What to know of it beyond its policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
 }
 
 /// Two secrets in the store whose names are easily taken for each other.
@@ -79,6 +84,8 @@ impl Layer {
                 }
             };
             secrets.push(ListedSecret {
+                used_by_immich: kind != Kind::JwtSecret,
+                note: kind.note(),
                 pending_rotation: all.contains(&rotate::pending_name(&name)),
                 near_duplicates: near_duplicates_of(&name, &all),
                 kind,

@@ -49,12 +49,48 @@ pub struct Directory {
     pub bytes: Option<u64>,
 }
 
+/// PostgreSQL's data checksums, as `pg_stat_database` counts their failures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Checksums {
+    /// Whether data checksums are on (`initdb --data-checksums`).
+    pub enabled: bool,
+    /// Pages whose checksum did not match, in all databases, since the
+    /// statistics were last reset.
+    pub failures: u64,
+    /// When the last one was found.
+    pub last_failure: Option<String>,
+}
+
+impl Checksums {
+    /// From `on|3|2026-12-04 03:35:57+00` (the last part absent when there was
+    /// no failure).
+    pub(crate) fn parse(line: &str) -> Option<Self> {
+        let mut parts = line.trim().split('|');
+        let enabled = match parts.next()? {
+            "on" => true,
+            "off" => false,
+            _ => return None,
+        };
+        let failures = parts.next()?.parse().ok()?;
+        let last_failure = parts.next().filter(|t| !t.is_empty()).map(str::to_owned);
+        Some(Self {
+            enabled,
+            failures,
+            last_failure,
+        })
+    }
+}
+
 /// The state of the deployment: services, directories, the pool, backups.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct Status {
     /// PostgreSQL and Valkey.
     pub services: Vec<Service>,
+    /// PostgreSQL's data checksums (absent when PostgreSQL could not be
+    /// asked).
+    pub checksums: Option<Checksums>,
     /// The data directories.
     pub directories: Vec<Directory>,
     /// The pool.
@@ -68,6 +104,16 @@ impl Layer {
     /// memory and CPU; bytes per directory and on the pool; the last backup.
     pub async fn status(&self) -> Status {
         status(self).await
+    }
+}
+
+/// PostgreSQL's data checksums, asked with the stored password.
+async fn checksums(ctx: &Layer) -> Option<Checksums> {
+    let secret = &ctx.deployment.config.postgres.password_secret;
+    let password = ctx.secrets.read(secret).await.ok()?;
+    match crate::verify::postgres_login(ctx, &password).await {
+        crate::verify::Login::Done { facts, .. } => facts.checksums,
+        _ => None,
     }
 }
 
@@ -148,8 +194,36 @@ async fn status(ctx: &Layer) -> Status {
 
     Status {
         services,
+        checksums: checksums(ctx).await,
         directories,
         pool,
         backup: ctx.backup_summary().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Checksums;
+
+    #[test]
+    fn checksum_answers_are_read() {
+        assert_eq!(
+            Checksums::parse("on|0"),
+            Some(Checksums {
+                enabled: true,
+                failures: 0,
+                last_failure: None
+            })
+        );
+        let failed = Checksums::parse("on|3|2026-12-04 03:35:57.1+00\n").unwrap();
+        assert_eq!(failed.failures, 3);
+        assert_eq!(
+            failed.last_failure.as_deref(),
+            Some("2026-12-04 03:35:57.1+00")
+        );
+        assert!(!Checksums::parse("off|0").unwrap().enabled);
+        for bad in ["", "on", "maybe|0", "on|x"] {
+            assert_eq!(Checksums::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -326,6 +326,7 @@ async fn postgres_checks(ctx: &Layer, password: Option<&SecretValue>) -> Checks 
                 pg.user, pg.database, facts.version
             ),
         );
+        c.extend(checksum_check(facts.checksums.as_ref()));
         let extensions = facts.vector_extensions.trim();
         c.add(
             "postgres vector extension",
@@ -351,35 +352,99 @@ async fn postgres_checks(ctx: &Layer, password: Option<&SecretValue>) -> Checks 
         );
         c
     };
+    match postgres_login(ctx, password).await {
+        Login::Done { how, facts } => login(&how, facts),
+        Login::Refused { how, why } => refused(&how, &why),
+        Login::Failed(why) => {
+            let mut c = Checks::default();
+            c.error("postgres login", false, why);
+            c
+        }
+    }
+}
+
+/// How a login to PostgreSQL went.
+pub(crate) enum Login {
+    /// Logged in `how`; the answers.
+    Done {
+        how: String,
+        facts: direct::PostgresFacts,
+    },
+    /// The server refused (`how`, why).
+    Refused { how: String, why: String },
+    /// It could not be tried.
+    Failed(String),
+}
+
+/// Logs in over TCP with `password` and asks [`direct::POSTGRES_QUERY`]:
+/// straight from the host where it reaches the container, else with `psql` in
+/// the container (to `127.0.0.1`, as over a network).
+pub(crate) async fn postgres_login(ctx: &Layer, password: &SecretValue) -> Login {
+    let pg = &ctx.deployment.config.postgres;
     if let Some(ip) = direct::address(ctx, &pg.container_name).await {
         let how = format!("from the host to {ip}");
         let at = std::net::SocketAddr::new(ip, direct::POSTGRES_PORT);
         match direct::postgres_login(at, &pg.user, &pg.database, password).await {
-            Ok(facts) => return login(&how, facts),
-            Err(direct::LoginError::Refused(why)) => return refused(&how, &why),
+            Ok(facts) => return Login::Done { how, facts },
+            Err(direct::LoginError::Refused(why)) => return Login::Refused { how, why },
             // No connection: as if the host could not reach it.
             Err(direct::LoginError::Unreachable) => {}
         }
     }
     let spec = exec_secret::psql_over_tcp(&pg.user, &pg.database, direct::POSTGRES_QUERY, password);
-    let how = "in the container";
+    let how = "in the container".to_owned();
     match ctx.runtime.exec(&pg.container_name, &spec).await {
         Ok(out) if out.success() => {
             let text = out.stdout_text();
-            let mut lines = text.lines();
-            let facts = direct::PostgresFacts {
-                version: lines.next().unwrap_or_default().to_owned(),
-                vector_extensions: lines.next().unwrap_or_default().to_owned(),
-            };
-            login(how, facts)
+            Login::Done {
+                how,
+                facts: direct::PostgresFacts::from_answers(text.lines()),
+            }
         }
-        Ok(out) => refused(how, out.stderr_text().trim()),
-        Err(e) => {
-            let mut c = Checks::default();
-            c.error("postgres login", false, e.to_string());
-            c
-        }
+        Ok(out) => Login::Refused {
+            how,
+            why: out.stderr_text().trim().to_owned(),
+        },
+        Err(e) => Login::Failed(e.to_string()),
     }
+}
+
+/// PostgreSQL's data checksums: a failure counted in `pg_stat_database` means
+/// that PostgreSQL read a page that is not what it wrote (what Immich's own
+/// image checks in its health check, which this layer replaces with a faster
+/// readiness check).
+fn checksum_check(checksums: Option<&crate::status::Checksums>) -> Checks {
+    let mut c = Checks::default();
+    let name = "postgres data checksums";
+    match checksums {
+        None => c.add(
+            name,
+            false,
+            Severity::Warning,
+            "the server did not say whether data checksums are on",
+        ),
+        Some(sums) if sums.failures > 0 => c.error(
+            name,
+            false,
+            format!(
+                "{} checksum failure(s) counted in pg_stat_database{}: PostgreSQL read pages that are not what it wrote; \
+                 stop writing to it, keep a copy of the data directory, and restore the last good backup (immich-db restore)",
+                sums.failures,
+                sums.last_failure
+                    .as_deref()
+                    .map(|t| format!(", the last at {t}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Some(sums) if !sums.enabled => c.add(
+            name,
+            false,
+            Severity::Warning,
+            "data checksums are off: PostgreSQL cannot detect corrupt pages (initdb_args --data-checksums applies to a new database only)",
+        ),
+        Some(_) => c.error(name, true, "data checksums are on, with no failures"),
+    }
+    c
 }
 
 /// Valkey: PONG with the password; refused without it.
@@ -556,6 +621,177 @@ pub(crate) async fn common_part(ctx: &Layer) -> Checks {
     );
     c.extend(storage_checks(ctx));
     c.extend(jwt);
+    c.extend(container_checks(ctx).await);
+    c
+}
+
+/// Per database container: whether it runs the newest local copy of its
+/// configured image, whether its server runs as root on the host, and whether
+/// its published port answers.
+async fn container_checks(ctx: &Layer) -> Checks {
+    let cfg = &ctx.deployment.config;
+    let containers = &ctx.deployment.containers;
+    let mut all = Checks::default();
+    for (service, container, image, publish) in [
+        (
+            "postgres",
+            &cfg.postgres.container_name,
+            &cfg.postgres.image,
+            containers.postgres.publish,
+        ),
+        (
+            "valkey",
+            &cfg.valkey.container_name,
+            &cfg.valkey.image,
+            containers.valkey.publish,
+        ),
+    ] {
+        // A container that does not run is the unit check's to report.
+        let Ok(info) = ctx.runtime.inspect_container(container).await else {
+            continue;
+        };
+        all.extend(image_check(ctx, service, &info, image).await);
+        all.extend(user_check(&info));
+        if let Some(at) = publish {
+            all.extend(published_check(container, at).await);
+        }
+    }
+    all
+}
+
+/// The first 12 digits of an image ID, as podman shows it.
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.get(..12).unwrap_or(id)
+}
+
+/// Whether a container runs the image its configured name now names in local
+/// storage: a newer copy pulled or built under that name is used only once the
+/// container is created again (`immich-db update`).
+async fn image_check(
+    ctx: &Layer,
+    service: &str,
+    info: &homelab_podman::ContainerInfo,
+    image: &str,
+) -> Checks {
+    let mut c = Checks::default();
+    let name = format!("image {}", info.name);
+    if info.image_id.is_empty() {
+        return c;
+    }
+    let newest = match ctx.runtime.inspect_image(image).await {
+        Ok(newest) => newest,
+        Err(e) if e.is_not_found() => {
+            c.add(
+                name,
+                false,
+                Severity::Warning,
+                format!("{image} is not in local storage (it was removed after the container started); the next start pulls it"),
+            );
+            return c;
+        }
+        Err(e) => {
+            c.add(name, false, Severity::Warning, format!("{image}: {e}"));
+            return c;
+        }
+    };
+    let running = short_id(&info.image_id);
+    if newest.id == info.image_id {
+        c.add(
+            name,
+            true,
+            Severity::Warning,
+            format!("runs {image} ({running}), its newest local copy"),
+        );
+        return c;
+    }
+    let created = |t: Option<std::time::SystemTime>| {
+        t.map(|t| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        })
+    };
+    let running_created = ctx
+        .runtime
+        .inspect_image(&info.image_id)
+        .await
+        .ok()
+        .and_then(|i| i.created);
+    let how = match (running_created, newest.created) {
+        (Some(old), Some(new)) if old < new => "older than",
+        _ => "not",
+    };
+    c.add(
+        name,
+        false,
+        Severity::Warning,
+        format!(
+            "runs image {running}{}, {how} the newest local copy of {image} ({}{}); fix: immich-db update --service {service}",
+            created(running_created).map(|t| format!(" of {t}")).unwrap_or_default(),
+            short_id(&newest.id),
+            created(newest.created).map(|t| format!(" of {t}")).unwrap_or_default(),
+        ),
+    );
+    c
+}
+
+/// The real user ID of a process, from `/proc/PID/status`.
+fn process_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The server (the container's first process) does not run as root on the
+/// host: the images' entrypoints drop root for their own users, and rootless
+/// podman runs them as the deploying user.
+fn user_check(info: &homelab_podman::ContainerInfo) -> Checks {
+    let mut c = Checks::default();
+    let Some(uid) = info.state.pid.and_then(process_uid) else {
+        return c;
+    };
+    let name = format!("user {}", info.name);
+    if uid == 0 {
+        c.add(
+            name,
+            false,
+            Severity::Warning,
+            format!("the server in {} runs as root on the host: its image's entrypoint did not drop root", info.name),
+        );
+    } else {
+        c.add(
+            name,
+            true,
+            Severity::Warning,
+            format!(
+                "the server in {} runs as host UID {uid}, not root",
+                info.name
+            ),
+        );
+    }
+    c
+}
+
+/// A port published for clients on the host accepts a connection.
+async fn published_check(container: &str, at: std::net::SocketAddr) -> Checks {
+    let mut c = Checks::default();
+    let name = format!("published {container}");
+    let connect = tokio::net::TcpStream::connect(at);
+    match tokio::time::timeout(std::time::Duration::from_secs(2), connect).await {
+        Ok(Ok(_)) => c.error(name, true, format!("{at} on the host accepts connections")),
+        Ok(Err(e)) => c.error(name, false, format!("{at} on the host: {e}")),
+        Err(_) => c.error(
+            name,
+            false,
+            format!("{at} on the host: no answer within 2 s"),
+        ),
+    }
     c
 }
 

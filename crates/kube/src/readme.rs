@@ -211,6 +211,13 @@ fn write_text(
     writeln!(t, "## Move the data over from the Podman host\n")?;
     writeln!(
         t,
+        "Two immich-db commands on the Podman host make the move: `immich-db render --kubernetes \
+         --output DIR` wrote these files from its configuration, and `immich-db restore --target \
+         postgresql://USER@HOST:PORT/DATABASE --password-stdin BACKUP` loads a backup of the Podman \
+         database into the cluster's. Step by step:\n"
+    )?;
+    writeln!(
+        t,
         "1. Stop the Immich server on the Podman host, so that nothing writes while you copy."
     )?;
     writeln!(
@@ -235,13 +242,23 @@ fn write_text(
     writeln!(t, "   ```sh")?;
     writeln!(
         t,
-        "   kubectl -n {ns} get secret {} -o jsonpath='{{.data.{PASSWORD_KEY}}}' | base64 -d \\\n     | immich-db restore --target postgresql://{}@127.0.0.1:15432/{} BACKUP",
+        "   kubectl -n {ns} get secret {} -o jsonpath='{{.data.{PASSWORD_KEY}}}' | base64 -d \\\n     | immich-db restore --target postgresql://{}@127.0.0.1:15432/{} --password-stdin BACKUP",
         s.postgres_password, pg.owner, pg.database
     )?;
     writeln!(t, "   ```\n")?;
     writeln!(
         t,
-        "   (`immich-db restore --help` says how it takes the password, from standard input or a file.)"
+        "   It checks the backup's checksum, refuses a database that is not empty (unless `--force`: \
+         then everything `{owner}` owns there is dropped first), loads the backup in one transaction \
+         with the `pg_restore` of the Podman host's PostgreSQL image (run with the host's network, so \
+         that it reaches the port-forward), and counts the relations it finds afterwards. The password \
+         is in no command line and no file (`--password-file FILE` reads it from a file instead). \
+         Objects are owned by `{owner}`, and comments are left out where `{owner}` is not a superuser \
+         (as under CloudNativePG): it may not comment on the extensions the operator created. The \
+         cluster's PostgreSQL ({image}) must be as new as the Podman host's: a backup does not load \
+         into an older major version.",
+        owner = pg.owner,
+        image = pg.image,
     )?;
     writeln!(
         t,
@@ -262,7 +279,10 @@ fn write_text(
          this part of the Kubernetes API): Valkey refuses a client without the password and answers one \
          with it. The `Cluster` needs the CloudNativePG operator, which cannot run under Podman: it is \
          checked against CloudNativePG 1.30's schema for `Cluster`, and every other object against \
-         Kubernetes' own types, but not run."
+         Kubernetes' own types, but not run. The move is tested as far as one machine allows: a backup \
+         of a deployment loaded with `immich-db restore --target` into a second PostgreSQL, started in \
+         a container of its own, whose owner is not a superuser and whose extensions were created \
+         beforehand, as CloudNativePG sets a database up."
     )?;
     Ok(())
 }

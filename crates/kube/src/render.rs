@@ -167,7 +167,7 @@ impl DatabaseLayer {
     /// [`Error::MissingSecretValue`] or [`Error::InvalidSecretValue`] for
     /// included Secrets without a usable value.
     pub fn render(&self, secrets: Secrets<'_>) -> Result<Rendered, Error> {
-        self.check()?;
+        self.validate()?;
         let mut files = Vec::new();
         let mut notes = Vec::new();
 

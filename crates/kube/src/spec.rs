@@ -202,8 +202,22 @@ impl Default for SecretNames {
 }
 
 impl DatabaseLayer {
-    /// Checks every field, so that rendering fails before anything is built.
-    pub(crate) fn check(&self) -> Result<(), Error> {
+    /// Checks every field, as [`DatabaseLayer::render`] does before it builds
+    /// anything: a caller can check its own configuration early, and point
+    /// at its key with the error's field name.
+    ///
+    /// ```
+    /// let mut layer = homelab_kube::DatabaseLayer::default();
+    /// layer.postgres.storage_size = "lots".into();
+    /// let err = layer.validate().unwrap_err();
+    /// assert!(err.to_string().starts_with("postgres.storage_size"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::InvalidSize`], [`Error::InvalidImage`],
+    /// [`Error::NoInstances`], [`Error::InitdbArgument`] or
+    /// [`Error::InvalidExtension`].
+    pub fn validate(&self) -> Result<(), Error> {
         dns_label(
             "namespace",
             &self.namespace,
@@ -413,7 +427,7 @@ mod tests {
 
     #[test]
     fn defaults_pass() {
-        DatabaseLayer::default().check().unwrap();
+        DatabaseLayer::default().validate().unwrap();
     }
 
     #[test]
@@ -433,7 +447,7 @@ mod tests {
         let mut layer = DatabaseLayer::default();
         layer.namespace = "Immich".into();
         assert!(matches!(
-            layer.check(),
+            layer.validate(),
             Err(Error::InvalidName {
                 field: "namespace",
                 ..
@@ -443,7 +457,7 @@ mod tests {
         let mut layer = DatabaseLayer::default();
         layer.postgres.name = "1pg".into();
         assert!(matches!(
-            layer.check(),
+            layer.validate(),
             Err(Error::InvalidName {
                 field: "postgres.name",
                 ..
@@ -453,7 +467,7 @@ mod tests {
         let mut layer = DatabaseLayer::default();
         layer.postgres.owner = "immich; drop".into();
         assert!(matches!(
-            layer.check(),
+            layer.validate(),
             Err(Error::InvalidName {
                 field: "postgres.owner",
                 ..
@@ -462,12 +476,15 @@ mod tests {
 
         let mut layer = DatabaseLayer::default();
         layer.postgres.extensions.push("vchord\"; --".into());
-        assert!(matches!(layer.check(), Err(Error::InvalidExtension { .. })));
+        assert!(matches!(
+            layer.validate(),
+            Err(Error::InvalidExtension { .. })
+        ));
 
         let mut layer = DatabaseLayer::default();
         layer.secrets.redis_password = "postgres-password".into();
         assert!(matches!(
-            layer.check(),
+            layer.validate(),
             Err(Error::InvalidName {
                 field: "secrets",
                 ..
@@ -475,13 +492,13 @@ mod tests {
         ));
         // Without a Valkey password its Secret does not exist, so its name is free.
         layer.valkey.require_password = false;
-        layer.check().unwrap();
+        layer.validate().unwrap();
 
         let mut layer = DatabaseLayer::default();
         layer.secrets.immich_jwt_secret = "a..b".into();
-        assert!(layer.check().is_err());
+        assert!(layer.validate().is_err());
         layer.secrets.immich_jwt_secret = "immich.jwt-secret".into();
-        layer.check().unwrap();
+        layer.validate().unwrap();
     }
 
     proptest::proptest! {
@@ -500,7 +517,7 @@ mod tests {
     fn errors_say_what_and_how() {
         let mut layer = DatabaseLayer::default();
         layer.valkey.storage_size = "lots".into();
-        let message = layer.check().unwrap_err().to_string();
+        let message = layer.validate().unwrap_err().to_string();
         assert!(message.contains("valkey.storage_size"), "{message}");
         assert!(message.contains("10Gi"), "{message}");
     }

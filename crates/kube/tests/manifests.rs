@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
 
 use base64::Engine as _;
 use homelab_kube::{
@@ -46,11 +45,7 @@ fn canary_forms() -> Vec<String> {
 
 /// The YAML documents of a file, as JSON values.
 fn documents(text: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(text)
-        .unwrap_or_else(|e| panic!("not YAML: {e}\n{text}"))
-        .into_iter()
-        .filter(|v| !v.is_null())
-        .collect()
+    immich_db_testhost::cnpg::yaml_documents(text)
 }
 
 fn content<'a>(rendered: &'a Rendered, name: &str) -> &'a str {
@@ -60,84 +55,12 @@ fn content<'a>(rendered: &'a Rendered, name: &str) -> &'a str {
         .content()
 }
 
-/// `$IMMICH_DB_SHARED`, else `shared/` beside the workspace's directory.
-fn shared_dir() -> PathBuf {
-    match std::env::var_os("IMMICH_DB_SHARED").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
-
-/// The `openAPIV3Schema` of CloudNativePG's `Cluster` CRD, or `None` after
-/// saying why the test skips.
 fn cluster_schema(test: &str) -> Option<Value> {
-    let path = shared_dir().join("kubernetes/postgresql.cnpg.io_clusters.yaml");
-    let Ok(crd_text) = std::fs::read_to_string(&path) else {
-        eprintln!(
-            "SKIPPED {test}: CloudNativePG's CRD {} is missing (set IMMICH_DB_SHARED to the folder \
-             that holds kubernetes/postgresql.cnpg.io_clusters.yaml)",
-            path.display()
-        );
-        return None;
-    };
-    let crd: Value = serde_saphyr::from_str(&crd_text).expect("the CRD is YAML");
-    assert_eq!(crd["spec"]["names"]["kind"], "Cluster");
-    let version = &crd["spec"]["versions"][0];
-    assert_eq!(version["name"], "v1");
-    Some(version["schema"]["openAPIV3Schema"].clone())
+    immich_db_testhost::cnpg::cluster_schema(test)
 }
 
-/// Fields of `value` that `schema` does not declare. The API server drops
-/// (or, with strict field validation, refuses) such fields, and a JSON schema
-/// without `additionalProperties: false` lets them pass.
-fn undeclared(value: &Value, schema: &Value, at: &str, out: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            let properties = schema.get("properties").and_then(Value::as_object);
-            let additional = schema.get("additionalProperties");
-            let preserves = schema
-                .get("x-kubernetes-preserve-unknown-fields")
-                .and_then(Value::as_bool)
-                == Some(true);
-            for (key, v) in map {
-                let path = format!("{at}.{key}");
-                // The API server checks an object's metadata itself, as
-                // ObjectMeta (see `round_trip`); the CRD only says "object".
-                if path == ".metadata" {
-                    continue;
-                }
-                match (properties.and_then(|p| p.get(key)), additional) {
-                    (Some(sub), _) => undeclared(v, sub, &path, out),
-                    (None, Some(sub)) if sub.is_object() => undeclared(v, sub, &path, out),
-                    (None, Some(Value::Bool(true))) => {}
-                    _ if preserves => {}
-                    _ => out.push(path),
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(sub) = schema.get("items") {
-                for (i, v) in items.iter().enumerate() {
-                    undeclared(v, sub, &format!("{at}[{i}]"), out);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The schema's complaints about `cluster`, type and field errors alike.
 fn schema_errors(schema: &Value, cluster: &Value) -> Vec<String> {
-    let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft4)
-        .build(schema)
-        .expect("the CRD schema compiles");
-    let mut errors: Vec<String> = validator
-        .iter_errors(cluster)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    undeclared(cluster, schema, "", &mut errors);
-    errors
+    immich_db_testhost::cnpg::schema_errors(schema, cluster)
 }
 
 fn rendered_cluster(layer: &DatabaseLayer) -> Value {
@@ -510,7 +433,8 @@ fn readme_says_where_immich_connects() {
         "name: postgres-password",
         "name: redis-password",
         "kubectl apply -f .",
-        "immich-db restore --target postgresql://immich@127.0.0.1:15432/immich",
+        "immich-db restore --target postgresql://immich@127.0.0.1:15432/immich --password-stdin",
+        "immich-db render --kubernetes --output DIR",
         "cannot run under Podman",
         "--type=kubernetes.io/basic-auth",
     ] {

@@ -40,6 +40,7 @@ pub enum Operation {
     ImageExists,
     InspectImage,
     PullImage,
+    TagImage,
     ListSecrets,
     InspectSecret,
     SecretExists,
@@ -628,6 +629,36 @@ impl Runtime for FakeRuntime {
             s.images.insert(tag.clone(), image.clone());
         }
         Ok(image)
+    }
+
+    async fn tag_image(&self, image: &str, reference: &str) -> Result<()> {
+        self.enter(Operation::TagImage, Some(reference), vec![image.to_owned()])?;
+        let (repo, tag) = crate::image::name_and_tag(reference)?;
+        let name = format!("{repo}:{tag}");
+        let mut s = self.lock();
+        let Some(mut found) = s
+            .images
+            .values()
+            .find(|i| i.id == image || i.tags.iter().any(|t| t == image))
+            .cloned()
+        else {
+            return Err(not_found(ObjectKind::Image, image));
+        };
+        // The name leaves the image it named.
+        for other in s.images.values_mut() {
+            other.tags.retain(|t| *t != name);
+        }
+        if !found.tags.contains(&name) {
+            found.tags.push(name.clone());
+        }
+        let id = found.id.clone();
+        for other in s.images.values_mut() {
+            if other.id == id {
+                other.tags.clone_from(&found.tags);
+            }
+        }
+        s.images.insert(name, found);
+        Ok(())
     }
 
     async fn list_secrets(&self) -> Result<Vec<SecretInfo>> {

@@ -107,6 +107,24 @@ impl AsRef<str> for ImageRef {
     }
 }
 
+/// The repository (`REGISTRY/PATH`) and the tag (`latest` when none is
+/// given) that a reference names, for tagging an image with it; a reference
+/// pinned by digest is no name to tag with.
+pub(crate) fn name_and_tag(reference: &str) -> Result<(String, String)> {
+    let image = ImageRef::parse(reference)?;
+    if image.digest().is_some() {
+        return Err(Error::InvalidImageReference {
+            reference: reference.to_owned(),
+            reason: "it is pinned by digest: an image cannot be tagged with it".into(),
+        });
+    }
+    let repo = match image.registry() {
+        Some(registry) => format!("{registry}/{}", image.path()),
+        None => image.path().to_owned(),
+    };
+    Ok((repo, image.tag().unwrap_or("latest").to_owned()))
+}
+
 fn parse(value: &str) -> std::result::Result<ImageRef, String> {
     if value.is_empty() {
         return Err("it is empty".into());

@@ -602,6 +602,8 @@ pub struct ContainerInfo {
     pub name: String,
     /// The image it was created from, as named then.
     pub image: String,
+    /// The ID of the image it runs (empty when unknown).
+    pub image_id: String,
     /// Its state.
     pub state: ContainerState,
     /// Its health, when it has a health check.
@@ -631,6 +633,7 @@ impl ContainerInfo {
             id: id.into(),
             name: name.into(),
             image: image.into(),
+            image_id: String::new(),
             state,
             health: None,
             restart_count: 0,

@@ -773,6 +773,17 @@ impl Runtime for Podman {
         self.inspect_image(&id).await
     }
 
+    async fn tag_image(&self, image: &str, reference: &str) -> Result<()> {
+        let op = "tag image";
+        let (repo, tag) = crate::image::name_and_tag(reference)?;
+        self.api
+            .images()
+            .get(image)
+            .tag(&opts::ImageTagOpts::builder().repo(repo).tag(tag).build())
+            .await
+            .map_err(|e| self.api_error(op, ObjectKind::Image, Some(image), e))
+    }
+
     async fn list_secrets(&self) -> Result<Vec<SecretInfo>> {
         let op = "list secrets";
         let list = self

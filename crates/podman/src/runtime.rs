@@ -131,6 +131,12 @@ pub trait Runtime: Send + Sync {
     /// registries.
     async fn pull_image(&self, reference: &str) -> Result<ImageInfo>;
 
+    /// Gives the image `image` (an ID or a name) the name `reference`
+    /// (`REGISTRY/PATH:TAG`), which then no longer names the image it named
+    /// before. The reference is [checked](crate::ImageRef) first; one pinned
+    /// by digest cannot be a name.
+    async fn tag_image(&self, image: &str, reference: &str) -> Result<()>;
+
     /// All secrets (metadata only).
     async fn list_secrets(&self) -> Result<Vec<SecretInfo>>;
 

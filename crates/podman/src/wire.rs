@@ -223,6 +223,8 @@ pub(crate) struct ContainerJson {
     name: String,
     #[serde(default)]
     image_name: String,
+    #[serde(default)]
+    image: String,
     state: StateJson,
     #[serde(default)]
     restart_count: i64,
@@ -354,6 +356,7 @@ impl ContainerJson {
             id: self.id,
             name: self.name,
             image: self.image_name,
+            image_id: self.image,
             state: ContainerState {
                 status: ContainerStatus::parse(&s.status),
                 running: s.running,
@@ -534,7 +537,7 @@ mod tests {
             r#"{"Entrypoint":"/e.sh","StopSignal":15,"Labels":{"a":"b"}}"#,
         ] {
             let json = format!(
-                r#"{{"Id":"abc","Name":"pg","ImageName":"img","RestartCount":2,
+                r#"{{"Id":"abc","Name":"pg","ImageName":"img","Image":"3c53351e","RestartCount":2,
                 "State":{{"Status":"running","Running":true,"Pid":42,"ExitCode":0,
                   "StartedAt":"2026-11-25T17:07:43.174567347Z","FinishedAt":"0001-01-01T00:00:00Z",
                   "Health":{{"Status":"healthy","FailingStreak":0,"Log":[{{"Start":"2026-11-25T17:07:43.2Z","End":"2026-11-25T17:07:43.3Z","ExitCode":0,"Output":"PONG\n"}}]}},
@@ -546,6 +549,10 @@ mod tests {
                 .unwrap()
                 .into_info();
             assert_eq!(info.restart_count, 2);
+            assert_eq!(
+                (info.image.as_str(), info.image_id.as_str()),
+                ("img", "3c53351e")
+            );
             assert_eq!(info.state.pid, Some(42));
             assert!(info.state.started_at.is_some());
             assert_eq!(info.state.finished_at, None);

@@ -667,6 +667,42 @@ async fn images_exist_and_inspect() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_tag_names_an_image_and_moves_from_the_one_it_named() {
+    let host = require_host!();
+    let podman = connect(host).await;
+    let name = format!("localhost/{}:v1", unique_name("tag"));
+    let mut cleanup = Cleanup::new(host);
+    cleanup.image(&name);
+    let id = |image: &str| {
+        host.podman_ok(["image", "inspect", "--format", "{{.Id}}", image])
+            .trim()
+            .to_owned()
+    };
+    let valkey = id(&host.valkey_image);
+    let postgres = id(&host.postgres_image);
+    podman.tag_image(&valkey, &name).await.unwrap();
+    assert_eq!(id(&name), valkey);
+    // By name, too; the tag leaves the image it named.
+    podman.tag_image(&host.postgres_image, &name).await.unwrap();
+    assert_eq!(id(&name), postgres);
+    assert_eq!(
+        id(&host.valkey_image),
+        valkey,
+        "the other image keeps its names"
+    );
+    // A digest is no name; a missing image is not found.
+    let pinned = format!("{name}@sha256:{}", "0".repeat(64));
+    let e = podman.tag_image(&valkey, &pinned).await.unwrap_err();
+    assert!(matches!(e, Error::InvalidImageReference { .. }), "{e:?}");
+    let e = podman
+        .tag_image("localhost/idbt-no-such-image:1", &name)
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+    assert_eq!(id(&name), postgres);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_pull_that_cannot_reach_the_registry_names_the_image_and_stores_nothing() {
     let host = require_host!();
     let podman = connect(host).await;

@@ -2,7 +2,7 @@
 //! ([`rotate`]).
 
 use crate::{
-    Finding, NearDuplicate, Policy, SecretError, SecretStore, SecretValue, StoreError, check,
+    Error, Finding, NearDuplicate, Policy, SecretStore, SecretValue, StoreError, check,
     near_duplicates, validate_name,
 };
 
@@ -48,10 +48,10 @@ pub enum Ensured {
 ///     Ensured::Kept { findings: vec![] }
 /// );
 /// assert_eq!(store.read("postgres-password").await?, first);
-/// # Ok::<(), homelab_secrets::SecretError>(())
+/// # Ok::<(), homelab_secrets::Error>(())
 /// # }).unwrap();
 /// ```
-pub async fn ensure<S>(store: &S, name: &str, policy: &Policy) -> Result<Ensured, SecretError>
+pub async fn ensure<S>(store: &S, name: &str, policy: &Policy) -> Result<Ensured, Error>
 where
     S: SecretStore + ?Sized,
 {
@@ -62,7 +62,7 @@ where
     let value = policy.generator.generate()?;
     let findings = check(&value, policy);
     if !findings.is_empty() {
-        return Err(SecretError::PolicyContradiction {
+        return Err(Error::PolicyContradiction {
             name: name.to_owned(),
             consumer: policy.consumer.clone(),
             findings,
@@ -75,7 +75,7 @@ where
     }
 }
 
-async fn keep<S>(store: &S, name: &str, policy: &Policy) -> Result<Ensured, SecretError>
+async fn keep<S>(store: &S, name: &str, policy: &Policy) -> Result<Ensured, Error>
 where
     S: SecretStore + ?Sized,
 {
@@ -90,7 +90,7 @@ where
 /// back) if the consumer does not take the new one.
 ///
 /// This is the only function here that overwrites a secret. It fails with
-/// [`StoreError::NotFound`] (inside [`SecretError::Store`]) when the secret
+/// [`StoreError::NotFound`] (inside [`Error::Store`]) when the secret
 /// does not exist; use [`ensure`] to create one. Check the new value with
 /// [`check`] first if it does not come from a policy's generator.
 ///
@@ -107,14 +107,10 @@ where
 /// let old = rotate(&store, "api-key", &new).await?;
 /// assert_eq!(old.expose(), b"old");
 /// assert_eq!(store.read("api-key").await?, new);
-/// # Ok::<(), homelab_secrets::SecretError>(())
+/// # Ok::<(), homelab_secrets::Error>(())
 /// # }).unwrap();
 /// ```
-pub async fn rotate<S>(
-    store: &S,
-    name: &str,
-    new_value: &SecretValue,
-) -> Result<SecretValue, SecretError>
+pub async fn rotate<S>(store: &S, name: &str, new_value: &SecretValue) -> Result<SecretValue, Error>
 where
     S: SecretStore + ?Sized,
 {
@@ -138,10 +134,10 @@ where
 /// let pairs = near_duplicates_in(&store).await?;
 /// assert_eq!(pairs[0].to_string(),
 ///     "secrets `redis-password` and `redis_password` differ only in case or in `-`, `_` and `.`");
-/// # Ok::<(), homelab_secrets::SecretError>(())
+/// # Ok::<(), homelab_secrets::Error>(())
 /// # }).unwrap();
 /// ```
-pub async fn near_duplicates_in<S>(store: &S) -> Result<Vec<NearDuplicate>, SecretError>
+pub async fn near_duplicates_in<S>(store: &S) -> Result<Vec<NearDuplicate>, Error>
 where
     S: SecretStore + ?Sized,
 {
@@ -244,7 +240,7 @@ mod tests {
                 ),
             ] {
                 match ensure(&store, name, &Policy::postgres_password()).await {
-                    Err(SecretError::InvalidName { problem, .. }) => assert_eq!(problem, expected),
+                    Err(Error::InvalidName { problem, .. }) => assert_eq!(problem, expected),
                     other => panic!("{name:?}: expected InvalidName, got {other:?}"),
                 }
             }
@@ -262,7 +258,7 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(
-                matches!(error, SecretError::PolicyContradiction { ref name, .. } if name == "postgres-password"),
+                matches!(error, Error::PolicyContradiction { ref name, .. } if name == "postgres-password"),
                 "{error:?}"
             );
             assert!(error.to_string().contains("nothing was stored"), "{error}");
@@ -368,10 +364,7 @@ mod tests {
             let error = rotate(&Broken, "x", &SecretValue::new("y"))
                 .await
                 .unwrap_err();
-            assert!(matches!(
-                error,
-                SecretError::Store(StoreError::Backend { .. })
-            ));
+            assert!(matches!(error, Error::Store(StoreError::Backend { .. })));
         });
     }
 
@@ -400,7 +393,7 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(
-                matches!(error, SecretError::Store(StoreError::NotFound { ref name }) if name == "missing"),
+                matches!(error, Error::Store(StoreError::NotFound { ref name }) if name == "missing"),
                 "{error:?}"
             );
             assert!(store.list().await.unwrap().is_empty());

@@ -1,4 +1,4 @@
-//! [`SecretError`]: everything that can go wrong in this crate.
+//! [`Error`]: everything that can go wrong in this crate.
 
 use crate::{Alphabet, Finding, StoreError};
 
@@ -8,7 +8,7 @@ use crate::{Alphabet, Finding, StoreError};
 /// secret's value.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
-pub enum SecretError {
+pub enum Error {
     /// The name cannot be used for a secret.
     #[error("invalid secret name {name:?}: {problem}; {}", problem.hint())]
     InvalidName {
@@ -77,8 +77,8 @@ pub enum SecretError {
     },
 }
 
-/// `Result` with this crate's [`SecretError`].
-pub type Result<T, E = SecretError> = std::result::Result<T, E>;
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What is wrong with a secret name.
 #[non_exhaustive]

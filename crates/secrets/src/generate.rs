@@ -3,7 +3,7 @@
 use zeroize::Zeroizing;
 
 use crate::alphabet::Alphabet;
-use crate::{SecretError, SecretValue, random};
+use crate::{Error, SecretValue, random};
 
 /// The least entropy, in bits, a [`Generator`] may produce.
 pub const MIN_ENTROPY_BITS: u32 = 256;
@@ -31,7 +31,7 @@ const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 ///
 /// // Too short to hold 256 bits:
 /// assert!(Generator::alphanumeric(20).is_err());
-/// # Ok::<(), homelab_secrets::SecretError>(())
+/// # Ok::<(), homelab_secrets::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Generator {
@@ -56,21 +56,21 @@ impl Generator {
     ///
     /// Fails when that is fewer than 43 characters (256 bits) or more than
     /// 4096.
-    pub fn alphanumeric(characters: usize) -> Result<Self, SecretError> {
+    pub fn alphanumeric(characters: usize) -> Result<Self, Error> {
         Self::checked(Alphabet::Alphanumeric, characters)
     }
 
     /// A generator of `random_bytes` random bytes, base64-encoded.
     ///
     /// Fails when that is fewer than 32 bytes (256 bits) or more than 4096.
-    pub fn base64(random_bytes: usize) -> Result<Self, SecretError> {
+    pub fn base64(random_bytes: usize) -> Result<Self, Error> {
         Self::checked(Alphabet::Base64, random_bytes)
     }
 
-    fn checked(alphabet: Alphabet, length: usize) -> Result<Self, SecretError> {
+    fn checked(alphabet: Alphabet, length: usize) -> Result<Self, Error> {
         let generator = Self { alphabet, length };
         if length > MAX_LENGTH {
-            return Err(SecretError::GeneratorTooLong {
+            return Err(Error::GeneratorTooLong {
                 alphabet,
                 length,
                 maximum: MAX_LENGTH,
@@ -78,7 +78,7 @@ impl Generator {
         }
         let bits = generator.entropy_bits();
         if bits < f64::from(MIN_ENTROPY_BITS) {
-            return Err(SecretError::GeneratorTooWeak {
+            return Err(Error::GeneratorTooWeak {
                 alphabet,
                 length,
                 bits: floor_bits(bits),
@@ -122,7 +122,7 @@ impl Generator {
     ///
     /// Intermediate buffers are zeroized, and the output is written into a
     /// buffer of its final size, so no copy of the value is left behind.
-    pub fn generate(&self) -> Result<SecretValue, SecretError> {
+    pub fn generate(&self) -> Result<SecretValue, Error> {
         let mut out = Vec::with_capacity(self.output_len());
         match self.alphabet {
             Alphabet::Alphanumeric => alphanumeric_into(self.length, &mut out)?,
@@ -157,7 +157,7 @@ fn min_length(alphabet: Alphabet) -> usize {
 /// Random bytes of 248 or more are thrown away: 248 = 4 * 62, so every kept
 /// byte maps onto the 62 characters exactly four times and `byte % 62` has
 /// no bias.
-fn alphanumeric_into(count: usize, out: &mut Vec<u8>) -> Result<(), SecretError> {
+fn alphanumeric_into(count: usize, out: &mut Vec<u8>) -> Result<(), Error> {
     const LIMIT: u8 = 248;
     // Enough for 48 characters with room for rejected bytes (each byte is
     // rejected with probability 8/256) in the common case.
@@ -269,8 +269,8 @@ mod tests {
                         prop_assert!(generator.entropy_bits() >= 256.0);
                         prop_assert!(generator.length() <= MAX_LENGTH);
                     }
-                    Err(SecretError::GeneratorTooWeak { bits, .. }) => prop_assert!(bits < 256),
-                    Err(SecretError::GeneratorTooLong { .. }) => prop_assert!(length > MAX_LENGTH),
+                    Err(Error::GeneratorTooWeak { bits, .. }) => prop_assert!(bits < 256),
+                    Err(Error::GeneratorTooLong { .. }) => prop_assert!(length > MAX_LENGTH),
                     Err(other) => prop_assert!(false, "unexpected error {other}"),
                 }
             }
@@ -289,7 +289,7 @@ mod tests {
         );
         assert!(matches!(
             Generator::alphanumeric(4097),
-            Err(SecretError::GeneratorTooLong { .. })
+            Err(Error::GeneratorTooLong { .. })
         ));
         let error = Generator::alphanumeric(20).unwrap_err();
         assert!(

@@ -53,7 +53,7 @@
 //! let pairs = near_duplicates_in(&store).await?;
 //! assert_eq!((pairs[0].first.as_str(), pairs[0].second.as_str()),
 //!     ("redis-password", "redis_password"));
-//! # Ok::<(), homelab_secrets::SecretError>(())
+//! # Ok::<(), homelab_secrets::Error>(())
 //! # }).unwrap();
 //! ```
 
@@ -73,7 +73,7 @@ mod value;
 
 pub use alphabet::Alphabet;
 pub use ensure::{Ensured, ensure, near_duplicates_in, rotate};
-pub use error::{NameProblem, Result, SecretError};
+pub use error::{Error, NameProblem, Result};
 pub use finding::{CharKind, Charset, Finding};
 pub use generate::{Generator, MIN_ENTROPY_BITS};
 pub use memory::MemoryStore;

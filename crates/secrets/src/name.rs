@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{NameProblem, SecretError};
+use crate::{Error, NameProblem};
 
 /// Podman's limit on a secret name, in bytes.
 pub const MAX_NAME_BYTES: usize = 253;
@@ -20,7 +20,7 @@ pub const MAX_NAME_BYTES: usize = 253;
 /// assert!(validate_podman_name("redis password").is_ok());
 /// assert!(validate_podman_name("immich/db").is_err());
 /// ```
-pub fn validate_podman_name(name: &str) -> Result<(), SecretError> {
+pub fn validate_podman_name(name: &str) -> Result<(), Error> {
     podman_problem(name).map_or(Ok(()), |problem| Err(invalid(name, problem)))
 }
 
@@ -39,13 +39,13 @@ pub fn validate_podman_name(name: &str) -> Result<(), SecretError> {
 /// let error = validate_name("redis password").unwrap_err();
 /// assert!(error.to_string().contains("byte 5"));
 /// ```
-pub fn validate_name(name: &str) -> Result<(), SecretError> {
+pub fn validate_name(name: &str) -> Result<(), Error> {
     let problem = podman_problem(name).or_else(|| portable_problem(name));
     problem.map_or(Ok(()), |problem| Err(invalid(name, problem)))
 }
 
-fn invalid(name: &str, problem: NameProblem) -> SecretError {
-    SecretError::InvalidName {
+fn invalid(name: &str, problem: NameProblem) -> Error {
+    Error::InvalidName {
         name: name.to_owned(),
         problem,
     }
@@ -187,9 +187,9 @@ mod tests {
 
     use super::*;
 
-    fn problem(result: Result<(), SecretError>) -> NameProblem {
+    fn problem(result: Result<(), Error>) -> NameProblem {
         match result {
-            Err(SecretError::InvalidName { problem, .. }) => problem,
+            Err(Error::InvalidName { problem, .. }) => problem,
             other => panic!("expected an invalid name, got {other:?}"),
         }
     }
@@ -373,9 +373,9 @@ mod tests {
             } else {
                 None
             };
-            let problem = |r: Result<(), SecretError>| match r {
+            let problem = |r: Result<(), Error>| match r {
                 Ok(()) => Ok(None),
-                Err(SecretError::InvalidName { name: given, problem }) if given == name => Ok(Some(problem)),
+                Err(Error::InvalidName { name: given, problem }) if given == name => Ok(Some(problem)),
                 Err(other) => Err(TestCaseError::fail(format!("{other:?}"))),
             };
             prop_assert_eq!(problem(validate_podman_name(&name))?, expected.clone());

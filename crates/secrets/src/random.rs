@@ -3,19 +3,19 @@
 use rustix::io::Errno;
 use rustix::rand::{GetRandomFlags, getrandom};
 
-use crate::SecretError;
+use crate::Error;
 
 /// Fills `buf` from the kernel's CSPRNG.
 ///
 /// `getrandom(2)` with no flags blocks until the kernel's pool is
 /// initialised and then never returns weak bytes; it may return fewer bytes
 /// than asked for or be interrupted by a signal, so this loops.
-pub(crate) fn fill(buf: &mut [u8]) -> Result<(), SecretError> {
+pub(crate) fn fill(buf: &mut [u8]) -> Result<(), Error> {
     let mut filled = 0;
     while filled < buf.len() {
         match getrandom(&mut buf[filled..], GetRandomFlags::empty()) {
             Ok(0) => {
-                return Err(SecretError::Random {
+                return Err(Error::Random {
                     source: std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "getrandom(2) returned no bytes",
@@ -25,7 +25,7 @@ pub(crate) fn fill(buf: &mut [u8]) -> Result<(), SecretError> {
             Ok(n) => filled += n,
             Err(Errno::INTR) => {}
             Err(errno) => {
-                return Err(SecretError::Random {
+                return Err(Error::Random {
                     source: errno.into(),
                 });
             }

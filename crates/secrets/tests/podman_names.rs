@@ -7,7 +7,7 @@
 use std::io::Write as _;
 use std::process::{Output, Stdio};
 
-use homelab_secrets::{SecretError, validate_name, validate_podman_name};
+use homelab_secrets::{Error, validate_name, validate_podman_name};
 use immich_db_testhost::{Cleanup, Host, require_host, unique_name};
 
 /// Removes a secret whose name may start with `-` (which `Cleanup` would
@@ -163,7 +163,7 @@ fn quadlet_splits_a_secret_name_with_a_space() {
         "{exec}"
     );
     match validate_name(&format!("{name} password")) {
-        Err(SecretError::InvalidName { .. }) => {}
+        Err(Error::InvalidName { .. }) => {}
         other => panic!("expected the name to be refused, got {other:?}"),
     }
 }

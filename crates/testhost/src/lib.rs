@@ -1,6 +1,6 @@
 //! Test support for the real test host that `scripts/provision` sets up: podman 5
 //! with Quadlet, root's systemd user manager, a loop-mounted BTRFS pool, an ext4 and
-//! a tmpfs directory, and the local PostgreSQL and Valkey images.
+//! a tmpfs directory, and the local PostgreSQL (17 and 18) and Valkey images.
 //!
 //! Real-host tests start with [`require_host!`]. When the host is not set up, the
 //! test fails if `CI` or `IMMICH_DB_REQUIRE_HOST` is set (the README's test command
@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod cnpg;
 pub mod system;
 pub use system::{
     SystemMachine, SystemMachineBuilder, system_machine_available, system_machine_ready,
@@ -40,6 +41,10 @@ pub struct Host {
     pub tmpfs: PathBuf,
     /// The local PostgreSQL image (with pgvector).
     pub postgres_image: String,
+    /// The local PostgreSQL image of the next major, 18 (with pgvector), laid out
+    /// as the official PostgreSQL 18 images are: the volume at
+    /// `/var/lib/postgresql`, the cluster in `18/docker` below it.
+    pub postgres18_image: String,
     /// The local Valkey image.
     pub valkey_image: String,
     /// `$XDG_RUNTIME_DIR` of the systemd user manager that runs the units.
@@ -77,6 +82,10 @@ impl Host {
             postgres_image: env_or(
                 "IMMICH_DB_TEST_POSTGRES_IMAGE",
                 "localhost/immich-db-test/postgres:latest",
+            ),
+            postgres18_image: env_or(
+                "IMMICH_DB_TEST_POSTGRES18_IMAGE",
+                "localhost/immich-db-test/postgres:18",
             ),
             valkey_image: env_or(
                 "IMMICH_DB_TEST_VALKEY_IMAGE",
@@ -375,7 +384,11 @@ fn probe() -> Result<Host, String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
     match version {
         Some(v) if v.split('.').next().and_then(|m| m.parse::<u32>().ok()) >= Some(5) => {
-            for image in [&host.postgres_image, &host.valkey_image] {
+            for image in [
+                &host.postgres_image,
+                &host.postgres18_image,
+                &host.valkey_image,
+            ] {
                 let exists = host
                     .podman(["image", "exists", image.as_str()])
                     .status
@@ -429,7 +442,11 @@ fn probe_rootless() -> Result<Host, String> {
             host.user_name()
         );
     }
-    for image in [&root.postgres_image, &root.valkey_image] {
+    for image in [
+        &root.postgres_image,
+        &root.postgres18_image,
+        &root.valkey_image,
+    ] {
         if !host
             .podman(["image", "exists", image.as_str()])
             .status
@@ -561,6 +578,7 @@ enum Step {
     Unit(String),
     File(PathBuf),
     Dir(PathBuf),
+    Image(String),
 }
 
 impl Cleanup {
@@ -602,6 +620,12 @@ impl Cleanup {
         self.steps.push(Step::Dir(path.into()));
         self
     }
+    /// Remove this image name at the end (`podman rmi`, without force: the
+    /// image itself goes only when no other name and no container uses it).
+    pub fn image(&mut self, name: &str) -> &mut Self {
+        self.steps.push(Step::Image(name.to_owned()));
+        self
+    }
 }
 
 impl Drop for Cleanup {
@@ -633,6 +657,9 @@ impl Drop for Cleanup {
                 }
                 Step::Dir(path) => {
                     let _ = std::fs::remove_dir_all(&path);
+                }
+                Step::Image(name) => {
+                    let _ = self.host.podman(["rmi", &name]);
                 }
             }
         }

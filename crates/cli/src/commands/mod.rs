@@ -8,8 +8,11 @@ pub(crate) mod deploy;
 pub(crate) mod quadlet;
 pub(crate) mod render;
 pub(crate) mod secrets;
+pub(crate) mod server;
 pub(crate) mod status;
 pub(crate) mod storage;
+pub(crate) mod transfer;
+pub(crate) mod update;
 
 use homelab_immich::{Layer, Result};
 
@@ -28,6 +31,8 @@ pub(crate) async fn run(layer: &Layer, cli: &Cli) -> Result<Reply> {
         Command::Restore(args) => backup::restore(layer, args).await,
         Command::Secrets(command) => secrets::run(layer, command, cli.json).await,
         Command::Storage(command) => storage::run(layer, command).await,
+        Command::Update(args) => update::run(layer, args).await,
+        Command::Server(command) => server::run(layer, command).await,
         Command::Config(_)
         | Command::Render(_)
         | Command::Quadlet(_)

@@ -39,8 +39,14 @@ pub(crate) async fn run(layer: &Layer, command: &SecretsCommand, json: bool) -> 
                     report.kind.describe()
                 ),
                 _ => format!(
-                    "secrets rotate: {name} ({}) has a new value, in use",
-                    report.kind.describe()
+                    "secrets rotate: {name} ({}) has a new value{}",
+                    report.kind.describe(),
+                    // A key nothing reads is not "in use".
+                    if report.kind.note().is_none() {
+                        ", in use"
+                    } else {
+                        ""
+                    }
                 ),
             };
             Ok(Reply::new(&serde_json::json!({ "rotation": report }), human)?.changed(true))
@@ -58,6 +64,12 @@ async fn list(layer: &Layer) -> Result<Reply> {
     );
     for s in &listed.secrets {
         let mut notes = s.findings.clone();
+        if notes.is_empty() && s.exists {
+            notes.push("fits its policy".to_owned());
+        }
+        if let Some(note) = s.note {
+            notes.push(note.to_owned());
+        }
         if s.pending_rotation {
             notes.push(format!(
                 "an interrupted rotation: run `immich-db secrets rotate {}` to finish or undo it",
@@ -76,11 +88,7 @@ async fn list(layer: &Layer) -> Result<Reply> {
             s.name,
             if s.exists { "yes" } else { "no" },
             s.kind.describe(),
-            if notes.is_empty() {
-                "fits its policy".to_owned()
-            } else {
-                notes.join("; ")
-            }
+            notes.join("; ")
         );
     }
     for pair in &listed.near_duplicates {

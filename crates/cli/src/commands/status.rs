@@ -43,6 +43,23 @@ pub(crate) async fn run(layer: &Layer) -> Result<Reply> {
                 .map_or_else(|| "unknown".into(), |c| format!("{c:.1}s")),
         );
     }
+    let _ = writeln!(
+        human,
+        "postgres data checksums: {}",
+        match &status.checksums {
+            None => "unknown (PostgreSQL could not be asked)".to_owned(),
+            Some(c) if !c.enabled => "off".to_owned(),
+            Some(c) if c.failures == 0 => "on, no failures".to_owned(),
+            Some(c) => format!(
+                "on, {} FAILURE(S){} (immich-db verify says what to do)",
+                c.failures,
+                c.last_failure
+                    .as_deref()
+                    .map(|t| format!(", the last at {t}"))
+                    .unwrap_or_default()
+            ),
+        }
+    );
     let _ = writeln!(human);
     for dir in &status.directories {
         let _ = writeln!(

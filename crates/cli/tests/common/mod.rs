@@ -66,6 +66,8 @@ impl TestDeployment {
             .container(&vk)
             .unit(&format!("{pg}.service"))
             .unit(&format!("{vk}.service"))
+            .file(units.join(format!("{name}-srv.container")))
+            .file(units.join(format!("{name}-ml.container")))
             .file(host.runtime_dir.join(format!("immich-db.{name}.lock")));
         Self {
             cleanup,
@@ -177,6 +179,12 @@ impl TestDeployment {
             ("valkey", "container_name", q(&self.vk)),
             ("valkey", "password_secret", q(&self.vk_secret)),
             ("immich", "jwt_secret", q(&self.jwt_secret)),
+            ("server", "container_name", q(&format!("{}-srv", self.name))),
+            (
+                "server",
+                "ml_container_name",
+                q(&format!("{}-ml", self.name)),
+            ),
             (
                 "systemd",
                 "unit_dir",
@@ -194,7 +202,7 @@ impl TestDeployment {
     ) -> String {
         let mut text = String::new();
         for section in [
-            "network", "storage", "postgres", "valkey", "immich", "systemd",
+            "network", "storage", "postgres", "valkey", "immich", "systemd", "server",
         ] {
             text.push_str(&format!("[{section}]\n"));
             for (s, key, value) in self.entries() {
@@ -252,6 +260,19 @@ impl TestDeployment {
     }
     pub fn podman_network(&self) -> String {
         format!("systemd-{}", self.name)
+    }
+    /// The address `.n` of the deployment's subnet.
+    pub fn address(&self, n: u8) -> String {
+        let prefix = self.gateway.rsplit_once('.').unwrap().0;
+        format!("{prefix}.{n}")
+    }
+    /// The server's and machine learning's unit files (`server units`).
+    pub fn server_unit_files(&self) -> Vec<PathBuf> {
+        let units = self.host.quadlet_dir();
+        vec![
+            units.join(format!("{}-srv.container", self.name)),
+            units.join(format!("{}-ml.container", self.name)),
+        ]
     }
 
     /// A command running the binary with this deployment's configuration.
@@ -492,6 +513,14 @@ impl TestDeployment {
             .unwrap();
         assert!(child.wait().unwrap().success());
     }
+}
+
+/// Whether the binary was killed with SIGKILL (by the debug build's fault
+/// hook): its own signal, or `runuser`'s exit code 128 + 9 for the rootless
+/// user.
+pub fn killed(out: &Output) -> bool {
+    std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9)
+        || out.status.code() == Some(128 + 9)
 }
 
 /// Both output streams as text.

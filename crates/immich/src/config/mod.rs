@@ -2,10 +2,14 @@
 //! checks that turn it into a [`Deployment`].
 
 pub mod backup;
+pub mod containers;
+pub mod kubernetes;
 mod paths;
+pub mod server;
 mod template;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +43,11 @@ pub struct Config {
     pub systemd: SystemdConfig,
     /// `[backup]`.
     pub backup: backup::BackupConfig,
+    /// `[kubernetes]`.
+    pub kubernetes: kubernetes::KubernetesConfig,
+    /// `[server]`: the Immich server and its machine learning, for
+    /// `immich-db server units`.
+    pub server: server::ServerConfig,
 }
 
 /// `[network]`: the Podman network both containers join.
@@ -90,6 +99,23 @@ pub struct PostgresConfig {
     pub shm_size: String,
     /// Options for initdb when the database is first created.
     pub initdb_args: String,
+    /// `DB_STORAGE_TYPE` for Immich's image, which tunes PostgreSQL for it:
+    /// `"SSD"` or `"HDD"` (unset: the image's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_type: Option<String>,
+    /// A port published on a loopback address of the host, for clients on the
+    /// host (`"127.0.0.1:5432"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<String>,
+    /// A fixed address on the network, inside the subnet (`IP=`: version 4
+    /// addresses only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Extra `podman run` options, as words (`["--cpus=2"]`).
+    pub podman_args: Vec<String>,
+    /// Extra environment variables of the container (no secrets: they are
+    /// written into the unit file).
+    pub environment: BTreeMap<String, String>,
 }
 
 /// `[valkey]`: the Valkey container.
@@ -104,13 +130,29 @@ pub struct ValkeyConfig {
     pub password_secret: String,
     /// Whether Valkey asks for that password.
     pub require_password: bool,
+    /// Whether `podman auto-update` pulls a newer image from the registry
+    /// (`AutoUpdate=registry`).
+    pub auto_update: bool,
+    /// A port published on a loopback address of the host, for clients on the
+    /// host (`"127.0.0.1:6379"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<String>,
+    /// A fixed address on the network, inside the subnet (`IP=`: version 4
+    /// addresses only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Extra `podman run` options, as words.
+    pub podman_args: Vec<String>,
+    /// Extra environment variables of the container (no secrets).
+    pub environment: BTreeMap<String, String>,
 }
 
 /// `[immich]`: what the Immich server will need from this layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImmichConfig {
-    /// Podman secret with the key Immich signed its session tokens with.
+    /// Podman secret of a JWT key, kept for deployments that still pass it:
+    /// Immich no longer reads `JWT_SECRET` (since early 2023).
     pub jwt_secret: String,
 }
 
@@ -160,6 +202,11 @@ impl Default for PostgresConfig {
             password_secret: "postgres-password".into(),
             shm_size: "128m".into(),
             initdb_args: "--data-checksums".into(),
+            storage_type: None,
+            publish: None,
+            ip: None,
+            podman_args: Vec::new(),
+            environment: BTreeMap::new(),
         }
     }
 }
@@ -171,6 +218,11 @@ impl Default for ValkeyConfig {
             container_name: "redis-immich".into(),
             password_secret: "redis-password".into(),
             require_password: true,
+            auto_update: false,
+            publish: None,
+            ip: None,
+            podman_args: Vec::new(),
+            environment: BTreeMap::new(),
         }
     }
 }
@@ -387,6 +439,24 @@ impl Loaded {
     }
 }
 
+impl Loaded {
+    /// `FILE:LINE:COLUMN ([section] key.entry)` for an entry of a table-valued
+    /// key (`[postgres] environment`), else where the key itself is.
+    pub fn locate_entry(&self, section: &str, key: &str, entry: &str) -> String {
+        let what = format!("[{section}] {key}.{entry}");
+        let (Some(text), Some(path)) = (&self.text, self.origin.path()) else {
+            return format!("{what} (built-in default)");
+        };
+        match entry_offset(text, section, key, entry) {
+            Some(offset) => {
+                let (line, column) = line_column(text, offset);
+                format!("{}:{line}:{column} ({what})", path.display())
+            }
+            None => self.locate(section, key),
+        }
+    }
+}
+
 /// Writes the commented default configuration to `file` (or
 /// [`home_config_path`]), refusing to replace an existing file unless `force`;
 /// returns where it was written.
@@ -483,6 +553,15 @@ fn key_offset(text: &str, section: &str, key: &str) -> Option<usize> {
     let document = toml::de::DeTable::parse(text).ok()?;
     let table = document.get_ref().get(section)?.get_ref().as_table()?;
     let (found, _) = table.get_key_value(key)?;
+    Some(found.span().start)
+}
+
+/// The byte offset of `entry` in the table `key` of `[section]`.
+fn entry_offset(text: &str, section: &str, key: &str, entry: &str) -> Option<usize> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let table = document.get_ref().get(section)?.get_ref().as_table()?;
+    let inner = table.get(key)?.get_ref().as_table()?;
+    let (found, _) = inner.get_key_value(entry)?;
     Some(found.span().start)
 }
 

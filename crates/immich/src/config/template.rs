@@ -18,6 +18,8 @@ pub fn template() -> String {
         immich,
         systemd,
         backup,
+        kubernetes,
+        server,
     } = Config::default();
     let q = |v: &str| quoted(v);
     format!(
@@ -67,6 +69,21 @@ password_secret = {pg_secret}
 shm_size = {shm_size}
 # Options for initdb when the database is first created.
 initdb_args = {initdb_args}
+# DB_STORAGE_TYPE of Immich's image, which tunes PostgreSQL for the disks:
+# "HDD" for spinning disks, "SSD" otherwise. Unset: the image's default (SSD).
+# storage_type = "HDD"
+# For clients on this host: publish the port on a loopback address, or give
+# the container a fixed address on the network (its address otherwise changes
+# when it restarts). Clients in containers on the network use its name.
+# publish = "127.0.0.1:5432"
+# ip = "10.89.5.10"
+# Extra `podman run` options, one word per entry. For example:
+# podman_args = ["--cpus=2", "--memory=2g"]
+podman_args = []
+# Extra environment variables of the container. Never a secret: they are
+# written into the unit file; variables whose names look like one are refused.
+# For example: environment = {{ TZ = "Europe/Oslo" }}
+environment = {{}}
 
 [valkey]
 # Image of Valkey (or Redis).
@@ -78,10 +95,23 @@ container_name = {vk_container}
 password_secret = {vk_secret}
 # Whether Valkey asks for that password. false runs it without one.
 require_password = {require_password}
+# Let `podman auto-update` (its timer, podman-auto-update.timer) pull a newer
+# image from the registry and restart Valkey, rolled back when the health check
+# fails (AutoUpdate=registry). `immich-db update` does it on demand.
+auto_update = {auto_update}
+# For clients on this host, as for PostgreSQL:
+# publish = "127.0.0.1:6379"
+# ip = "10.89.5.11"
+# Extra `podman run` options, one word per entry.
+podman_args = []
+# Extra environment variables (never a secret). For example:
+# environment = {{ VALKEY_EXTRA_FLAGS = "--save 60 1" }}
+environment = {{}}
 
 [immich]
-# Podman secret with the key Immich signs its session tokens with (created when
-# missing, never regenerated).
+# Podman secret of a JWT key (created when missing, never regenerated). Immich
+# no longer reads JWT_SECRET (since early 2023); it is kept for deployments
+# that still pass it.
 jwt_secret = {jwt_secret}
 
 [systemd]
@@ -91,7 +121,7 @@ scope = {scope}
 # Where the unit files go. Default: ~/.config/containers/systemd for "user",
 # /etc/containers/systemd for "system". For example:
 # unit_dir = "/etc/containers/systemd/users/1000"
-{backup}"#,
+{backup}{server}{kubernetes}"#,
         net_name = q(&network.name),
         subnet = q(&network.subnet),
         gateway = q(&network.gateway),
@@ -111,9 +141,12 @@ scope = {scope}
         vk_container = q(&valkey.container_name),
         vk_secret = q(&valkey.password_secret),
         require_password = valkey.require_password,
+        auto_update = valkey.auto_update,
         jwt_secret = q(&immich.jwt_secret),
         scope = q(&systemd.scope),
         backup = super::backup::template(&backup),
+        kubernetes = super::kubernetes::template(&kubernetes),
+        server = super::server::template(&server),
     )
 }
 

@@ -47,6 +47,10 @@ pub struct Deployment {
     /// Whether podman runs rootless: the tool runs as an ordinary user.
     #[serde(skip)]
     pub rootless: bool,
+    /// Each container's extra settings: environment, podman options, a fixed
+    /// address, a published port.
+    #[serde(skip)]
+    pub containers: super::containers::Containers,
 }
 
 impl Deployment {
@@ -86,7 +90,7 @@ impl Deployment {
 /// A name for a unit, a container or a secret: a letter or digit first, then
 /// letters, digits, `_`, `.` or `-` (Podman's rule; it also keeps unit file
 /// names and `Secret=` options unambiguous).
-fn check_name(value: &str) -> std::result::Result<(), String> {
+pub(super) fn check_name(value: &str) -> std::result::Result<(), String> {
     if value.is_empty() {
         return Err("it is empty".into());
     }
@@ -485,6 +489,8 @@ pub fn validate(loaded: &Loaded) -> Result<Deployment> {
     };
 
     let backup = super::backup::resolve(loaded, &pool, &dirs, scope)?;
+    super::kubernetes::check(loaded)?;
+    let containers = super::containers::resolve(loaded, subnet, gateway)?;
 
     Ok(Deployment {
         config: config.clone(),
@@ -497,6 +503,7 @@ pub fn validate(loaded: &Loaded) -> Result<Deployment> {
         unit_dir,
         backup,
         rootless: !rustix::process::geteuid().is_root(),
+        containers,
     })
 }
 
