@@ -27,9 +27,7 @@ struct DropIn<'a> {
 
 impl<'a> DropIn<'a> {
     fn new(d: &'a TestDeployment, service: &str, text: &str) -> Self {
-        let dir = d.host.runtime_dir.join(format!("systemd/user/{service}.d"));
-        std::fs::create_dir_all(&dir).unwrap();
-        d.host.give(&dir);
+        let dir = d.dropin_dir(service);
         let path = dir.join("immich-db-test-fault.conf");
         std::fs::write(&path, text).unwrap();
         d.host.systemctl_ok(["daemon-reload"]);
@@ -419,7 +417,19 @@ fn cut_short(host: &'static Host) {
         "{report:#}"
     );
     d.wait_active(std::time::Duration::from_secs(120));
-    json(&d, &config, &["verify"]);
+    // PostgreSQL runs again; verify fails on the file left copy-on-write,
+    // and on nothing else.
+    let out = run(&d, &config, &["--json", "verify"]);
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["storage postgres_dir"], "{report:#}");
     let out = run_ok(&d, &config, &["--json", "storage", "fix-nocow"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], true, "{report:#}");

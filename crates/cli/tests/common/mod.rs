@@ -93,10 +93,8 @@ impl TestDeployment {
     pub fn keep_logs(&mut self) {
         let logs = tempfile::tempdir().unwrap();
         self.host.give(logs.path());
-        let units = self.host.runtime_dir.join("systemd/user");
         for service in self.services() {
-            let dir = units.join(format!("{service}.d"));
-            std::fs::create_dir_all(&dir).unwrap();
+            let dir = self.dropin_dir(&service);
             let log = logs.path().join(format!("{service}.log"));
             let dropin = dir.join("immich-db-test-log.conf");
             std::fs::write(
@@ -112,6 +110,26 @@ impl TestDeployment {
         }
         self.host.systemctl_ok(["daemon-reload"]);
         self.logs = Some(logs);
+    }
+
+    /// The directory of drop-ins for `service` in the manager's runtime unit
+    /// directory, created (each missing level the host's user's, so that the
+    /// tool, run as that user, may write units beside it).
+    pub fn dropin_dir(&self, service: &str) -> PathBuf {
+        let dir = self
+            .host
+            .runtime_dir
+            .join(format!("systemd/user/{service}.d"));
+        let first_missing = dir
+            .ancestors()
+            .take_while(|p| !p.exists())
+            .last()
+            .map(Path::to_path_buf);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(first) = first_missing {
+            self.host.give(&first);
+        }
+        dir
     }
 
     /// The network's service and the two containers' services.
