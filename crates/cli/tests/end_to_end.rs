@@ -369,7 +369,7 @@ fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
     let old_password = "q2nO0Z6nHq8oVhC3F4mJ7bXyTzR1sWkPd9LuEaGiY+M=";
     d.create_secret(&d.pg_secret, old_password);
     // Every call deploy (and verify) makes to podman, systemctl and psql.
-    let calls = ArgumentLog::new();
+    let calls = ArgumentLog::new(host);
     // The check's positive control: a canary that a leaky program put in an
     // argument is found.
     let canary = format!("canary{}", d.name.replace('-', ""));

@@ -333,7 +333,7 @@ fn rotations(host: &'static Host) {
 
     // The PostgreSQL password: a new value the database takes and the old one
     // refused; no password in the arguments of a call it makes.
-    let calls = ArgumentLog::new();
+    let calls = ArgumentLog::new(host);
     let canary = format!("canary{}", d.name.replace('-', ""));
     let planted = host
         .command("podman")

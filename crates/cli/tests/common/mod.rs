@@ -587,8 +587,8 @@ pub struct ArgumentLog {
 
 impl ArgumentLog {
     /// The scripts, for the programs `podman`, `systemctl` and `psql` as
-    /// this host's `PATH` finds them.
-    pub fn new() -> Self {
+    /// this host's `PATH` finds them, in a directory the host's user may use.
+    pub fn new(host: &Host) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("calls.log");
         for program in ["podman", "systemctl", "psql"] {
@@ -610,6 +610,7 @@ impl ArgumentLog {
             std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .unwrap();
         }
+        host.give(dir.path());
         Self { dir }
     }
 
