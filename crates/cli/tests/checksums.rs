@@ -11,7 +11,7 @@ mod common;
 use std::io::{Seek as _, SeekFrom, Write as _};
 use std::time::Duration;
 
-use common::{TestDeployment, text};
+use common::{TestDeployment, named_check, text};
 use immich_db_testhost::{Host, require_host, require_rootless_host, wait_for};
 
 #[test]
@@ -31,15 +31,6 @@ fn sql(d: &TestDeployment, query: &str) -> (bool, String) {
         "exec", &d.pg, "psql", "-U", "immich", "-d", "immich", "-Atc", query,
     ]);
     (out.status.success(), text(&out).trim().to_owned())
-}
-
-fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
 }
 
 fn status(d: &TestDeployment) -> serde_json::Value {
@@ -64,7 +55,7 @@ fn checksum_failure(host: &'static Host) {
 
     // The healthy database: checksums on, no failure, in verify and status.
     let report = d.json_ok("verify");
-    let sums = check(&report, "postgres data checksums");
+    let sums = named_check(&report, "postgres data checksums");
     assert_eq!(sums["ok"], true, "{sums}");
     assert!(
         sums["detail"].as_str().unwrap().contains("no failures"),
@@ -101,18 +92,22 @@ fn checksum_failure(host: &'static Host) {
         || {
             let out = d.command(&config, &["--json", "verify"]).output().unwrap();
             let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            (check(&report, "postgres data checksums")["ok"] == false).then_some((out, report))
+            (named_check(&report, "postgres data checksums")["ok"] == false)
+                .then_some((out, report))
         },
     );
     let (out, report) = failed;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(report["ok"], false, "{report:#}");
-    let detail = check(&report, "postgres data checksums")["detail"]
+    let detail = named_check(&report, "postgres data checksums")["detail"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(detail.starts_with("1 checksum failure(s)"), "{detail}");
-    assert_eq!(check(&report, &format!("health {}", d.pg))["ok"], true);
+    assert_eq!(
+        named_check(&report, &format!("health {}", d.pg))["ok"],
+        true
+    );
     let human = d.command(&config, &["verify"]).output().unwrap();
     assert_eq!(human.status.code(), Some(1));
     assert!(

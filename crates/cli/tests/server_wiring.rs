@@ -13,7 +13,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{TestDeployment, text};
+use common::{TestDeployment, named_check, text};
 use immich_db_testhost::{Host, require_host, require_rootless_host};
 
 #[test]
@@ -33,15 +33,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
 }
 
 /// `psql` from the host to the published port, with the password in psql's
@@ -130,7 +121,7 @@ fn wiring(host: &'static Host) {
     };
     let report = json(&["deploy"]);
     assert_eq!(report["verify"]["ok"], true, "{report:#}");
-    let published = check(&report["verify"], &format!("published {}", d.pg));
+    let published = named_check(&report["verify"], &format!("published {}", d.pg));
     assert_eq!(published["ok"], true, "{published}");
 
     // The extra settings reached the containers.

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{TestDeployment, text};
+use common::{TestDeployment, named_check, text};
 use immich_db_testhost::{Cleanup, Host, require_host, require_rootless_host, unique_name};
 
 #[test]
@@ -46,15 +46,6 @@ fn build(host: &Host, dir: &Path, tag: &str, containerfile: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "podman build {tag}: {}", text(&out));
     image_id(host, tag, false)
-}
-
-fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
 }
 
 fn update(host: &'static Host) {
@@ -103,8 +94,8 @@ fn update(host: &'static Host) {
     assert_eq!(image_id(host, &d.vk, true), base);
     let (code, report) = json(&["verify"]);
     assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(check(&report, &format!("image {}", d.vk))["ok"], true);
-    assert_eq!(check(&report, &format!("image {}", d.pg))["ok"], true);
+    assert_eq!(named_check(&report, &format!("image {}", d.vk))["ok"], true);
+    assert_eq!(named_check(&report, &format!("image {}", d.pg))["ok"], true);
 
     // A newer, healthy image under the name: verify warns, and says what to do.
     let dir = tempfile::tempdir().unwrap();
@@ -117,7 +108,7 @@ fn update(host: &'static Host) {
     host.podman_ok(["tag", &good, &name]);
     let (code, report) = json(&["verify"]);
     assert_eq!(code, Some(0), "a stale image is a warning: {report:#}");
-    let stale = check(&report, &format!("image {}", d.vk));
+    let stale = named_check(&report, &format!("image {}", d.vk));
     assert_eq!(stale["ok"], false, "{stale}");
     assert_eq!(stale["severity"], "warning", "{stale}");
     let detail = stale["detail"].as_str().unwrap();
@@ -143,7 +134,7 @@ fn update(host: &'static Host) {
     assert_eq!(image_id(host, &d.vk, true), good);
     let (code, report) = json(&["verify"]);
     assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(check(&report, &format!("image {}", d.vk))["ok"], true);
+    assert_eq!(named_check(&report, &format!("image {}", d.vk))["ok"], true);
     // Nothing newer: nothing restarted.
     let before = d.container_identity(&d.vk);
     let (code, report) = json(&["update", "--service", "valkey", "--no-pull"]);
@@ -195,5 +186,5 @@ fn update(host: &'static Host) {
     assert_eq!(d.is_active(&format!("{}.service", d.vk)), "active");
     let (code, report) = json(&["verify"]);
     assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(check(&report, &format!("image {}", d.vk))["ok"], true);
+    assert_eq!(named_check(&report, &format!("image {}", d.vk))["ok"], true);
 }

@@ -2,6 +2,7 @@
 //! manifests, into a directory.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use homelab_immich::kubernetes::{self, KubernetesOptions};
 use homelab_immich::render::{RenderOptions, Written, render};
@@ -19,20 +20,12 @@ pub(crate) fn run(deployment: &Deployment, args: &RenderArgs) -> Result<Reply> {
         options = options.rootless(args.rootless);
     }
     let rendered = render(deployment, &options)?;
-    let mut human = String::new();
-    for file in &rendered.files {
-        let what = match file.written {
-            Written::Created => "wrote",
-            Written::Updated => "updated",
-            _ => "unchanged",
-        };
-        let _ = writeln!(
-            human,
-            "{what:<9} {} ({})",
-            file.path.display(),
-            file.service
-        );
-    }
+    let mut human = files_written(
+        rendered
+            .files
+            .iter()
+            .map(|f| (f.path.as_path(), f.service.as_str(), f.written)),
+    );
     let _ = write!(
         human,
         "render: the units for {} podman {}; copy them to {} and run `systemctl{} daemon-reload`",
@@ -50,6 +43,23 @@ pub(crate) fn run(deployment: &Deployment, args: &RenderArgs) -> Result<Reply> {
         .iter()
         .any(|f| f.written != Written::Unchanged);
     Ok(Reply::new(&rendered, human)?.changed(changed))
+}
+
+/// One line per unit file (its path, service and what was done to it): what
+/// was done, where, and the service.
+pub(crate) fn files_written<'a>(
+    files: impl IntoIterator<Item = (&'a Path, &'a str, Written)>,
+) -> String {
+    let mut lines = String::new();
+    for (path, service, written) in files {
+        let what = match written {
+            Written::Created => "wrote",
+            Written::Updated => "updated",
+            _ => "unchanged",
+        };
+        let _ = writeln!(lines, "{what:<9} {} ({service})", path.display());
+    }
+    lines
 }
 
 /// `render --kubernetes`: the manifests for a Kubernetes cluster.

@@ -7,6 +7,7 @@ use homelab_immich::server::{ServerUnits, ServerUnitsOptions, environment, rende
 use homelab_immich::{Deployment, Layer, Result};
 
 use crate::args::{ServerCommand, ServerUnitsArgs};
+use crate::commands::render::files_written;
 use crate::output::Reply;
 
 /// What needs no host: the environment, and units written into a directory.
@@ -49,20 +50,12 @@ fn options(args: &ServerUnitsArgs) -> ServerUnitsOptions {
 }
 
 fn reply(units: &ServerUnits) -> Result<Reply> {
-    let mut human = String::new();
-    for file in &units.files {
-        let what = match file.written {
-            Written::Created => "wrote",
-            Written::Updated => "updated",
-            _ => "unchanged",
-        };
-        let _ = writeln!(
-            human,
-            "{what:<9} {} ({})",
-            file.path.display(),
-            file.service
-        );
-    }
+    let mut human = files_written(
+        units
+            .files
+            .iter()
+            .map(|f| (f.path.as_path(), f.service.as_str(), f.written)),
+    );
     if units.reloaded {
         let _ = writeln!(human, "reloaded systemd (daemon-reload)");
     }

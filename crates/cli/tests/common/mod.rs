@@ -701,3 +701,13 @@ impl Held {
         self.child.wait_with_output().unwrap()
     }
 }
+
+/// The check called `name` in a JSON report of `verify`.
+pub fn named_check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
+}
