@@ -110,7 +110,8 @@ fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
         _ => {}
     }
     // Bad input is found before anything on the host is touched.
-    let deployment = load(&cli, config_from_env)?.validate()?;
+    let loaded = load(&cli, config_from_env)?;
+    let deployment = loaded.validate()?;
     let verbosity = if cli.quiet || cli.json {
         Verbosity::Quiet
     } else {
@@ -144,7 +145,7 @@ fn run(cli: Cli, config_from_env: bool) -> Result<Reply> {
         let layer = Layer::connect(deployment, &access)
             .await?
             .with_progress(Arc::new(Terminal::new(verbosity)));
-        commands::run(&layer, &cli).await
+        commands::run(&layer, &cli, &loaded).await
     })
 }
 

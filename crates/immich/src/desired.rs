@@ -283,10 +283,12 @@ pub fn postgres_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
         // container (health checks, verify's login) inherits the container's
         // environment, and podman writes each one's environment to a file.
         secret: vec![Secret::mount(&pg.password_secret, POSTGRES_SECRET_FILE)],
+        // Where the image keeps its data: PostgreSQL 18's images mount the
+        // parent of their versioned cluster directory.
         volume: vec![
             VolumeMount::bind(
                 deployment.dirs.postgres.display().to_string(),
-                "/var/lib/postgresql/data",
+                &deployment.postgres_layout.mount,
             )
             .with_option("Z"),
         ],

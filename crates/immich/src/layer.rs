@@ -160,6 +160,21 @@ impl Layer {
         &self.deployment
     }
 
+    /// The same host parts for another deployment: the configuration an
+    /// upgrade or an import is about to put in place, or a temporary
+    /// container's.
+    pub(crate) fn derive(&self, deployment: Deployment) -> Self {
+        Self {
+            deployment,
+            systemd: self.systemd.clone(),
+            runtime: self.runtime.clone(),
+            secrets: self.secrets.clone(),
+            progress: self.progress.clone(),
+            runtime_dir: self.runtime_dir.clone(),
+            probe: std::sync::Mutex::new(None),
+        }
+    }
+
     /// Tells the caller's progress of an event.
     pub(crate) fn tell(&self, event: Event<'_>) {
         self.progress.event(event);

@@ -50,8 +50,10 @@ mod error;
 mod exec_secret;
 mod fault;
 mod files;
+pub mod import;
 pub mod kubernetes;
 mod layer;
+pub mod layout;
 mod lock;
 pub mod plan;
 pub mod preconditions;
@@ -66,6 +68,7 @@ pub mod status;
 pub mod storage;
 pub mod transfer;
 pub mod update;
+pub mod upgrade;
 mod userns;
 pub mod verify;
 

@@ -12,6 +12,7 @@ use crate::config::Deployment;
 use crate::desired::{self, Cow, Dir, Role, Unit};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
+use crate::layout::PostgresLayout;
 use homelab_systemd::{ActiveState, LoadState, UnitState};
 
 /// How a file compares with what it must be.
@@ -335,6 +336,22 @@ pub(crate) fn describe(change: &DirChange) -> String {
     }
 }
 
+/// How a directory of the deployment must be. PostgreSQL's data directory,
+/// where a rootful image mounts it above its cluster's own directory (the
+/// layout of PostgreSQL 18's images), must let the container's server pass
+/// through: root makes it, and the server runs as the image's own user.
+pub(crate) fn dir_spec(deployment: &Deployment, dir: &Dir, nocow: Nocow) -> DirSpec {
+    let spec = DirSpec::new(&dir.path).nocow(nocow);
+    if dir.key == "postgres_dir"
+        && !deployment.rootless
+        && deployment.postgres_layout.mount_is_parent()
+    {
+        spec.mode(0o755)
+    } else {
+        spec
+    }
+}
+
 /// The directories and what ensuring each would change.
 pub(crate) fn dir_plans(deployment: &Deployment, nocow_possible: bool) -> Result<Vec<DirPlan>> {
     desired::dirs(deployment)
@@ -345,7 +362,7 @@ pub(crate) fn dir_plans(deployment: &Deployment, nocow_possible: bool) -> Result
                 (Cow::On, true) => Nocow::Off,
                 (_, false) => Nocow::Leave,
             };
-            let spec = DirSpec::new(&dir.path).nocow(nocow);
+            let spec = dir_spec(deployment, &dir, nocow);
             let report = homelab_btrfs::plan_dir(&spec).map_err(|e| {
                 let help = match &e {
                     homelab_btrfs::Error::PermissionDenied { path, .. } => {
@@ -480,23 +497,35 @@ pub(crate) async fn unit_states(ctx: &Layer) -> homelab_systemd::Result<Vec<Unit
 
 /// Computes the whole plan, changing nothing. The units are linted for the
 /// podman release given; an error finding stops here, before anything is written.
+#[cfg(test)]
 pub(crate) async fn plan(
     ctx: &Layer,
     nocow_possible: bool,
     podman: Option<PodmanVersion>,
 ) -> Result<Plan> {
-    plan_given(ctx, nocow_possible, podman, unit_states(ctx).await).await
+    plan_given(ctx, nocow_possible, podman, None, unit_states(ctx).await).await
 }
 
 /// [`plan`], with the units' states asked of systemd beforehand (by
-/// [`unit_states`]).
+/// [`unit_states`]). PostgreSQL's unit and directory follow the image's
+/// `layout` where the host checks inspected it, else the deployment's own.
 pub(crate) async fn plan_given(
     ctx: &Layer,
     nocow_possible: bool,
     podman: Option<PodmanVersion>,
+    layout: Option<&PostgresLayout>,
     states: homelab_systemd::Result<Vec<UnitState>>,
 ) -> Result<Plan> {
-    let d = &ctx.deployment;
+    let inspected;
+    let d = match layout {
+        Some(layout) => {
+            let mut d = ctx.deployment.clone();
+            d.postgres_layout = layout.clone();
+            inspected = d;
+            &inspected
+        }
+        None => &ctx.deployment,
+    };
     // The units are written for the installed release: its generator reads
     // them. Where it cannot be told, the host checks have failed already.
     let podman = podman.unwrap_or(PodmanVersion::V5_0);

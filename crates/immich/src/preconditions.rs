@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::Scope;
+use crate::config::{Deployment, Scope};
 use crate::error::{Error, Problem, Result};
 use crate::layer::Layer;
+use crate::layout::{self, PostgresLayout};
 
 /// Where distributions put Podman's Quadlet generator.
 const QUADLET_GENERATORS: &[&str] = &[
@@ -56,6 +57,9 @@ pub struct HostReport {
     /// The podman release, for linting the units against it.
     #[serde(skip)]
     pub podman_version: Option<homelab_quadlet::PodmanVersion>,
+    /// Where the PostgreSQL image keeps its data, read from the image.
+    #[serde(skip)]
+    pub postgres_layout: Option<PostgresLayout>,
 }
 
 impl HostReport {
@@ -191,6 +195,66 @@ impl HostProbe {
     }
 }
 
+/// An image in local storage, or `None` when it is not there.
+async fn inspect_if_present(
+    ctx: &Layer,
+    image: &str,
+) -> homelab_podman::Result<Option<homelab_podman::ImageInfo>> {
+    match ctx.runtime.inspect_image(image).await {
+        Ok(info) => Ok(Some(info)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The cluster in PostgreSQL's data directory must be of the image's major,
+/// where the image keeps it: a server of another major does not start on it
+/// (and restarts in a loop), and an image that looks elsewhere would make a
+/// new, empty cluster beside it. A directory this user cannot read is left to
+/// the storage check.
+fn postgres_data(report: &mut HostReport, d: &Deployment, layout: &PostgresLayout) {
+    let dir = &d.dirs.postgres;
+    let image = &d.config.postgres.image;
+    let Ok(Some(cluster)) = layout::find_cluster(dir, layout) else {
+        return;
+    };
+    let expected = layout.cluster_dir(dir);
+    match layout.major {
+        Some(major) if major != cluster.major => report.error(
+            "postgres data",
+            format!(
+                "the data directory holds a PostgreSQL {} cluster ({}), but the image {image} is PostgreSQL {major}: its server cannot start on that data",
+                cluster.major,
+                cluster.dir.display()
+            ),
+            format!(
+                "move the data to PostgreSQL {major} with `immich-db upgrade --image {image}` (it keeps the PostgreSQL {} cluster for a rollback), or set [postgres] image back to a PostgreSQL {} image",
+                cluster.major, cluster.major
+            ),
+        ),
+        _ if cluster.dir != expected => report.error(
+            "postgres data",
+            format!(
+                "the data directory holds a PostgreSQL {} cluster in {}, but the image {image} keeps its cluster in {} (PGDATA {} below the mount {}): it would create a new, empty one",
+                cluster.major,
+                cluster.dir.display(),
+                expected.display(),
+                layout.pgdata,
+                layout.mount
+            ),
+            "use an image laid out as the one that created the cluster, or move the data to the new image with `immich-db upgrade`",
+        ),
+        _ => report.ok(
+            "postgres data",
+            format!(
+                "the PostgreSQL {} cluster in {} fits the image",
+                cluster.major,
+                cluster.dir.display()
+            ),
+        ),
+    }
+}
+
 /// Checks everything, changing nothing but, where an image is missing, pulling
 /// it (an image pull is a cache fill, not a change to the deployment). `probe`
 /// holds the questions asked early, if they were; else they are asked now.
@@ -222,7 +286,7 @@ pub(crate) async fn check(ctx: &Layer, allow_non_btrfs: bool, pull: bool) -> Hos
                 }))
             })
         },
-        ctx.runtime.image_exists(&d.config.postgres.image),
+        inspect_if_present(ctx, &d.config.postgres.image),
         ctx.runtime.image_exists(&d.config.valkey.image),
         ctx.runtime.overlapping_networks(&subnet),
         ctx.secrets.list(),
@@ -346,9 +410,14 @@ pub(crate) async fn check(ctx: &Layer, allow_non_btrfs: bool, pull: bool) -> Hos
         ),
     }
 
-    // Images.
+    // Images. PostgreSQL's says where it keeps its data.
+    let mut postgres_info = postgres_image.as_ref().ok().cloned().flatten();
     for (key, image, exists) in [
-        ("postgres", &d.config.postgres.image, postgres_image),
+        (
+            "postgres",
+            &d.config.postgres.image,
+            postgres_image.map(|info| info.is_some()),
+        ),
         ("valkey", &d.config.valkey.image, valkey_image),
     ] {
         match exists {
@@ -359,7 +428,12 @@ pub(crate) async fn check(ctx: &Layer, allow_non_btrfs: bool, pull: bool) -> Hos
                 if pull && !homelab_podman::ImageRef::parse(image).is_ok_and(|i| i.is_local()) =>
             {
                 match ctx.runtime.pull_image(image).await {
-                    Ok(_) => report.ok("images", format!("image {image} pulled")),
+                    Ok(info) => {
+                        if key == "postgres" {
+                            postgres_info = Some(info);
+                        }
+                        report.ok("images", format!("image {image} pulled"));
+                    }
                     Err(homelab_podman::Error::PullFailed { reason, .. }) => report.error(
                         "images",
                         format!(
@@ -391,6 +465,12 @@ pub(crate) async fn check(ctx: &Layer, allow_non_btrfs: bool, pull: bool) -> Hos
                 "check that the Podman service answers",
             ),
         }
+    }
+
+    if let Some(info) = &postgres_info {
+        let layout = PostgresLayout::of_image(info, &d.config.postgres.image);
+        postgres_data(&mut report, d, &layout);
+        report.postgres_layout = Some(layout);
     }
 
     // The subnet.

@@ -967,11 +967,18 @@ pub struct ImageInfo {
     pub architecture: Option<String>,
     /// Its operating system.
     pub os: Option<String>,
+    /// The environment its configuration sets (`ENV`), by name; a name set
+    /// twice has its last value.
+    pub env: BTreeMap<String, String>,
+    /// The volumes its configuration declares (`VOLUME`), as paths in the
+    /// container, sorted.
+    pub volumes: Vec<String>,
 }
 
 impl ImageInfo {
     /// An image with this ID and nothing else known yet: no digest, names,
-    /// creation time, labels, architecture or OS, and size 0.
+    /// creation time, labels, architecture, OS, environment or volumes, and
+    /// size 0.
     pub fn new(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
@@ -982,6 +989,8 @@ impl ImageInfo {
             labels: BTreeMap::new(),
             architecture: None,
             os: None,
+            env: BTreeMap::new(),
+            volumes: Vec::new(),
         }
     }
 }

@@ -287,6 +287,19 @@ fn hash_to_btree(
     map.unwrap_or_default().into_iter().collect()
 }
 
+/// An image's `NAME=VALUE` environment as a map (the last value of a name
+/// wins, as in a container's environment); an entry without `=` is a name
+/// with an empty value.
+fn env_map(entries: Vec<String>) -> BTreeMap<String, String> {
+    entries
+        .into_iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((name, value)) => (name.to_owned(), value.to_owned()),
+            None => (entry, String::new()),
+        })
+        .collect()
+}
+
 /// Reads peak memory from the container's cgroup on this host, when visible.
 fn memory_peak(cgroup_path: Option<&str>) -> Option<u64> {
     let path = cgroup_path?.trim_start_matches('/');
@@ -712,6 +725,10 @@ impl Runtime for Podman {
             .inspect()
             .await
             .map_err(|e| self.api_error(op, ObjectKind::Image, Some(reference), e))?;
+        let (env, volumes) = image
+            .config
+            .map(|config| (config.env.unwrap_or_default(), config.volumes))
+            .unwrap_or_default();
         Ok(ImageInfo {
             id: image.id.unwrap_or_default(),
             digest: image.digest,
@@ -721,6 +738,12 @@ impl Runtime for Podman {
             labels: hash_to_btree(image.labels),
             architecture: image.architecture,
             os: image.os,
+            env: env_map(env),
+            volumes: {
+                let mut paths: Vec<String> = volumes.unwrap_or_default().into_keys().collect();
+                paths.sort();
+                paths
+            },
         })
     }
 
@@ -1086,5 +1109,21 @@ mod tests {
         assert_eq!(announced_version(&headers).unwrap().version, "4.9.3");
         // A service that does not say is asked.
         assert_eq!(announced_version(&ServiceHeaders::default()), None);
+    }
+
+    #[test]
+    fn an_image_environment_is_a_map_whose_last_value_wins() {
+        let env = env_map(vec![
+            "PATH=/usr/bin".into(),
+            "PGDATA=/var/lib/postgresql/18/docker".into(),
+            "EMPTY".into(),
+            "A=b=c".into(),
+            "PATH=/bin".into(),
+        ]);
+        assert_eq!(env["PATH"], "/bin");
+        assert_eq!(env["PGDATA"], "/var/lib/postgresql/18/docker");
+        assert_eq!(env["EMPTY"], "");
+        assert_eq!(env["A"], "b=c");
+        assert_eq!(env.len(), 4);
     }
 }

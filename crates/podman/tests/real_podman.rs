@@ -637,11 +637,34 @@ async fn events_report_health_death_and_restart() {
 async fn images_exist_and_inspect() {
     let host = require_host!();
     let podman = connect(host).await;
-    for image in [&host.postgres_image, &host.valkey_image] {
+    for image in [
+        &host.postgres_image,
+        &host.postgres18_image,
+        &host.valkey_image,
+    ] {
         assert!(podman.image_exists(image).await.unwrap());
         let info = podman.inspect_image(image).await.unwrap();
         let cli = cli_json(host, &["image", "inspect", image]);
         assert_eq!(info.id, cli[0]["Id"].as_str().unwrap());
+        // The configuration's environment and volumes, as podman's CLI shows
+        // them (an image may set none).
+        let env: std::collections::BTreeMap<String, String> = cli[0]["Config"]["Env"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(|e| e.as_str().unwrap().split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(info.env, env);
+        let mut volumes: Vec<String> = cli[0]["Config"]["Volumes"]
+            .as_object()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        volumes.sort();
+        assert_eq!(info.volumes, volumes);
         assert!(info.tags.contains(image), "{info:?}");
         assert!(info.size > 0);
         assert!(info.created.is_some());
@@ -651,6 +674,16 @@ async fn images_exist_and_inspect() {
             info.labels
         );
     }
+    // The PostgreSQL 18 image declares its volume; the 17 one declares none.
+    let pg18 = podman.inspect_image(&host.postgres18_image).await.unwrap();
+    assert_eq!(pg18.volumes, ["/var/lib/postgresql"]);
+    assert_eq!(
+        pg18.env.get("PGDATA").map(String::as_str),
+        Some("/var/lib/postgresql/18/docker")
+    );
+    let pg17 = podman.inspect_image(&host.postgres_image).await.unwrap();
+    assert!(pg17.volumes.is_empty(), "{:?}", pg17.volumes);
+    assert!(pg17.env.contains_key("PATH"), "{:?}", pg17.env);
     let missing = "localhost/idbt-no-such-image:latest";
     assert!(!podman.image_exists(missing).await.unwrap());
     let e = podman.inspect_image(missing).await.unwrap_err();

@@ -11,8 +11,8 @@ mod operate;
 mod write;
 
 pub(crate) use operate::{
-    BackupArgs, DeployArgs, DestroyArgs, RestoreArgs, SecretsCommand, ServiceArg, StorageCommand,
-    UpdateArgs,
+    BackupArgs, DeployArgs, DestroyArgs, ImportArgs, RestoreArgs, SecretsCommand, ServiceArg,
+    StorageCommand, UpdateArgs, UpgradeArgs,
 };
 pub(crate) use write::{
     CompletionsArgs, ConfigCommand, ManpageArgs, QuadletCommand, RenderArgs, ServerCommand,
@@ -131,6 +131,20 @@ pub(crate) enum Command {
         after_help = "Examples:\n  immich-db restore /mnt/btrfs-pool/backups/immich-20251108T030000Z.dump\n  kubectl -n immich get secret postgres-password -o jsonpath='{.data.password}' | base64 -d \\\n    | immich-db restore --target postgresql://immich@127.0.0.1:15432/immich --password-stdin \\\n        /mnt/btrfs-pool/backups/immich-20251108T030000Z.dump"
     )]
     Restore(RestoreArgs),
+    /// Move PostgreSQL to a new major version: a backup, a new cluster in a
+    /// fresh NOCOW directory beside the old one, the restore and its check,
+    /// then the switch (the configuration file records the new image); or go
+    /// back with --rollback
+    #[command(
+        after_help = "Examples:\n  immich-db upgrade --image ghcr.io/immich-app/postgres:18-vectorchord0.5.3\n  immich-db upgrade --rollback"
+    )]
+    Upgrade(UpgradeArgs),
+    /// Move from an Immich docker-compose install: its .env's password
+    /// seeds the secret, its role, database and upload location go into the
+    /// configuration file, and its running database is dumped, deployed here
+    /// and checked (the compose install is only read)
+    #[command(after_help = "Example:\n  immich-db import --compose-env ~/immich-app/.env --yes")]
+    Import(ImportArgs),
     /// List, show or rotate the deployment's secrets
     #[command(subcommand, after_help = "Example:\n  immich-db secrets list")]
     Secrets(SecretsCommand),
@@ -164,6 +178,8 @@ impl Command {
             Self::Quadlet(_) => "quadlet",
             Self::Backup(_) => "backup",
             Self::Restore(_) => "restore",
+            Self::Upgrade(_) => "upgrade",
+            Self::Import(_) => "import",
             Self::Secrets(_) => "secrets",
             Self::Storage(_) => "storage",
             Self::Completions(_) => "completions",

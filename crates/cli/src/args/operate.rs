@@ -1,5 +1,5 @@
 //! The arguments of the day-to-day operations: deploy, destroy, update,
-//! backup, restore, secrets and storage.
+//! backup, restore, upgrade, import, secrets and storage.
 
 use std::path::PathBuf;
 
@@ -141,4 +141,43 @@ pub(crate) enum StorageCommand {
     /// them as NOCOW, start it again and verify
     #[command(after_help = "Example:\n  immich-db storage fix-nocow")]
     FixNocow,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpgradeArgs {
+    /// The image of the new PostgreSQL major (with the extensions the
+    /// database uses)
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        required_unless_present = "rollback",
+        conflicts_with = "rollback"
+    )]
+    pub(crate) image: Option<String>,
+    /// Go back to the cluster from before the last upgrade (what was written
+    /// to the database since is not carried back), or abandon an upgrade that
+    /// has not switched over
+    #[arg(long)]
+    pub(crate) rollback: bool,
+    /// Do not show the steps and ask for confirmation first
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+    #[command(flatten)]
+    pub(crate) deploy: DeployArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The compose install's .env file (`DB_PASSWORD`, `DB_USERNAME`,
+    /// `DB_DATABASE_NAME`, `DB_DATA_LOCATION`, `UPLOAD_LOCATION`)
+    #[arg(long, value_name = "PATH")]
+    pub(crate) compose_env: PathBuf,
+    /// The compose database's container
+    #[arg(long, value_name = "NAME", default_value = homelab_immich::import::COMPOSE_CONTAINER)]
+    pub(crate) from_container: String,
+    /// Do not ask for confirmation first
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+    #[command(flatten)]
+    pub(crate) deploy: DeployArgs,
 }

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod containers;
+pub mod edit;
 pub mod kubernetes;
 mod paths;
 pub mod server;

@@ -47,6 +47,12 @@ pub struct Deployment {
     /// Whether podman runs rootless: the tool runs as an ordinary user.
     #[serde(skip)]
     pub rootless: bool,
+    /// Where the PostgreSQL image keeps its data: what the image's
+    /// configuration says once the host was checked (`plan` and `deploy`
+    /// inspect it), until then what the official images of the major its tag
+    /// names do.
+    #[serde(skip)]
+    pub postgres_layout: crate::layout::PostgresLayout,
     /// Each container's extra settings: environment, podman options, a fixed
     /// address, a published port.
     #[serde(skip)]
@@ -503,6 +509,7 @@ pub fn validate(loaded: &Loaded) -> Result<Deployment> {
         unit_dir,
         backup,
         rootless: !rustix::process::geteuid().is_root(),
+        postgres_layout: crate::layout::PostgresLayout::assumed(&config.postgres.image),
         containers,
     })
 }

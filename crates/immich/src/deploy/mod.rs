@@ -96,10 +96,12 @@ impl Layer {
     /// precondition is an error ([`ErrorKind::Precondition`]).
     pub async fn plan(&self, options: &DeployOptions) -> Result<PlanReport> {
         let preconditions = self.check_host(options).await.into_result()?;
-        let plan = plan::plan(
+        let plan = plan::plan_given(
             self,
             preconditions.nocow_possible,
             preconditions.podman_version,
+            preconditions.postgres_layout.as_ref(),
+            plan::unit_states(self).await,
         )
         .await?;
         Ok(PlanReport {
@@ -119,6 +121,12 @@ impl Layer {
     pub async fn deploy(&self, options: &DeployOptions) -> Result<DeployReport> {
         let d = &self.deployment;
         let _lock = lock::acquire(&lock::lock_path(d, self.runtime_dir.as_deref()))?;
+        self.deploy_held(options).await
+    }
+
+    /// [`Layer::deploy`], for an operation that holds the deployment's lock
+    /// already (an upgrade, an import).
+    pub(crate) async fn deploy_held(&self, options: &DeployOptions) -> Result<DeployReport> {
         self.tell(Event::Phase("checking the host"));
         let (report, plan) = self
             .check_and_plan(options)
@@ -211,8 +219,14 @@ impl Layer {
         } else {
             states
         };
-        let plan =
-            plan::plan_given(self, report.nocow_possible, report.podman_version, states).await?;
+        let plan = plan::plan_given(
+            self,
+            report.nocow_possible,
+            report.podman_version,
+            report.postgres_layout.as_ref(),
+            states,
+        )
+        .await?;
         Ok((report, plan))
     }
 }
