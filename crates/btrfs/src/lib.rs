@@ -95,7 +95,9 @@ pub use audit::{
 pub use dir::{DirChange, DirReport, DirSpec, Nocow, Owner, ensure_dir, plan_dir};
 pub use error::{Error, Result};
 pub use filesystem::{Filesystem, Usage};
-pub use migrate::{MigrateReport, MigratedFile, ServiceState, clean_leftovers, migrate_to_nocow};
+pub use migrate::{
+    MigrateReport, MigratedFile, Migration, ServiceState, clean_leftovers, migrate_to_nocow,
+};
 pub use statfs::{filesystem, is_btrfs, usage};
 pub use subvolume::{
     create_subvolume, delete_snapshot, is_readonly_subvolume, is_subvolume, snapshot_readonly,

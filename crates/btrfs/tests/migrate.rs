@@ -12,17 +12,20 @@ use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{FileExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use common::{chattr, lsattr, lsattr_nocow};
 use homelab_btrfs::{
-    Error, Filesystem, MigratedFile, ServiceState, attributes, audit, migrate_to_nocow, set_nocow,
+    Error, Filesystem, MigratedFile, Migration, ServiceState, attributes, audit, migrate_to_nocow,
+    set_nocow,
 };
 use immich_db_testhost::require_host;
 
 /// Set in the child process of the interrupted-migration test: the file it
 /// migrates.
 const CHILD_ENV: &str = "HOMELAB_BTRFS_TEST_MIGRATE_CHILD";
+/// Where the child writes how far its copy got before it blocks.
+const CHILD_SAYS_ENV: &str = "HOMELAB_BTRFS_TEST_MIGRATE_SAYS";
 
 /// A mebibyte of reproducible bytes, different for every `block`: a fixed
 /// pseudo-random mebibyte with the block number in its first eight bytes.
@@ -310,12 +313,24 @@ fn a_file_in_the_way_of_the_copy_is_not_deleted() {
     assert_eq!(fs::read(&paths[0]).unwrap(), b"REDIS");
 }
 
-/// Not a test by itself: the process the next test starts and kills.
+/// Not a test by itself: the process the next test starts and kills. Once the
+/// first chunk is copied it writes how far it got to the file the test named,
+/// and blocks: it is killed with a copy that holds some data but not all,
+/// whatever the host's speed.
 #[test]
 #[ignore = "run as a child process by interrupted_migration_keeps_the_original_and_a_rerun_finishes"]
 fn migrate_child_process() {
     let path = std::env::var_os(CHILD_ENV).expect("run by the interrupted-migration test");
-    migrate_to_nocow(&[PathBuf::from(path)], &ServiceState::Stopped).unwrap();
+    let said = std::env::var_os(CHILD_SAYS_ENV).expect("run by the interrupted-migration test");
+    Migration::new(&ServiceState::Stopped)
+        .on_copied(|_, offset| {
+            fs::write(&said, offset.to_string()).unwrap();
+            loop {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+        })
+        .run(&[PathBuf::from(path)])
+        .unwrap();
     panic!("the migration finished before it was killed");
 }
 
@@ -329,6 +344,8 @@ fn interrupted_migration_keeps_the_original_and_a_rerun_finishes() {
     set_nocow(pool.path()).unwrap();
     let before = fs::metadata(&file).unwrap();
     let temp = pool.path().join(".nocow-migrate~appendonly.aof");
+    let says = tempfile::tempdir().unwrap();
+    let says = says.path().join("copied");
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -339,18 +356,14 @@ fn interrupted_migration_keeps_the_original_and_a_rerun_finishes() {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, &file)
+        .env(CHILD_SAYS_ENV, &says)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Kill it once its copy holds some data but not all of it.
-    let started = Instant::now();
-    let copied_at_kill = loop {
-        let copied = fs::metadata(&temp).map_or(0, |m| m.len());
-        if copied > 0 {
-            child.kill().unwrap();
-            break copied;
-        }
+    // Killed once its copy holds the first chunk, while it waits in the hook
+    // (which it does until killed: there is no race).
+    let said = immich_db_testhost::wait_for("the first chunk", Duration::from_secs(120), || {
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
             child
@@ -361,13 +374,11 @@ fn interrupted_migration_keeps_the_original_and_a_rerun_finishes() {
                 .unwrap();
             panic!("the child ended before its copy started ({status}): {err}");
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no temporary copy appeared"
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    };
+        fs::read_to_string(&says).ok().filter(|s| !s.is_empty())
+    });
+    child.kill().unwrap();
     child.wait().unwrap();
+    let copied_at_kill: u64 = said.parse().unwrap();
     let left = fs::metadata(&temp)
         .expect("the killed run left its copy")
         .len();
@@ -376,9 +387,10 @@ fn interrupted_migration_keeps_the_original_and_a_rerun_finishes() {
         MIB << 20
     );
     assert!(
-        copied_at_kill < MIB << 20 && left < MIB << 20,
-        "killed after the copy was complete: make the file bigger"
+        copied_at_kill > 0 && copied_at_kill < MIB << 20,
+        "{copied_at_kill}"
     );
+    assert!(left >= copied_at_kill && left < MIB << 20, "{left}");
 
     // The original is intact: same inode, same times, same bytes, still COW.
     let after = fs::metadata(&file).unwrap();

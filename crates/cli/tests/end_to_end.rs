@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestDeployment, lsattr_flags, text};
+use common::{ArgumentLog, TestDeployment, lsattr_flags, text};
 use immich_db_testhost::{Host, require_host, require_rootless_host, wait_for};
 
 #[test]
@@ -368,26 +368,27 @@ fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
     // reported with the fix.
     let old_password = "q2nO0Z6nHq8oVhC3F4mJ7bXyTzR1sWkPd9LuEaGiY+M=";
     d.create_secret(&d.pg_secret, old_password);
-    // Every command line seen while deploy runs.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut seen = std::collections::BTreeSet::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(entries) = std::fs::read_dir("/proc") {
-                    for entry in entries.flatten() {
-                        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-                            seen.insert(cmdline);
-                        }
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            seen
-        })
-    };
-    let deploy = d.run_ok(&["deploy"]);
+    // Every call deploy (and verify) makes to podman, systemctl and psql.
+    let calls = ArgumentLog::new(host);
+    // The check's positive control: a canary that a leaky program put in an
+    // argument is found.
+    let canary = format!("canary{}", d.name.replace('-', ""));
+    let planted = host
+        .command("podman")
+        .env("PATH", calls.path())
+        .args(["secret", "exists", &canary])
+        .output()
+        .unwrap();
+    assert_eq!(planted.status.code(), Some(1), "{}", text(&planted));
+    assert_eq!(calls.found(std::slice::from_ref(&canary)), [0]);
+    let config = d.config();
+    let deploy = common::succeeded(
+        d.command(&config, &["deploy"])
+            .env("PATH", calls.path())
+            .output()
+            .unwrap(),
+        &["deploy"],
+    );
     // While verify runs its commands in the containers, podman keeps each
     // command's process description, environment included, in a file of the
     // container's directory (`<session>/exec-process-*`).
@@ -412,19 +413,25 @@ fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
         std::thread::spawn(move || scan_while(&stop, &container_dirs, &values))
     };
     // In the containers: the way that runs commands there with the secrets.
-    let config = d.config();
     let deploy_json = common::succeeded(
         d.command(&config, &["--json", "verify"])
             .env("IMMICH_DB_CHECK_IN_CONTAINER", "1")
+            .env("PATH", calls.path())
             .output()
             .unwrap(),
         &["--json", "verify"],
     );
     scan_stop.store(true, Ordering::Relaxed);
     let scan = scanner.join().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let cmdlines = watcher.join().unwrap();
-    assert!(cmdlines.len() > 10);
+    // The tool's own calls went through the scripts: podman's version, and
+    // systemd asked of the deployment's units.
+    let logged = calls.calls();
+    assert!(logged.contains("podman --version"), "{logged}");
+    assert!(
+        logged.contains("systemctl --user show") && logged.contains(&d.pg),
+        "{logged}"
+    );
+    assert_eq!(calls.found(std::slice::from_ref(&canary)), [0]);
     assert!(
         scan.exec_files_seen > 0,
         "the scan saw no command's process file: it proves nothing"
@@ -484,16 +491,14 @@ fn no_secret_reaches_a_command_line_a_written_file_or_the_output() {
             text(&journal).into_bytes(),
         ));
     }
+    assert!(
+        calls.found(&values).is_empty(),
+        "a secret appeared in the arguments of a call: #{:?}",
+        calls.found(&values)
+    );
     for value in &values {
         assert!(value.len() >= 32);
         let needle = value.as_bytes();
-        for cmdline in &cmdlines {
-            assert!(
-                !cmdline.windows(needle.len()).any(|w| w == needle),
-                "a secret appeared in a command line: {}",
-                String::from_utf8_lossy(cmdline).replace(value, "[the secret]")
-            );
-        }
         for (what, bytes) in &written {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),
@@ -633,17 +638,10 @@ fn valkey_stops_at_once_saves_its_data_and_keeps_it_over_a_restart() {
         }
     }
 
-    let stop_timeout: u64 = host
-        .podman_ok(["inspect", "--format", "{{.Config.StopTimeout}}", &d.vk])
-        .trim()
-        .parse()
-        .unwrap();
     let dump = d.valkey_dir().join("dump.rdb");
     let saved_before = std::fs::metadata(&dump).unwrap().modified().unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    let start = Instant::now();
     host.systemctl_ok(["stop", &service]);
-    let took = start.elapsed();
     let ended = Instant::now();
     while attach.try_wait().unwrap().is_none() && ended.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(50));
@@ -653,10 +651,10 @@ fn valkey_stops_at_once_saves_its_data_and_keeps_it_over_a_restart() {
     reader.join().unwrap();
     log.extend(lines.try_iter());
     let log = log.join("\n");
-    assert!(
-        took < Duration::from_secs(stop_timeout) / 2,
-        "stopping Valkey took {took:?} (stop timeout {stop_timeout} s): it did not get SIGTERM\n{log}"
-    );
+    // Valkey itself got SIGTERM and shut down on its own: it logged the signal,
+    // its final save and its exit, which a SIGKILL after the stop timeout
+    // would have cut short. (How long that took depends on what else the host
+    // does; what happened does not.)
     let Some((_, shutdown)) = log.split_once("Received SIGTERM") else {
         panic!("Valkey got no SIGTERM:\n{log}");
     };

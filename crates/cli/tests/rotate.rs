@@ -9,56 +9,99 @@
 mod common;
 mod ops;
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use common::{TestDeployment, text};
+use common::{ArgumentLog, TestDeployment, text};
 use immich_db_testhost::{Host, require_host, require_rootless_host};
 use ops::{code, json, run, run_ok};
 
-const FAULT_POINTS: [&str; 4] = [
-    "rotate-pending",
-    "rotate-consumer",
-    "rotate-replaced",
-    "rotate-cleared",
+/// What a rotation killed at a step leaves, and what the next one does.
+struct Kill {
+    /// The fault point it is killed at.
+    point: &'static str,
+    /// Whether the consumer then accepts the value stored in the secret.
+    consumer_has_stored: bool,
+    /// Whether the journal secret is there.
+    journal: bool,
+    /// What the next rotation says it did (`rotation.action`).
+    next: &'static str,
+}
+
+/// PostgreSQL: journal, `ALTER ROLE`, the secret replaced, the journal removed.
+const POSTGRES_KILLS: [Kill; 4] = [
+    Kill {
+        point: "rotate-pending",
+        consumer_has_stored: true,
+        journal: true,
+        next: "rotated",
+    },
+    Kill {
+        point: "rotate-consumer",
+        consumer_has_stored: false,
+        journal: true,
+        next: "finished-interrupted",
+    },
+    Kill {
+        point: "rotate-replaced",
+        consumer_has_stored: true,
+        journal: true,
+        next: "finished-interrupted",
+    },
+    Kill {
+        point: "rotate-cleared",
+        consumer_has_stored: true,
+        journal: false,
+        next: "rotated",
+    },
 ];
 
-/// Every command line seen while `f` runs.
-fn watch_command_lines<T>(f: impl FnOnce() -> T) -> (T, BTreeSet<Vec<u8>>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut seen = BTreeSet::new();
-            while !stop.load(Ordering::Relaxed) {
-                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-                    if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-                        seen.insert(cmdline);
-                    }
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            seen
-        })
-    };
-    let result = f();
-    stop.store(true, Ordering::Relaxed);
-    (result, watcher.join().unwrap())
-}
+/// Valkey: journal, the secret replaced, Valkey restarted, the journal removed.
+const VALKEY_KILLS: [Kill; 4] = [
+    Kill {
+        point: "rotate-pending",
+        consumer_has_stored: true,
+        journal: true,
+        next: "rotated",
+    },
+    Kill {
+        point: "rotate-replaced",
+        consumer_has_stored: false,
+        journal: true,
+        next: "finished-interrupted",
+    },
+    Kill {
+        point: "rotate-consumer",
+        consumer_has_stored: true,
+        journal: true,
+        next: "finished-interrupted",
+    },
+    Kill {
+        point: "rotate-cleared",
+        consumer_has_stored: true,
+        journal: false,
+        next: "rotated",
+    },
+];
 
-fn assert_in_no_command_line(lines: &BTreeSet<Vec<u8>>, values: &[String]) {
-    assert!(lines.len() > 5, "the watcher saw nothing");
-    for (i, value) in values.iter().enumerate() {
-        let needle = value.as_bytes();
-        for line in lines {
-            assert!(
-                !line.windows(needle.len()).any(|w| w == needle),
-                "password #{i} appeared in a command line"
-            );
-        }
-    }
-}
+/// The JWT key: journal, the secret replaced, the journal removed.
+const JWT_KILLS: [Kill; 3] = [
+    Kill {
+        point: "rotate-pending",
+        consumer_has_stored: true,
+        journal: true,
+        next: "finished-interrupted",
+    },
+    Kill {
+        point: "rotate-replaced",
+        consumer_has_stored: true,
+        journal: true,
+        next: "finished-interrupted",
+    },
+    Kill {
+        point: "rotate-cleared",
+        consumer_has_stored: true,
+        journal: false,
+        next: "rotated",
+    },
+];
 
 /// Whether a file below `dir` holds `value`.
 fn found_below(dir: &std::path::Path, value: &str) -> Option<std::path::PathBuf> {
@@ -125,6 +168,81 @@ fn rotate_killed_at(d: &TestDeployment, config: &std::path::Path, secret: &str, 
         .output()
         .unwrap();
     assert!(common::killed(&out), "{point}: not killed: {}", text(&out));
+}
+
+/// A rotation of `secret` killed at `kill.point`: the state it leaves, as
+/// `accepts` (the consumer asked from outside), `secrets list` and verify say;
+/// then the next rotation.
+fn killed_then_rerun(
+    d: &TestDeployment,
+    config: &std::path::Path,
+    secret: &str,
+    kill: &Kill,
+    accepts: impl Fn(&str) -> bool,
+) {
+    let point = kill.point;
+    let before = d.secret_value(secret).unwrap();
+    rotate_killed_at(d, config, secret, point);
+    let stored = d.secret_value(secret).unwrap();
+    assert_eq!(
+        accepts(&stored),
+        kill.consumer_has_stored,
+        "{secret} at {point}"
+    );
+    assert_eq!(
+        pending_exists(d, secret),
+        kill.journal,
+        "{secret} at {point}"
+    );
+    let listed = json(d, config, &["secrets", "list"]);
+    let entry = listed["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == secret)
+        .unwrap();
+    assert_eq!(
+        entry["pending_rotation"], kill.journal,
+        "{secret} at {point}"
+    );
+    // verify names the interrupted rotation, and fails where the consumer
+    // refuses the stored value.
+    let out = run(d, config, &["--json", "verify"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == format!("rotation {secret}").as_str());
+    assert_eq!(
+        check.is_some(),
+        kill.journal,
+        "{secret} at {point}: {report:#}"
+    );
+    if let Some(check) = check {
+        assert_eq!(check["ok"], false, "{point}");
+    }
+    assert_eq!(
+        code(&out),
+        Some(i32::from(!kill.consumer_has_stored)),
+        "{secret} at {point}: {report:#}"
+    );
+
+    let next = json(d, config, &["secrets", "rotate", secret]);
+    assert_eq!(
+        next["rotation"]["action"], kill.next,
+        "{secret} at {point}: {next:#}"
+    );
+    let after = d.secret_value(secret).unwrap();
+    assert_ne!(after, before, "{secret} at {point}");
+    assert!(accepts(&after), "{secret} at {point}");
+    assert!(!pending_exists(d, secret), "{secret} at {point}");
+    if secret != d.jwt_secret {
+        assert!(
+            !accepts(&before),
+            "{secret} at {point}: the old password still works"
+        );
+    }
 }
 
 #[test]
@@ -214,9 +332,21 @@ fn rotations(host: &'static Host) {
     assert!(text(&out).contains(&d.pg_secret), "{}", text(&out));
 
     // The PostgreSQL password: a new value the database takes and the old one
-    // refused; no password in any command line while it happens.
-    let (out, lines) =
-        watch_command_lines(|| run(&d, &config, &["secrets", "rotate", &d.pg_secret]));
+    // refused; no password in the arguments of a call it makes.
+    let calls = ArgumentLog::new(host);
+    let canary = format!("canary{}", d.name.replace('-', ""));
+    let planted = host
+        .command("podman")
+        .env("PATH", calls.path())
+        .args(["secret", "exists", &canary])
+        .output()
+        .unwrap();
+    assert_eq!(planted.status.code(), Some(1), "{}", text(&planted));
+    let out = d
+        .command(&config, &["secrets", "rotate", &d.pg_secret])
+        .env("PATH", calls.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let pg_new = d.secret_value(&d.pg_secret).unwrap();
     assert_ne!(pg_new, first[0]);
@@ -224,7 +354,17 @@ fn rotations(host: &'static Host) {
     assert!(postgres_accepts(&d, &pg_new));
     assert!(!postgres_accepts(&d, &first[0]));
     assert!(!pending_exists(&d, &d.pg_secret));
-    assert_in_no_command_line(&lines, &[first[0].clone(), pg_new.clone()]);
+    // The check finds what is there: the canary, and the rotation's calls.
+    assert_eq!(calls.found(std::slice::from_ref(&canary)), [0]);
+    assert!(
+        calls.calls().contains("podman --version"),
+        "{}",
+        calls.calls()
+    );
+    assert!(
+        calls.found(&[first[0].clone(), pg_new.clone()]).is_empty(),
+        "a password appeared in the arguments of a call"
+    );
     ops::assert_no_secret(
         &text(&out),
         &[first[0].clone(), pg_new.clone()],
@@ -271,84 +411,21 @@ fn rotations(host: &'static Host) {
     let out = run(&d, &config, &["secrets", "rotate", &lookalike]);
     assert_eq!(code(&out), Some(2), "{}", text(&out));
 
-    // Killed after each step, then run again: the database accepts exactly
-    // the stored password, and the journal is gone.
-    for point in FAULT_POINTS {
-        let before = d.secret_value(&d.pg_secret).unwrap();
-        rotate_killed_at(&d, &config, &d.pg_secret, point);
-        let stored = d.secret_value(&d.pg_secret).unwrap();
-        let disagree = !postgres_accepts(&d, &stored);
-        if disagree {
-            // Never silently: the journal is there and `secrets list` says so.
-            assert!(pending_exists(&d, &d.pg_secret), "{point}");
-            let listed = json(&d, &config, &["secrets", "list"]);
-            assert_eq!(listed["secrets"][0]["pending_rotation"], true, "{point}");
-        }
-        if pending_exists(&d, &d.pg_secret) {
-            // verify points at the interrupted rotation too.
-            let out = run(&d, &config, &["--json", "verify"]);
-            let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            let check = report["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["name"] == format!("rotation {}", d.pg_secret).as_str())
-                .unwrap_or_else(|| panic!("{point}: no rotation check in {report:#}"));
-            assert_eq!(check["ok"], false, "{point}");
-            assert_eq!(code(&out), Some(i32::from(disagree)), "{point}");
-        }
-        let out = run_ok(&d, &config, &["secrets", "rotate", &d.pg_secret]);
-        let after = d.secret_value(&d.pg_secret).unwrap();
-        assert!(postgres_accepts(&d, &after), "{point}: {}", text(&out));
-        assert!(!pending_exists(&d, &d.pg_secret), "{point}");
-        if after != before {
-            assert!(
-                !postgres_accepts(&d, &before),
-                "{point}: the old password still works"
-            );
-        }
-        if point == "rotate-consumer" {
-            assert!(
-                text(&out).contains("interrupted"),
-                "{point}: {}",
-                text(&out)
-            );
-        }
+    // Killed after each step: the state each kill leaves, exactly; then run
+    // again, the consumer accepts exactly the stored value, the old one no
+    // longer, and the journal is gone.
+    for kill in &POSTGRES_KILLS {
+        killed_then_rerun(&d, &config, &d.pg_secret, kill, |p| postgres_accepts(&d, p));
     }
     verify_ok(&d, &config);
-
-    // Valkey, killed after each of its steps likewise.
-    for point in FAULT_POINTS {
-        let before = d.secret_value(&d.vk_secret).unwrap();
-        rotate_killed_at(&d, &config, &d.vk_secret, point);
-        let out = run(&d, &config, &["secrets", "rotate", &d.vk_secret]);
-        assert_eq!(
-            code(&out),
-            Some(0),
-            "after a kill at {point}: {}",
-            text(&out)
-        );
-        let after = d.secret_value(&d.vk_secret).unwrap();
-        assert!(valkey_accepts(&d, &after), "{point}");
-        assert!(!pending_exists(&d, &d.vk_secret), "{point}");
-        if after != before {
-            assert!(
-                !valkey_accepts(&d, &before),
-                "{point}: the old password still works"
-            );
-        }
+    for kill in &VALKEY_KILLS {
+        killed_then_rerun(&d, &config, &d.vk_secret, kill, |p| valkey_accepts(&d, p));
     }
     verify_ok(&d, &config);
-
     // The JWT key has no consumer to change: killed after its other steps, the
-    // next rotate finishes what was begun, and the key is a new one.
-    for point in ["rotate-pending", "rotate-replaced", "rotate-cleared"] {
-        let before = d.secret_value(&d.jwt_secret).unwrap();
-        rotate_killed_at(&d, &config, &d.jwt_secret, point);
-        run_ok(&d, &config, &["secrets", "rotate", &d.jwt_secret]);
-        let after = d.secret_value(&d.jwt_secret).unwrap();
-        assert_ne!(after, before, "{point}");
-        assert!(!pending_exists(&d, &d.jwt_secret), "{point}");
+    // next rotate finishes what was begun.
+    for kill in &JWT_KILLS {
+        killed_then_rerun(&d, &config, &d.jwt_secret, kill, |_| true);
     }
     verify_ok(&d, &config);
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use homelab_quadlet::{
     AutoUpdate, Code, Container, ContainerUnit, Duration, Finding, HealthInterval, InstallSection,
-    KeyValue, LintOptions, Network, NetworkUnit, Notify, PodmanVersion, RestartPolicy,
+    KeyValue, LintOptions, Network, NetworkUnit, Notify, PodmanVersion, RawEntry, RestartPolicy,
     Scope as LintScope, Secret, ServiceSection, Severity, TimeSpan, UnitKind, UnitSection, UnitSet,
     VolumeMount, naming,
 };
@@ -74,7 +74,7 @@ pub const VALKEY_ENTRYPOINT: &str = "docker-entrypoint.sh";
 /// major version in `PG_MAJOR`, as the official image does: there, `pg_isready`
 /// on the `PATH` is Debian's Perl wrapper, which costs ten times what the check
 /// does, and the check runs every second while the server starts.
-fn postgres_health_command(user: &str, database: &str) -> String {
+pub(crate) fn postgres_health_command(user: &str, database: &str) -> String {
     format!(
         "b=/usr/lib/postgresql/$PG_MAJOR/bin/pg_isready; [ -x \"$b\" ] || b=pg_isready; \
          exec \"$b\" -h 127.0.0.1 -U {user} -d {database}"
@@ -249,8 +249,22 @@ fn health(c: &mut Container, command: &str) {
 fn service(timeout_s: u64) -> ServiceSection {
     ServiceSection {
         restart: Some(RestartPolicy::Always),
+        // A second between a crash and the next start: a container that
+        // cannot run restarts at a calm pace, not ten times a second.
+        restart_sec: Some(TimeSpan::from_secs(1)),
         timeout_start_sec: Some(TimeSpan::from_secs(timeout_s)),
         ..ServiceSection::default()
+    }
+}
+
+/// The `[Unit]` section of a container's service, which comes back however
+/// often it ends: systemd's default start limit (five starts within ten
+/// seconds) would otherwise leave a database that was killed a sixth time in
+/// quick succession failed for good, with `Restart=always` in its unit.
+fn always_back(description: &str) -> UnitSection {
+    UnitSection {
+        other: vec![RawEntry::new("StartLimitIntervalSec", "0")],
+        ..described(description)
     }
 }
 
@@ -304,7 +318,7 @@ pub fn postgres_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
     );
     health(&mut c, &postgres_health_command(&pg.user, &pg.database));
     let unit = ContainerUnit {
-        unit: described("PostgreSQL for Immich"),
+        unit: always_back("PostgreSQL for Immich"),
         container: c,
         service: service(POSTGRES_START_TIMEOUT_S),
         install: install(deployment.scope),
@@ -407,7 +421,7 @@ pub fn valkey_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
         podman,
     );
     let unit = ContainerUnit {
-        unit: described("Valkey for Immich"),
+        unit: always_back("Valkey for Immich"),
         container: c,
         service: service(VALKEY_START_TIMEOUT_S),
         install: install(deployment.scope),
@@ -520,7 +534,7 @@ pub fn server_unit(deployment: &Deployment, podman: PodmanVersion) -> Unit {
             requires: databases,
             wants: vec![ml],
             after,
-            ..described("Immich server")
+            ..always_back("Immich server")
         },
         container: c,
         service: service(POSTGRES_START_TIMEOUT_S),
@@ -558,7 +572,7 @@ pub fn machine_learning_unit(deployment: &Deployment, podman: PodmanVersion) -> 
         podman,
     );
     let unit = ContainerUnit {
-        unit: described("Immich machine learning"),
+        unit: always_back("Immich machine learning"),
         container: c,
         service: service(POSTGRES_START_TIMEOUT_S),
         install: install(deployment.scope),

@@ -65,6 +65,7 @@ mod rotate;
 mod schedule;
 pub mod secrets;
 pub mod server;
+mod set;
 mod sql_dump;
 pub mod status;
 pub mod storage;

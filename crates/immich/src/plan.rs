@@ -558,6 +558,16 @@ pub(crate) async fn plan_given(
             exists,
         });
     }
+    let missing = |name: &str| secrets.iter().any(|s| s.name == name && !s.exists);
+    if missing(&d.config.postgres.password_secret)
+        && crate::set::database_initialised(&d.dirs.postgres)
+    {
+        return Err(crate::set::lost_postgres_password(ctx));
+    }
+    // Valkey reads its password from the secret when it starts: one that
+    // runs while its secret is created anew restarts to take it.
+    let valkey_secret_new =
+        d.config.valkey.require_password && missing(&d.config.valkey.password_secret);
     let network = network_action(ctx).await?;
 
     let mut daemon_reload = units.iter().any(|u| u.change != FileChange::Unchanged);
@@ -573,7 +583,12 @@ pub(crate) async fn plan_given(
         }
         let changed = unit.change != FileChange::Unchanged;
         let recreate = matches!(network, NetworkAction::Recreate { .. });
-        let (action, reason) = decide_service(changed, recreate, &state, modified(&unit.path));
+        let (mut action, mut reason) =
+            decide_service(changed, recreate, &state, modified(&unit.path));
+        if unit.role == Role::Valkey && valkey_secret_new && action == ServiceAction::Keep {
+            action = ServiceAction::Restart;
+            reason = "its password secret is created anew".into();
+        }
         services.push(ServicePlan {
             service: unit.service.clone(),
             role: unit.role,

@@ -276,11 +276,26 @@ fn store_failure(doing: &str, e: &StoreError) -> Error {
 /// Immich does. The password reaches `psql` on its standard input, through the
 /// shell's `read`, so it is in no process's arguments and in no file.
 pub(crate) async fn postgres_accepts(ctx: &Layer, password: &SecretValue) -> Result<bool> {
+    postgres_accepts_in(
+        ctx,
+        &ctx.deployment.config.postgres.container_name,
+        password,
+    )
+    .await
+}
+
+/// [`postgres_accepts`], of the server in `container` (one started on the
+/// deployment's data for a moment, say).
+pub(crate) async fn postgres_accepts_in(
+    ctx: &Layer,
+    container: &str,
+    password: &SecretValue,
+) -> Result<bool> {
     let pg = &ctx.deployment.config.postgres;
     let spec = exec_secret::psql_over_tcp(&pg.user, &pg.database, "SELECT 1", password);
     let out = ctx
         .runtime
-        .exec(&pg.container_name, &spec)
+        .exec(container, &spec)
         .await
         .map_err(|e| ctx.podman_failure("trying a PostgreSQL login", &e))?;
     if out.success() {
@@ -291,8 +306,7 @@ pub(crate) async fn postgres_accepts(ctx: &Layer, password: &SecretValue) -> Res
         return Ok(false);
     }
     Err(Error::failed(format!(
-        "cannot try a login to PostgreSQL in {}: {}",
-        pg.container_name,
+        "cannot try a login to PostgreSQL in {container}: {}",
         stderr.trim()
     ))
     .help("check that PostgreSQL is running and healthy: `immich-db status`"))
@@ -361,7 +375,7 @@ async fn replace(ctx: &Layer, name: &str, value: &SecretValue) -> Result<()> {
 /// A restart job that fails is not yet a failed restart: with `Restart=always`
 /// systemd starts the service again by itself, and once it has given up, one
 /// more start is tried here.
-async fn restart(ctx: &Layer, service: &str) -> Result<()> {
+pub(crate) async fn restart(ctx: &Layer, service: &str) -> Result<()> {
     let units = [service.to_owned()];
     let Err(first) = ctx.systemd.restart(&units, Wait::Done).await else {
         return Ok(());
@@ -639,7 +653,7 @@ async fn rotate_jwt(r: &mut Rotation<'_>) -> Result<Action> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The rotation's logic against fakes: a PostgreSQL that checks logins
     //! against the SCRAM verifier it was given, a Valkey that takes its password
     //! from the secret when it restarts, and every interrupted state a killed
@@ -655,9 +669,9 @@ mod tests {
     use homelab_systemd::{FakeManager, Manager, Scope, UnitState};
 
     /// A systemd whose restarts also run a hook (Valkey reads its secret).
-    struct Hooked {
-        inner: FakeManager,
-        on_restart: Box<dyn Fn(&str) + Send + Sync>,
+    pub(crate) struct Hooked {
+        pub(crate) inner: FakeManager,
+        pub(crate) on_restart: Box<dyn Fn(&str) + Send + Sync>,
     }
 
     impl std::fmt::Debug for Hooked {
@@ -707,7 +721,7 @@ mod tests {
     /// Whether `password` gives the stored key of `verifier`
     /// (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, RFC 5802):
     /// the check PostgreSQL makes at a login.
-    fn scram_accepts(verifier: &str, password: &[u8]) -> bool {
+    pub(crate) fn scram_accepts(verifier: &str, password: &[u8]) -> bool {
         use base64::Engine as _;
         use hmac::{KeyInit as _, Mac as _};
         use sha2::Digest as _;

@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::progress::Event;
 pub use crate::rotate::{Action, Kind, RotateReport};
-use crate::{lock, rotate};
+pub use crate::set::{ConsumerChange, SetReport};
+use crate::{lock, rotate, set};
 
 /// One of the deployment's secrets, without its value.
 #[derive(Debug, Clone, Serialize)]
@@ -124,6 +125,27 @@ impl Layer {
             }
             other => Error::precondition(format!("cannot read the secret {name}: {other}")),
         })
+    }
+
+    /// Sets a secret to `value` (one a user kept, say) and gives it to its
+    /// consumer, so that verify passes: PostgreSQL's role gets it as its
+    /// password where the database does not accept it yet (through a server
+    /// started on the data directory for this when the deployment's does not
+    /// run), and a running Valkey is restarted with it. A secret that does
+    /// not open its database is never stored. A value the consumer cannot take
+    /// (empty, whitespace or control characters) is bad input.
+    pub async fn set_secret(&self, name: &str, value: &SecretValue) -> Result<SetReport> {
+        rotate::kind_of(self, name)?;
+        let _lock = lock::acquire(&lock::lock_path(
+            &self.deployment,
+            self.runtime_dir.as_deref(),
+        ))?;
+        self.tell(Event::Phase(&format!("setting {name}")));
+        let report = set::set(self, name, value).await?;
+        for warning in &report.warnings {
+            self.tell(Event::Warning(warning));
+        }
+        Ok(report)
     }
 
     /// Replaces a secret with a new value and gives it to its consumer

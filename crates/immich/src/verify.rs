@@ -208,6 +208,24 @@ fn storage_checks(ctx: &Layer) -> Checks {
     for dir in desired::dirs(&ctx.deployment) {
         let name = format!("storage {}", dir.key);
         let path = dir.path.display().to_string();
+        // Off BTRFS (a pool the operator deployed on with --allow-non-btrfs)
+        // there is no NOCOW to check: a warning, as the deploy gave.
+        if let Ok(fs) = homelab_btrfs::filesystem(&dir.path)
+            && !fs.is_btrfs()
+        {
+            c.add(
+                name,
+                dir.cow == Cow::On,
+                Severity::Warning,
+                match dir.cow {
+                    Cow::Off => format!(
+                        "{path} is on {fs}, not BTRFS: NOCOW has no effect there, the database keeps copy-on-write"
+                    ),
+                    Cow::On => format!("{path} is on {fs}"),
+                },
+            );
+            continue;
+        }
         match dir.cow {
             Cow::Off => match homelab_btrfs::audit(&dir.path) {
                 Ok(report) if !report.root_nocow => {

@@ -9,9 +9,9 @@ use homelab_secrets::SecretValue;
 
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{
-    CgroupVersion, ContainerEvent, ContainerInfo, ContainerStats, EventFilter, ExecOutput,
-    ExecSpec, Health, HostInfo, ImageInfo, LogLine, NetworkInfo, NetworkSpec, NetworkSubnet,
-    SecretInfo, SecretOptions, Version,
+    CgroupVersion, ContainerEvent, ContainerInfo, ContainerState, ContainerStats, ContainerStatus,
+    EventFilter, ExecOutput, ExecSpec, Health, HostInfo, ImageInfo, LogLine, NetworkInfo,
+    NetworkSpec, NetworkSubnet, RunSpec, SecretInfo, SecretOptions, Version,
 };
 use crate::podman::check_secret;
 use crate::runtime::{EventStream, Runtime};
@@ -36,6 +36,7 @@ pub enum Operation {
     ContainerStats,
     ContainerLogs,
     RemoveContainer,
+    RunContainer,
     ImageExists,
     InspectImage,
     PullImage,
@@ -574,6 +575,29 @@ impl Runtime for FakeRuntime {
             });
         }
         self.lock().containers.remove(&container.name);
+        Ok(())
+    }
+
+    async fn run_container(&self, spec: &RunSpec) -> Result<()> {
+        self.enter(
+            Operation::RunContainer,
+            Some(spec.name()),
+            spec.command_args().to_vec(),
+        )?;
+        if self.lock().containers.contains_key(spec.name()) {
+            return Err(Error::AlreadyExists {
+                kind: ObjectKind::Container,
+                name: spec.name().to_owned(),
+            });
+        }
+        if !self.lock().images.contains_key(spec.image()) {
+            return Err(not_found(ObjectKind::Image, spec.image()));
+        }
+        let mut state = ContainerState::new(ContainerStatus::Running);
+        state.pid = Some(1);
+        state.started_at = Some(SystemTime::now());
+        let info = ContainerInfo::new(self.new_id(), spec.name(), spec.image(), state);
+        self.add_container(info);
         Ok(())
     }
 

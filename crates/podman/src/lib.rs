@@ -113,8 +113,8 @@ pub use model::{
     CgroupVersion, ContainerEvent, ContainerInfo, ContainerNetwork, ContainerState, ContainerStats,
     ContainerStatus, EventFilter, EventKind, EventType, ExecOutput, ExecSpec, Health,
     HealthLogEntry, HealthStatus, HostInfo, ImageInfo, LogLine, LogStream, NetworkInfo,
-    NetworkMember, NetworkSpec, NetworkSubnet, SecretInfo, SecretOptions, SubnetOverlap, Version,
-    find_overlaps,
+    NetworkMember, NetworkSpec, NetworkSubnet, RunSpec, SecretInfo, SecretOptions, SubnetOverlap,
+    Version, find_overlaps,
 };
 pub use podman::{MAX_SECRET_LEN, Podman};
 pub use runtime::{EventStream, Runtime};

@@ -657,6 +657,91 @@ impl ContainerInfo {
     }
 }
 
+/// A container to create and start outside any systemd unit: a short-lived
+/// helper, such as a server started once on existing data. It has no network
+/// (only its own loopback), and the image's entrypoint and command unless
+/// [`command`](Self::command) gives another.
+///
+/// ```
+/// use homelab_podman::RunSpec;
+///
+/// let spec = RunSpec::new("db-check", "docker.io/library/postgres:17")
+///     .bind("/srv/db", "/var/lib/postgresql/data")
+///     .keep_id(true);
+/// assert_eq!(spec.binds()[0].1, "/var/lib/postgresql/data");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSpec {
+    name: String,
+    image: String,
+    command: Vec<String>,
+    binds: Vec<(String, String)>,
+    keep_id: bool,
+}
+
+impl RunSpec {
+    /// The container `name`, from `image`.
+    pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            image: image.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Mounts the host directory `source` at `destination`, relabelled for
+    /// this container alone (`:Z`) where files carry security labels.
+    #[must_use]
+    pub fn bind(mut self, source: impl Into<String>, destination: impl Into<String>) -> Self {
+        self.binds.push((source.into(), destination.into()));
+        self
+    }
+
+    /// Runs `command` instead of the image's command (the entrypoint stays).
+    #[must_use]
+    pub fn command<I, S>(mut self, command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.command = command.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// For rootless podman: runs as the calling user (`--userns=keep-id`), so
+    /// that files it writes in a bound directory stay the user's.
+    #[must_use]
+    pub fn keep_id(mut self, keep: bool) -> Self {
+        self.keep_id = keep;
+        self
+    }
+
+    /// The container's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The image.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The command, when it replaces the image's.
+    pub fn command_args(&self) -> &[String] {
+        &self.command
+    }
+
+    /// The bound directories, as `(host path, path in the container)`.
+    pub fn binds(&self) -> &[(String, String)] {
+        &self.binds
+    }
+
+    /// Whether it runs as the calling user.
+    pub fn keeps_id(&self) -> bool {
+        self.keep_id
+    }
+}
+
 /// A command to run inside a running container.
 ///
 /// Environment values and standard input are wiped from memory when the spec is

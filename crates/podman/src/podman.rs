@@ -30,8 +30,8 @@ use crate::http::{Http, Response, ServiceHeaders, encode};
 use crate::image::ImageRef;
 use crate::model::{
     CgroupVersion, ContainerInfo, ContainerStats, EventFilter, ExecOutput, ExecSpec, Health,
-    HealthStatus, HostInfo, ImageInfo, LogLine, LogStream, NetworkInfo, NetworkSpec, SecretInfo,
-    SecretOptions, Version,
+    HealthStatus, HostInfo, ImageInfo, LogLine, LogStream, NetworkInfo, NetworkSpec, RunSpec,
+    SecretInfo, SecretOptions, Version,
 };
 use crate::runtime::{EventStream, Runtime};
 use crate::wire;
@@ -631,6 +631,79 @@ impl Runtime for Podman {
             .delete(&opts::ContainerDeleteOpts::builder().force(force).build())
             .await
             .map_err(|e| self.api_error(op, ObjectKind::Container, Some(name), e))
+    }
+
+    async fn run_container(&self, spec: &RunSpec) -> Result<()> {
+        let op = "run container";
+        let name = spec.name();
+        let mounts: Vec<serde_json::Value> = spec
+            .binds()
+            .iter()
+            .map(|(source, destination)| {
+                serde_json::json!({
+                    "type": "bind",
+                    "source": source,
+                    "destination": destination,
+                    "options": ["rbind", "Z"],
+                })
+            })
+            .collect();
+        let mut body = serde_json::json!({
+            "name": name,
+            "image": spec.image(),
+            "mounts": mounts,
+            "netns": { "nsmode": "none" },
+        });
+        if !spec.command_args().is_empty() {
+            body["command"] = serde_json::json!(spec.command_args());
+        }
+        if spec.keeps_id() {
+            body["userns"] = serde_json::json!({ "nsmode": "keep-id" });
+        }
+        let body = serde_json::to_vec(&body).map_err(|e| Error::Protocol {
+            operation: op,
+            name: Some(name.to_owned()),
+            detail: format!("cannot encode the container's spec: {e}"),
+        })?;
+        let created = self
+            .raw(
+                op,
+                Some(name),
+                "POST",
+                "/containers/create",
+                Some(("application/json", &body)),
+            )
+            .await?;
+        if !created.is_success() {
+            return Err(from_status(
+                op,
+                ObjectKind::Container,
+                Some(name),
+                created.status,
+                &created.body,
+            ));
+        }
+        let started = self
+            .raw(
+                op,
+                Some(name),
+                "POST",
+                &format!("/containers/{}/start", encode(name)),
+                None,
+            )
+            .await?;
+        if !started.is_success() {
+            let failure = from_status(
+                op,
+                ObjectKind::Container,
+                Some(name),
+                started.status,
+                &started.body,
+            );
+            let _ = self.remove_container(name, true).await;
+            return Err(failure);
+        }
+        Ok(())
     }
 
     async fn image_exists(&self, reference: &str) -> Result<bool> {

@@ -9,7 +9,7 @@ use crate::Result;
 use crate::cidr::IpNet;
 use crate::model::{
     ContainerEvent, ContainerInfo, ContainerStats, EventFilter, ExecOutput, ExecSpec, Health,
-    HostInfo, ImageInfo, LogLine, NetworkInfo, NetworkSpec, SecretInfo, SecretOptions,
+    HostInfo, ImageInfo, LogLine, NetworkInfo, NetworkSpec, RunSpec, SecretInfo, SecretOptions,
     SubnetOverlap, Version, find_overlaps,
 };
 
@@ -107,6 +107,13 @@ pub trait Runtime: Send + Sync {
 
     /// Removes a container (stopping it first when `force`).
     async fn remove_container(&self, name: &str, force: bool) -> Result<()>;
+
+    /// Creates a container as `spec` says and starts it, outside any systemd
+    /// unit; [`Error::AlreadyExists`](crate::Error::AlreadyExists) (and
+    /// nothing changed) when the name is taken. A container that cannot start
+    /// is removed again. [`remove_container`](Self::remove_container) with
+    /// `force` stops and removes it.
+    async fn run_container(&self, spec: &RunSpec) -> Result<()>;
 
     /// Whether an image is in local storage.
     async fn image_exists(&self, reference: &str) -> Result<bool>;

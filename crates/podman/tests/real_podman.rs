@@ -818,3 +818,60 @@ async fn labels_reach_secrets() {
     let cli = cli_json(host, &["secret", "inspect", &name]);
     assert_eq!(cli[0]["Spec"]["Labels"]["app"], "immich");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_runs_outside_any_unit_with_its_directory_and_no_network() {
+    let host = require_host!();
+    let podman = connect(host).await;
+    let name = unique_name("run");
+    let mut cleanup = Cleanup::new(host);
+    cleanup.container(&name);
+    let dir = host.btrfs_dir("run");
+    let spec = homelab_podman::RunSpec::new(&name, &host.valkey_image)
+        .bind(dir.path().display().to_string(), "/work")
+        .command(["sh", "-c", "echo written > /work/marker && exec sleep 120"]);
+    podman.run_container(&spec).await.unwrap();
+
+    // Running, as podman's own inspect says, with no network but its loopback.
+    let inspect = cli_json(host, &["inspect", &name]);
+    assert_eq!(inspect[0]["State"]["Running"], true, "{inspect:#}");
+    assert_eq!(
+        inspect[0]["HostConfig"]["NetworkMode"], "none",
+        "{inspect:#}"
+    );
+    let marker = dir.path().join("marker");
+    immich_db_testhost::wait_for("the marker", Duration::from_secs(30), || {
+        std::fs::read_to_string(&marker).ok()
+    });
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "written\n");
+    let info = podman.inspect_container(&name).await.unwrap();
+    assert!(info.state.running);
+    // Podman names the lack of one `none`.
+    assert!(
+        info.networks.keys().all(|n| n == "none"),
+        "{:?}",
+        info.networks
+    );
+
+    // The name is taken: nothing changes.
+    let again = podman.run_container(&spec).await.unwrap_err();
+    assert!(
+        matches!(
+            again,
+            Error::AlreadyExists {
+                kind: ObjectKind::Container,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    assert_eq!(podman.inspect_container(&name).await.unwrap().id, info.id);
+
+    podman.remove_container(&name, true).await.unwrap();
+    assert!(!host.podman(["container", "exists", &name]).status.success());
+
+    // An image that is not there: an error, and no container left behind.
+    let missing = homelab_podman::RunSpec::new(&name, "localhost/idbt-no-such-image:latest");
+    assert!(podman.run_container(&missing).await.is_err());
+    assert!(!host.podman(["container", "exists", &name]).status.success());
+}

@@ -700,12 +700,26 @@ impl Host {
     /// every unit of that manager: only a test in a file of its own should call
     /// it.
     pub fn restart_user_manager(&self) {
+        self.stop_user_manager();
+        self.start_user_manager();
+    }
+
+    /// Stops the host's systemd user manager, as at a shutdown: every unit of
+    /// it stops first. The same warning as for
+    /// [`restart_user_manager`](Self::restart_user_manager) holds.
+    pub fn stop_user_manager(&self) {
         let stop = manager_script(self, "stop");
         assert!(
             stop.status.success(),
             "stopping the user manager: {}",
             String::from_utf8_lossy(&stop.stderr)
         );
+    }
+
+    /// Starts the host's systemd user manager (after
+    /// [`stop_user_manager`](Self::stop_user_manager)), as at a boot: it starts
+    /// what `default.target` wants. Returns once the manager answers.
+    pub fn start_user_manager(&self) {
         let start = manager_script(self, "start");
         assert!(
             start.status.success(),

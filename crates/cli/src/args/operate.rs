@@ -126,6 +126,17 @@ pub(crate) enum SecretsCommand {
         /// The secret's name
         name: String,
     },
+    /// Set a secret to a value read from standard input (never from the
+    /// command line) and give it to its consumer: PostgreSQL's role gets it as
+    /// its password, a running Valkey restarts with it. For a password kept in
+    /// a password manager, or a lost one replaced
+    #[command(
+        after_help = "Example:\n  pass show homelab/immich-postgres | immich-db secrets set postgres-password\n\nOn a terminal the value is asked for and not shown. One final line break is dropped."
+    )]
+    Set {
+        /// The secret's name
+        name: String,
+    },
     /// Replace a secret with a new value and give it to its consumer
     /// (PostgreSQL, Valkey); finishes or undoes an interrupted rotation first
     #[command(after_help = "Example:\n  immich-db secrets rotate postgres-password")]

@@ -1,10 +1,11 @@
-//! `secrets list`, `secrets show` and `secrets rotate`.
+//! `secrets list`, `secrets show`, `secrets set` and `secrets rotate`.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 
-use homelab_immich::secrets::Action;
+use homelab_immich::secrets::{Action, ConsumerChange};
 use homelab_immich::{Error, Layer, Result};
+use homelab_secrets::SecretValue;
 
 use crate::args::SecretsCommand;
 use crate::output::Reply;
@@ -13,6 +14,23 @@ pub(crate) async fn run(layer: &Layer, command: &SecretsCommand, json: bool) -> 
     match command {
         SecretsCommand::List => list(layer).await,
         SecretsCommand::Show { name } => show(layer, name, json).await,
+        SecretsCommand::Set { name } => {
+            layer.secret_kind(name)?;
+            let value = read_value(name)?;
+            let report = layer.set_secret(name, &value).await?;
+            let what = match report.consumer {
+                ConsumerChange::AlreadyHad => "its consumer already used it",
+                ConsumerChange::Rekeyed => "PostgreSQL's role has it as its password now",
+                ConsumerChange::Restarted => "Valkey was restarted with it",
+                ConsumerChange::AtNextStart => "its consumer reads it when it next starts",
+                _ => "in use once the Immich server restarts",
+            };
+            let human = format!(
+                "secrets set: {name} ({}) holds the value given; {what}",
+                report.kind.describe()
+            );
+            Ok(Reply::new(&serde_json::json!({ "set": report }), human)?.changed(true))
+        }
         SecretsCommand::Rotate { name } => {
             let report = layer.rotate_secret(name).await?;
             let human = match report.action {
@@ -104,4 +122,51 @@ async fn show(layer: &Layer, name: &str, json: bool) -> Result<Reply> {
         .and_then(|()| out.flush())
         .map_err(|e| Error::failed(format!("cannot write to the terminal: {e}")))?;
     Ok(Reply::empty())
+}
+
+/// The most bytes read for a value (podman stores less than 512000).
+const MAX_VALUE: u64 = 512_000;
+
+/// The value on standard input: asked for without echo on a terminal, else
+/// all of it; one final line break is dropped.
+fn read_value(name: &str) -> Result<SecretValue> {
+    let stdin = std::io::stdin();
+    let mut bytes = if stdin.is_terminal() {
+        read_hidden(name)?
+    } else {
+        let mut bytes = Vec::new();
+        stdin
+            .lock()
+            .take(MAX_VALUE)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::failed(format!("cannot read standard input: {e}")))?;
+        bytes
+    };
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    Ok(SecretValue::new(bytes))
+}
+
+/// A line typed on the terminal, not shown while it is typed.
+fn read_hidden(name: &str) -> Result<Vec<u8>> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let failed =
+        |e: &dyn std::fmt::Display| Error::failed(format!("cannot read the terminal: {e}"));
+    let before = tcgetattr(&stdin).map_err(|e| failed(&e))?;
+    let mut hidden = before.clone();
+    hidden.local_modes.remove(LocalModes::ECHO);
+    eprint!("value of {name} (not shown): ");
+    tcsetattr(&stdin, OptionalActions::Flush, &hidden).map_err(|e| failed(&e))?;
+    let mut line = Vec::new();
+    let read = stdin.lock().take(MAX_VALUE).read_until(b'\n', &mut line);
+    let restored = tcsetattr(&stdin, OptionalActions::Flush, &before);
+    eprintln!();
+    read.map_err(|e| failed(&e))?;
+    restored.map_err(|e| failed(&e))?;
+    Ok(line)
 }

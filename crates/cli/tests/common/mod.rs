@@ -32,6 +32,9 @@ pub struct TestDeployment {
     pub jwt_secret: String,
     pub pool: tempfile::TempDir,
     pub config_dir: tempfile::TempDir,
+    /// Where the services' output goes, once [`TestDeployment::keep_logs`]
+    /// asked for it.
+    pub logs: Option<tempfile::TempDir>,
 }
 
 impl TestDeployment {
@@ -79,7 +82,96 @@ impl TestDeployment {
             jwt_secret,
             pool,
             config_dir,
+            logs: None,
         }
+    }
+
+    /// The services' own output (the servers', and podman's while it starts
+    /// and stops their containers) appended to files from now on, by drop-ins
+    /// in the manager's runtime unit directory: the test host keeps no
+    /// journal. [`TestDeployment::service_state`] shows their last lines.
+    pub fn keep_logs(&mut self) {
+        let logs = tempfile::tempdir().unwrap();
+        self.host.give(logs.path());
+        for service in self.services() {
+            let dir = self.dropin_dir(&service);
+            let log = logs.path().join(format!("{service}.log"));
+            let dropin = dir.join("immich-db-test-log.conf");
+            std::fs::write(
+                &dropin,
+                format!(
+                    "[Service]\nStandardOutput=append:{0}\nStandardError=append:{0}\n",
+                    log.display()
+                ),
+            )
+            .unwrap();
+            self.host.give(&dir);
+            self.cleanup.dir(&dir).file(&dropin);
+        }
+        self.host.systemctl_ok(["daemon-reload"]);
+        self.logs = Some(logs);
+    }
+
+    /// The directory of drop-ins for `service` in the manager's runtime unit
+    /// directory, created (each missing level the host's user's, so that the
+    /// tool, run as that user, may write units beside it).
+    pub fn dropin_dir(&self, service: &str) -> PathBuf {
+        let dir = self
+            .host
+            .runtime_dir
+            .join(format!("systemd/user/{service}.d"));
+        let first_missing = dir
+            .ancestors()
+            .take_while(|p| !p.exists())
+            .last()
+            .map(Path::to_path_buf);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(first) = first_missing {
+            self.host.give(&first);
+        }
+        dir
+    }
+
+    /// The network's service and the two containers' services.
+    pub fn services(&self) -> [String; 3] {
+        [
+            format!("{}-network.service", self.name),
+            format!("{}.service", self.pg),
+            format!("{}.service", self.vk),
+        ]
+    }
+
+    /// The last lines of each service's output, where [`Self::keep_logs`]
+    /// keeps it, and the managers' own lines about them in the kernel's log.
+    pub fn logs_tail(&self) -> String {
+        let mut out = String::new();
+        if let Some(logs) = &self.logs {
+            for service in self.services() {
+                let text = std::fs::read_to_string(logs.path().join(format!("{service}.log")))
+                    .unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                out.push_str(&format!("--- output of {service} (last 40 lines):\n"));
+                for line in &lines[lines.len().saturating_sub(40)..] {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        let dmesg = Command::new("dmesg")
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        let dmesg = String::from_utf8_lossy(&dmesg);
+        let about: Vec<&str> = dmesg
+            .lines()
+            .filter(|l| l.contains(&self.name) || l.contains("Job ") || l.contains("timed out"))
+            .collect();
+        out.push_str("--- the managers' lines about it in the kernel's log (last 40):\n");
+        for line in &about[about.len().saturating_sub(40)..] {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
     }
 
     /// The configuration as (section, key, TOML value) entries.
@@ -355,11 +447,14 @@ impl TestDeployment {
             container,
         ]);
         let timers = self.host.systemctl(["list-timers", "--all", "--no-legend"]);
+        let jobs = self.host.systemctl(["list-jobs", "--no-legend"]);
         format!(
-            "systemd: {}podman: {}timers of the user manager:\n{}",
+            "systemd: {}podman: {}timers of the user manager:\n{}jobs of the user manager:\n{}{}",
             text(&show),
             text(&inspect),
-            text(&timers)
+            text(&timers),
+            text(&jobs),
+            self.logs_tail()
         )
     }
 
@@ -480,6 +575,131 @@ pub fn first_word(out: &Output) -> String {
 /// The attribute letters `lsattr -d` shows for `path`.
 pub fn lsattr_flags(host: &Host, path: &Path) -> String {
     first_word(&host.command("lsattr").arg("-d").arg(path).output().unwrap())
+}
+
+/// Programs the tool runs (`podman`, `systemctl`, `psql`), each replaced for a
+/// command by a script first on its `PATH` that appends its arguments to a
+/// log and runs the real program: every call the command makes is in the log,
+/// however short-lived, where sampling `/proc` could miss it.
+pub struct ArgumentLog {
+    dir: tempfile::TempDir,
+}
+
+impl ArgumentLog {
+    /// The scripts, for the programs `podman`, `systemctl` and `psql` as
+    /// this host's `PATH` finds them, in a directory the host's user may use.
+    pub fn new(host: &Host) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls.log");
+        for program in ["podman", "systemctl", "psql"] {
+            let real = Command::new("sh")
+                .args(["-c", &format!("command -v {program}")])
+                .output()
+                .unwrap();
+            let real = String::from_utf8_lossy(&real.stdout).trim().to_owned();
+            assert!(real.starts_with('/'), "{program} is not on the PATH");
+            let script = dir.path().join(program);
+            std::fs::write(
+                &script,
+                format!(
+                    "#!/bin/sh\n{{ printf '%s' {program}; for a in \"$@\"; do printf ' %s' \"$a\"; done; printf '\\n'; }} >>'{}'\nexec {real} \"$@\"\n",
+                    log.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+        host.give(dir.path());
+        Self { dir }
+    }
+
+    /// The `PATH` that finds the scripts first.
+    pub fn path(&self) -> std::ffi::OsString {
+        let mut path = self.dir.path().as_os_str().to_owned();
+        if let Some(rest) = std::env::var_os("PATH") {
+            path.push(":");
+            path.push(rest);
+        }
+        path
+    }
+
+    /// The calls logged so far, a line each.
+    pub fn calls(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("calls.log")).unwrap_or_default()
+    }
+
+    /// Which of `values` appear in a logged call's arguments (their indexes).
+    pub fn found(&self, values: &[String]) -> Vec<usize> {
+        let calls = self.calls();
+        values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty() && calls.contains(v.as_str()))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// A command of the binary stopped at a step by the debug builds' hold hook
+/// (`IMMICH_DB_HOLD_AT`): it waits there until released, so that a test acts
+/// while it is there.
+pub struct Held {
+    pub child: std::process::Child,
+    dir: tempfile::TempDir,
+    /// The held process's ID (the binary's own, also under `runuser`).
+    pub pid: i32,
+}
+
+impl TestDeployment {
+    /// Starts the binary with `args` and waits until it holds at `step`.
+    pub fn start_held(&self, config: &Path, args: &[&str], step: &str) -> Held {
+        let dir = tempfile::tempdir().unwrap();
+        self.host.give(dir.path());
+        let release = dir.path().join("release");
+        let mut child = self
+            .command(config, args)
+            .env("IMMICH_DB_HOLD_AT", step)
+            .env("IMMICH_DB_HOLD_FILE", &release)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let held = dir.path().join("release.held");
+        let pid = immich_db_testhost::wait_for(
+            &format!("immich-db {args:?} to hold at {step}"),
+            Duration::from_secs(300),
+            || {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("immich-db {args:?} ended ({status}) before it reached {step}");
+                }
+                std::fs::read_to_string(&held)
+                    .ok()
+                    .and_then(|p| p.trim().parse().ok())
+            },
+        );
+        Held { child, dir, pid }
+    }
+}
+
+impl Held {
+    /// Lets it go on, and waits for it to end.
+    pub fn release(self) -> Output {
+        std::fs::write(self.dir.path().join("release"), b"").unwrap();
+        self.child.wait_with_output().unwrap()
+    }
+
+    /// Sends it `signal` (`-INT`, `-TERM`), and waits for it to end (it is not
+    /// released).
+    pub fn signal(self, signal: &str) -> Output {
+        let out = Command::new("kill")
+            .arg(signal)
+            .arg(self.pid.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kill {signal}: {}", text(&out));
+        self.child.wait_with_output().unwrap()
+    }
 }
 
 /// The check called `name` in a JSON report of `verify`.

@@ -4,23 +4,212 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use homelab_podman::{FakeRuntime, HealthStatus, ImageInfo, NetworkInfo, NetworkSubnet};
+use homelab_podman::{
+    ExecOutput, ExecSpec, FakeRuntime, Health, HealthStatus, ImageInfo, NetworkInfo, NetworkMember,
+    NetworkSubnet, Runtime as _,
+};
 use homelab_quadlet::PodmanVersion;
-use homelab_systemd::{FakeManager, Manager as _, Wait};
+use homelab_systemd::{ActiveState, FakeManager, Manager, Scope, UnitState, Wait};
 
 use super::apply::{Done, apply};
 use super::unhealthy_containers;
 use super::wait::{tcp_in_use, tcp_sockets};
 use crate::backup::tests::block_on;
-use crate::config::{Loaded, Origin, parse, validate};
+use crate::config::{Deployment, Loaded, Origin, parse, validate};
 use crate::layer::Layer;
 use crate::plan::{self, FileChange, NetworkAction, ServiceAction};
+use crate::verify::Verification;
+
+/// systemd and podman as one host: a container's service that starts runs its
+/// container, healthy, on the network its network service made; one that
+/// stops removes it. The databases answer logins with the stored passwords.
+#[derive(Debug)]
+struct World {
+    fake: FakeManager,
+    runtime: FakeRuntime,
+    deployment: std::sync::Mutex<Deployment>,
+    /// The role's password in the database, from its first start on.
+    database: Password,
+    /// The password Valkey read at its last start.
+    valkey: Password,
+}
+
+/// A password a server holds, apart from the secret it came from.
+type Password = Arc<std::sync::Mutex<Option<Vec<u8>>>>;
+
+impl World {
+    fn deployment(&self) -> Deployment {
+        self.deployment.lock().unwrap().clone()
+    }
+
+    async fn network(&self) {
+        let d = &self.deployment();
+        if !self
+            .runtime
+            .network_exists(&d.podman_network())
+            .await
+            .unwrap()
+        {
+            let mut network = NetworkInfo::new(d.podman_network(), "1".repeat(64));
+            network.driver = "bridge".into();
+            network.subnets = vec![NetworkSubnet::new(d.subnet, Some(d.gateway))];
+            network.dns_enabled = true;
+            self.runtime.add_network(network);
+        }
+    }
+
+    fn container_of(&self, unit: &str) -> Option<String> {
+        let c = &self.deployment().config;
+        [&c.postgres.container_name, &c.valkey.container_name]
+            .into_iter()
+            .find(|name| unit == format!("{name}.service"))
+            .cloned()
+    }
+
+    /// What starting `unit` does on the host, once systemd says it is active.
+    async fn started(&self, unit: &str) {
+        let d = &self.deployment();
+        if unit == d.network_service() {
+            self.network().await;
+            return;
+        }
+        let Some(container) = self.container_of(unit) else {
+            return;
+        };
+        // The network's service is required: it starts first.
+        let network_service = d.network_service();
+        if self.fake.unit(&network_service).await.unwrap().active != ActiveState::Active {
+            self.fake.set_state(&network_service, ActiveState::Active);
+        }
+        self.network().await;
+        // PostgreSQL takes its password at its first start; Valkey at each.
+        let c = &d.config;
+        let (held, secret, first_only) = if container == c.postgres.container_name {
+            (&self.database, &c.postgres.password_secret, true)
+        } else {
+            (&self.valkey, &c.valkey.password_secret, false)
+        };
+        let value = self
+            .runtime
+            .secret_value(secret)
+            .map(|v| v.expose().to_vec());
+        {
+            let mut held = held.lock().unwrap();
+            if !(first_only && held.is_some()) {
+                *held = value;
+            }
+        }
+        let mut info = crate::backup::tests::running(&container);
+        info.health = Some(Health::new(HealthStatus::Healthy));
+        self.runtime.add_container(info);
+        let mut network = self
+            .runtime
+            .inspect_network(&d.podman_network())
+            .await
+            .unwrap();
+        network.containers.insert(
+            format!("{container}-id"),
+            NetworkMember::new(&container, Vec::new()),
+        );
+        self.runtime.add_network(network);
+    }
+
+    async fn stopped(&self, unit: &str) {
+        if let Some(container) = self.container_of(unit) {
+            let _ = self.runtime.remove_container(&container, true).await;
+        }
+    }
+
+    /// The units systemd made active run their containers.
+    async fn settle(&self, units: &[String]) {
+        let names: Vec<&str> = units.iter().map(String::as_str).collect();
+        for state in self.fake.units(&names).await.unwrap() {
+            if state.active == ActiveState::Active {
+                self.started(&state.name).await;
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Manager for World {
+    fn scope(&self) -> Scope {
+        self.fake.scope()
+    }
+    async fn reachable(&self) -> homelab_systemd::Result<()> {
+        self.fake.reachable().await
+    }
+    async fn daemon_reload(&self) -> homelab_systemd::Result<()> {
+        self.fake.daemon_reload().await
+    }
+    async fn start(&self, units: &[String], wait: Wait) -> homelab_systemd::Result<()> {
+        self.fake.start(units, wait).await?;
+        self.settle(units).await;
+        Ok(())
+    }
+    async fn restart(&self, units: &[String], wait: Wait) -> homelab_systemd::Result<()> {
+        for unit in units {
+            self.stopped(unit).await;
+        }
+        self.fake.restart(units, wait).await?;
+        self.settle(units).await;
+        Ok(())
+    }
+    async fn stop(&self, units: &[String]) -> homelab_systemd::Result<()> {
+        self.fake.stop(units).await?;
+        for unit in units {
+            self.stopped(unit).await;
+        }
+        Ok(())
+    }
+    async fn reset_failed(&self, units: &[String]) -> homelab_systemd::Result<()> {
+        self.fake.reset_failed(units).await
+    }
+    async fn units(&self, units: &[&str]) -> homelab_systemd::Result<Vec<UnitState>> {
+        self.fake.units(units).await
+    }
+}
 
 struct Fixture {
     _dir: tempfile::TempDir,
     ctx: Layer,
     runtime: FakeRuntime,
-    systemd: Arc<FakeManager>,
+    systemd: Arc<World>,
+}
+
+/// `psql` in the fake PostgreSQL: a login with the stored password answers
+/// the server's version and its vector extension.
+fn postgres_answers(held: &Password) -> impl Fn(&ExecSpec) -> ExecOutput + Send + Sync + use<> {
+    let held = held.clone();
+    move |spec| {
+        let given = spec.stdin_bytes().unwrap_or_default();
+        let known = held.lock().unwrap().as_deref() == given.strip_suffix(b"\n");
+        if known {
+            ExecOutput::new(0, "PostgreSQL 17.6\nvector\n", "")
+        } else {
+            ExecOutput::new(2, "", "FATAL:  password authentication failed\n")
+        }
+    }
+}
+
+/// `valkey-cli ping` in the fake Valkey: PONG with the stored password,
+/// NOAUTH without one.
+fn valkey_answers(held: &Password) -> impl Fn(&ExecSpec) -> ExecOutput + Send + Sync + use<> {
+    let held = held.clone();
+    move |spec| {
+        let Some(given) = spec.stdin_bytes() else {
+            return ExecOutput::new(0, "NOAUTH Authentication required.\n", "");
+        };
+        if held.lock().unwrap().as_deref() == given.strip_suffix(b"\n") {
+            ExecOutput::new(0, "PONG\n", "")
+        } else {
+            ExecOutput::new(
+                0,
+                "",
+                "AUTH failed: WRONGPASS invalid username-password pair\n",
+            )
+        }
+    }
 }
 
 fn fixture(extra: &str) -> Fixture {
@@ -43,7 +232,17 @@ fn fixture(extra: &str) -> Fixture {
         info.size = 1;
         runtime.add_image(&info);
     }
-    let systemd = Arc::new(FakeManager::new());
+    let c = &deployment.config;
+    let (database, valkey) = (Password::default(), Password::default());
+    runtime.script_exec(&c.postgres.container_name, postgres_answers(&database));
+    runtime.script_exec(&c.valkey.container_name, valkey_answers(&valkey));
+    let systemd = Arc::new(World {
+        fake: FakeManager::new(),
+        runtime: runtime.clone(),
+        deployment: std::sync::Mutex::new(deployment.clone()),
+        database,
+        valkey,
+    });
     let ctx = Layer::new(
         deployment,
         systemd.clone(),
@@ -59,15 +258,29 @@ fn fixture(extra: &str) -> Fixture {
     }
 }
 
-/// What the network service would create (it starts with the containers).
-async fn network_created(f: &Fixture) {
-    let d = &f.ctx.deployment;
-    let _ = f.systemd.start(&[d.network_service()], Wait::Done).await;
-    let mut network = NetworkInfo::new(d.podman_network(), "1".repeat(64));
-    network.driver = "bridge".into();
-    network.subnets = vec![NetworkSubnet::new(d.subnet, Some(d.gateway))];
-    network.dns_enabled = true;
-    f.runtime.add_network(network);
+impl Fixture {
+    /// Changes the configuration, as the operator would between deploys.
+    fn change(&mut self, edit: impl Fn(&mut Deployment)) {
+        edit(&mut self.ctx.deployment);
+        edit(&mut self.systemd.deployment.lock().unwrap());
+    }
+}
+
+/// Asserts that a deploy's verification passed, listing what failed if not.
+#[track_caller]
+fn verified(verification: &Verification) {
+    let failed: Vec<String> = verification
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    assert!(verification.ok, "verify failed: {failed:#?}");
+    assert!(
+        verification.checks.len() >= 12,
+        "{} checks",
+        verification.checks.len()
+    );
 }
 
 #[test]
@@ -88,8 +301,8 @@ fn from_nothing_then_no_changes() {
         );
 
         let mut done = Done::new(&f.ctx);
-        let _ = apply(&f.ctx, &plan, &mut done).await.unwrap();
-        let calls = f.systemd.calls();
+        verified(&apply(&f.ctx, &plan, &mut done).await.unwrap());
+        let calls = f.systemd.fake.calls();
         assert_eq!(
             calls,
             [
@@ -109,7 +322,6 @@ fn from_nothing_then_no_changes() {
         assert!(f.runtime.secret_value("redis-password").is_some());
         assert!(f.runtime.secret_value("immich-jwt-secret").is_some());
 
-        network_created(&f).await;
         let again = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
             .await
             .unwrap();
@@ -120,7 +332,7 @@ fn from_nothing_then_no_changes() {
         );
         // Secrets are never regenerated.
         let mut done = Done::new(&f.ctx);
-        let _ = apply(&f.ctx, &again, &mut done).await.unwrap();
+        verified(&apply(&f.ctx, &again, &mut done).await.unwrap());
         assert_eq!(f.runtime.secret_value("postgres-password").unwrap(), pg);
     });
 }
@@ -171,6 +383,7 @@ fn a_failed_network_service_fails_the_deploy_at_once() {
     // deploy says so instead of waiting for them until its time limit.
     let f = fixture("");
     f.systemd
+        .fake
         .fail_dependency(&f.ctx.deployment.network_service());
     block_on(async {
         let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
@@ -189,15 +402,15 @@ fn a_failed_network_service_fails_the_deploy_at_once() {
 #[test]
 fn units_unknown_after_the_reload_are_reloaded_once_more() {
     let f = fixture("");
-    f.systemd.forget_units_once();
+    f.systemd.fake.forget_units_once();
     block_on(async {
         let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
             .await
             .unwrap();
-        apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap();
+        verified(&apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap());
     });
     assert_eq!(
-        f.systemd.calls(),
+        f.systemd.fake.calls(),
         [
             "daemon-reload",
             "start postgresql-immich.service",
@@ -215,10 +428,9 @@ fn only_the_changed_unit_restarts() {
         let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
             .await
             .unwrap();
-        let _ = apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap();
-        network_created(&f).await;
+        verified(&apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap());
     });
-    f.ctx.deployment.config.postgres.shm_size = "256m".into();
+    f.change(|d| d.config.postgres.shm_size = "256m".into());
     block_on(async {
         let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
             .await
@@ -236,10 +448,10 @@ fn only_the_changed_unit_restarts() {
         assert_eq!(actions, [ServiceAction::Restart, ServiceAction::Keep]);
         assert_eq!(plan.network, NetworkAction::Keep);
         assert!(plan.daemon_reload);
-        let before = f.systemd.calls().len();
-        let _ = apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap();
+        let before = f.systemd.fake.calls().len();
+        verified(&apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap());
         assert_eq!(
-            f.systemd.calls()[before..],
+            f.systemd.fake.calls()[before..],
             ["daemon-reload", "restart postgresql-immich.service"]
         );
     });
@@ -252,11 +464,12 @@ fn a_changed_subnet_recreates_the_network_and_restarts_both() {
         let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
             .await
             .unwrap();
-        let _ = apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap();
-        network_created(&f).await;
+        verified(&apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap());
     });
-    f.ctx.deployment.subnet = "10.99.0.0/24".parse().unwrap();
-    f.ctx.deployment.gateway = "10.99.0.1".parse().unwrap();
+    f.change(|d| {
+        d.subnet = "10.99.0.0/24".parse().unwrap();
+        d.gateway = "10.99.0.1".parse().unwrap();
+    });
     block_on(async {
         let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
             .await
@@ -271,10 +484,10 @@ fn a_changed_subnet_recreates_the_network_and_restarts_both() {
                 .iter()
                 .all(|s| s.action == ServiceAction::Restart)
         );
-        let before = f.systemd.calls().len();
-        let _ = apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap();
+        let before = f.systemd.fake.calls().len();
+        verified(&apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap());
         assert_eq!(
-            f.systemd.calls()[before..],
+            f.systemd.fake.calls()[before..],
             [
                 "daemon-reload",
                 "stop postgresql-immich.service redis-immich.service",
@@ -288,5 +501,90 @@ fn a_changed_subnet_recreates_the_network_and_restarts_both() {
             f.runtime.calls_to(homelab_podman::Operation::RemoveNetwork),
             ["systemd-photos"]
         );
+    });
+}
+
+#[test]
+fn the_world_refuses_a_password_it_was_not_given() {
+    // The fakes' checks are real ones: a stored password the database does
+    // not have fails verify.
+    let f = fixture("");
+    block_on(async {
+        let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+            .await
+            .unwrap();
+        verified(&apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap());
+        let pg = f.ctx.deployment.config.postgres.password_secret.clone();
+        let stored = f.runtime.secret_value(&pg).unwrap();
+        f.runtime
+            .add_secret(&pg, homelab_secrets::SecretValue::new("other"));
+        let verification = crate::verify::verify(&f.ctx).await;
+        assert!(!verification.ok);
+        let login = verification
+            .checks
+            .iter()
+            .find(|c| c.name == "postgres login")
+            .unwrap();
+        assert!(!login.ok && login.detail.contains("password authentication failed"));
+        f.runtime.add_secret(&pg, stored);
+        verified(&crate::verify::verify(&f.ctx).await);
+    });
+}
+
+#[test]
+fn a_lost_postgres_password_is_refused_before_anything_changes() {
+    let f = fixture("");
+    let d = f.ctx.deployment.clone();
+    block_on(async {
+        let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+            .await
+            .unwrap();
+        verified(&apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap());
+    });
+    // The database the first start initialised.
+    std::fs::write(d.dirs.postgres.join("PG_VERSION"), "17\n").unwrap();
+    let pg = d.config.postgres.password_secret.clone();
+    block_on(f.runtime.remove_secret(&pg)).unwrap();
+    let calls = f.systemd.fake.calls().len();
+    let err = block_on(plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))).unwrap_err();
+    assert_eq!(err.kind, crate::ErrorKind::Precondition, "{err}");
+    assert!(
+        err.help
+            .as_deref()
+            .unwrap()
+            .contains(&format!("immich-db secrets set {pg}")),
+        "{err}"
+    );
+    assert!(f.runtime.secret_value(&pg).is_none());
+    assert_eq!(f.systemd.fake.calls().len(), calls);
+}
+
+#[test]
+fn a_valkey_password_made_anew_restarts_valkey() {
+    let f = fixture("");
+    let vk = f.ctx.deployment.config.valkey.clone();
+    block_on(async {
+        let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+            .await
+            .unwrap();
+        verified(&apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap());
+        let old = f.runtime.secret_value(&vk.password_secret).unwrap();
+        f.runtime.remove_secret(&vk.password_secret).await.unwrap();
+        let plan = plan::plan(&f.ctx, false, Some(PodmanVersion::V5_4))
+            .await
+            .unwrap();
+        let actions: Vec<_> = plan.services.iter().map(|s| s.action).collect();
+        assert_eq!(actions, [ServiceAction::Keep, ServiceAction::Restart]);
+        assert!(plan.services[1].reason.contains("password"), "{plan}");
+        let before = f.systemd.fake.calls().len();
+        verified(&apply(&f.ctx, &plan, &mut Done::new(&f.ctx)).await.unwrap());
+        assert_eq!(
+            f.systemd.fake.calls()[before..],
+            [
+                "daemon-reload".to_owned(),
+                format!("restart {}.service", vk.container_name)
+            ]
+        );
+        assert_ne!(f.runtime.secret_value(&vk.password_secret).unwrap(), old);
     });
 }
