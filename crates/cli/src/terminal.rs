@@ -3,11 +3,12 @@
 //! of state elsewhere); bytes moved.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use homelab_immich::progress::{Event, Progress};
+use homelab_immich::{Error, Result};
 
 /// How much to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,5 +131,27 @@ impl Progress for Terminal {
             }
             Event::Bytes { .. } | _ => {}
         }
+    }
+}
+
+/// Asks on the terminal before going on: `what` is what the command will do,
+/// `warning` what the user must know first (such as that it cannot be
+/// undone). Without a terminal it refuses and changes nothing.
+pub(crate) fn confirm(what: &str, warning: Option<&str>) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(
+            Error::bad_input(format!("refusing to {what} without confirmation"))
+                .help("pass --yes to confirm; nothing was changed"),
+        );
+    }
+    let warning = warning.map(|w| format!(" {w}")).unwrap_or_default();
+    eprint!("This will {what}.{warning} Type `yes` to go on: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::bad_input("not confirmed").help("nothing was changed"))
     }
 }

@@ -275,20 +275,7 @@ fn backup_restore(host: &'static Host) {
     let out = run_ok(&d, &config, &["backup", "--unschedule"]);
     assert!(text(&out).contains("removed"), "{}", text(&out));
     assert!(!service_path.exists() && !timer_path.exists());
-    assert!(
-        units
-            .join(format!("timers.target.wants/{base}.timer"))
-            .symlink_metadata()
-            .is_err()
-    );
-    let load = host.systemctl_ok([
-        "show",
-        "-p",
-        "LoadState",
-        "--value",
-        &format!("{base}.timer"),
-    ]);
-    assert_eq!(load.trim(), "not-found");
+    ops::assert_timer_gone(&d, &units, &base);
     let out = run_ok(&d, &config, &["backup", "--unschedule"]);
     assert!(text(&out).contains("no backup schedule"), "{}", text(&out));
 }

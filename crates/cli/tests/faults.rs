@@ -160,20 +160,7 @@ fn service_faults(host: &'static Host) {
     ] {
         assert!(!file.exists(), "{}", file.display());
     }
-    assert!(
-        units
-            .join(format!("timers.target.wants/{base}.timer"))
-            .symlink_metadata()
-            .is_err()
-    );
-    let load = host.systemctl_ok([
-        "show",
-        "-p",
-        "LoadState",
-        "--value",
-        &format!("{base}.timer"),
-    ]);
-    assert_eq!(load.trim(), "not-found");
+    ops::assert_timer_gone(&d, &units, &base);
 }
 
 #[test]

@@ -1,14 +1,14 @@
 //! `plan`, `deploy`, `verify` and `destroy`.
 
 use std::fmt::Write as _;
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use homelab_immich::deploy::DeployOptions;
 use homelab_immich::destroy::DestroyOptions;
-use homelab_immich::{Error, Layer, Result};
+use homelab_immich::{Layer, Result};
 
 use crate::args::{DeployArgs, DestroyArgs};
 use crate::output::Reply;
+use crate::terminal::confirm;
 
 fn options(args: &DeployArgs) -> DeployOptions {
     DeployOptions::new().allow_non_btrfs(args.allow_non_btrfs)
@@ -42,25 +42,6 @@ pub(crate) async fn verify(layer: &Layer) -> Result<Reply> {
     Ok(Reply::new(&verification, verification.to_string())?.failed_if(!verification.ok))
 }
 
-/// Asks on the terminal before something that cannot be undone.
-fn confirm(what: &str) -> Result<()> {
-    if !std::io::stdin().is_terminal() {
-        return Err(
-            Error::bad_input(format!("refusing to {what} without confirmation"))
-                .help("pass --yes to confirm; nothing was changed"),
-        );
-    }
-    eprint!("This will {what}. It cannot be undone. Type `yes` to go on: ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if answer.trim() == "yes" {
-        Ok(())
-    } else {
-        Err(Error::bad_input("not confirmed").help("nothing was changed"))
-    }
-}
-
 pub(crate) async fn destroy(layer: &Layer, args: &DestroyArgs) -> Result<Reply> {
     if (args.purge_data || args.purge_secrets) && !args.yes {
         let mut what = Vec::new();
@@ -73,7 +54,7 @@ pub(crate) async fn destroy(layer: &Layer, args: &DestroyArgs) -> Result<Reply> 
                 layer.deployment().secret_names().join(", ")
             ));
         }
-        confirm(&what.join(" and "))?;
+        confirm(&what.join(" and "), Some("It cannot be undone."))?;
     }
     let options = DestroyOptions::new()
         .purge_data(args.purge_data)

@@ -8,9 +8,10 @@ use homelab_immich::deploy::DeployOptions;
 use homelab_immich::import::{ComposeEnv, ImportRequest};
 use homelab_immich::{Layer, Result};
 
-use super::upgrade::{confirm, failed, lines};
+use super::upgrade::{failed, lines};
 use crate::args::ImportArgs;
 use crate::output::Reply;
+use crate::terminal::confirm;
 
 pub(crate) async fn run(layer: &Layer, args: &ImportArgs, config: &Loaded) -> Result<Reply> {
     let env = ComposeEnv::read(&args.compose_env)?;
@@ -18,11 +19,14 @@ pub(crate) async fn run(layer: &Layer, args: &ImportArgs, config: &Loaded) -> Re
         .source(&args.from_container)
         .options(DeployOptions::new().allow_non_btrfs(args.deploy.allow_non_btrfs));
     if !args.yes {
-        confirm(&format!(
-            "seed the password secret from {}, record its role, database and upload location in the configuration file, deploy, and load a dump of {} into the new PostgreSQL (the compose install is only read)",
-            args.compose_env.display(),
-            request.source
-        ))?;
+        confirm(
+            &format!(
+                "seed the password secret from {}, record its role, database and upload location in the configuration file, deploy, and load a dump of {} into the new PostgreSQL (the compose install is only read)",
+                args.compose_env.display(),
+                request.source
+            ),
+            None,
+        )?;
     }
     let report = layer.import(&request).await?;
     let mut human = lines(&report.done);

@@ -1,16 +1,16 @@
 //! `upgrade --image IMAGE` and `upgrade --rollback`.
 
 use std::fmt::Write as _;
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use homelab_immich::config::Loaded;
 use homelab_immich::deploy::DeployOptions;
 use homelab_immich::upgrade::UpgradeRequest;
 use homelab_immich::verify::Verification;
-use homelab_immich::{Error, Layer, Result};
+use homelab_immich::{Layer, Result};
 
 use crate::args::UpgradeArgs;
 use crate::output::Reply;
+use crate::terminal::confirm;
 
 pub(crate) async fn run(layer: &Layer, args: &UpgradeArgs, config: &Loaded) -> Result<Reply> {
     let options = DeployOptions::new().allow_non_btrfs(args.deploy.allow_non_btrfs);
@@ -19,6 +19,7 @@ pub(crate) async fn run(layer: &Layer, args: &UpgradeArgs, config: &Loaded) -> R
             confirm(
                 "go back to the PostgreSQL cluster from before the last upgrade; what was written \
                  to the database since the upgrade is not carried back",
+                None,
             )?;
         }
         let report = layer.rollback_upgrade(config, &options).await?;
@@ -43,7 +44,7 @@ pub(crate) async fn run(layer: &Layer, args: &UpgradeArgs, config: &Loaded) -> R
             return Ok(Reply::new(&plan, plan.to_string())?.changed(false));
         }
         eprint!("{plan}");
-        confirm("upgrade PostgreSQL as above")?;
+        confirm("upgrade PostgreSQL as above", None)?;
     }
     let report = layer.upgrade(&request).await?;
     let mut human = lines(&report.done);
@@ -87,24 +88,5 @@ pub(super) fn failed(verification: Option<&Verification>, human: &mut String) ->
             true
         }
         _ => false,
-    }
-}
-
-/// Asks on the terminal before going on.
-pub(super) fn confirm(what: &str) -> Result<()> {
-    if !std::io::stdin().is_terminal() {
-        return Err(
-            Error::bad_input(format!("refusing to {what} without confirmation"))
-                .help("pass --yes to confirm; nothing was changed"),
-        );
-    }
-    eprint!("This will {what}. Type `yes` to go on: ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if answer.trim() == "yes" {
-        Ok(())
-    } else {
-        Err(Error::bad_input("not confirmed").help("nothing was changed"))
     }
 }

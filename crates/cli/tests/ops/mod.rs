@@ -97,3 +97,22 @@ pub(crate) fn secret_values(d: &TestDeployment) -> Vec<String> {
         .map(|s| d.secret_value(s).expect("the secret exists"))
         .collect()
 }
+
+/// Asserts that the backup timer `base` is gone: no enabling link in the unit
+/// directory `units`, and the manager no longer knows it.
+pub(crate) fn assert_timer_gone(d: &TestDeployment, units: &std::path::Path, base: &str) {
+    assert!(
+        units
+            .join(format!("timers.target.wants/{base}.timer"))
+            .symlink_metadata()
+            .is_err()
+    );
+    let load = d.host.systemctl_ok([
+        "show",
+        "-p",
+        "LoadState",
+        "--value",
+        &format!("{base}.timer"),
+    ]);
+    assert_eq!(load.trim(), "not-found");
+}
