@@ -34,6 +34,7 @@ pub struct WaitFor<'a> {
     since: Option<DateTime<Utc>>,
     limit: Duration,
     poll: Duration,
+    max_restarts: Option<u64>,
 }
 
 impl<'a> WaitFor<'a> {
@@ -45,6 +46,7 @@ impl<'a> WaitFor<'a> {
             since: None,
             limit,
             poll: Duration::from_millis(50),
+            max_restarts: None,
         }
     }
 
@@ -61,6 +63,25 @@ impl<'a> WaitFor<'a> {
     pub fn every(mut self, poll: Duration) -> Self {
         self.poll = poll;
         self
+    }
+
+    /// Gives up once the manager has restarted the unit more than `max` times
+    /// since the wait's first look: a unit without a start limit that crashes
+    /// at every start is restarted for ever, and never counts as failed.
+    #[must_use]
+    pub fn restarts_at_most(mut self, max: u64) -> Self {
+        self.max_restarts = Some(max);
+        self
+    }
+
+    /// Whether the manager restarted the unit more often than
+    /// [`restarts_at_most`](Self::restarts_at_most) allows, given its
+    /// `NRestarts` at the first look (`first`).
+    pub fn restarted_too_often(&self, first: Option<u64>, state: &UnitState) -> bool {
+        match (self.max_restarts, first, state.restarts) {
+            (Some(max), Some(first), Some(now)) => now.saturating_sub(first) > max,
+            _ => false,
+        }
     }
 
     /// Whether `state` is what is waited for.
@@ -83,6 +104,7 @@ impl<'a> WaitFor<'a> {
         const BACKSTOP: Duration = Duration::from_secs(5);
         let start = Instant::now();
         let mut asked: Option<Instant> = None;
+        let mut first_restarts: Option<Option<u64>> = None;
         loop {
             let watched = job.poll();
             let ask = match watched {
@@ -95,7 +117,8 @@ impl<'a> WaitFor<'a> {
                 if self.reached(&state) {
                     return Ok(state);
                 }
-                if state.gave_up() {
+                let first = *first_restarts.get_or_insert(state.restarts);
+                if state.gave_up() || self.restarted_too_often(first, &state) {
                     return Err(WaitError::GaveUp(Box::new(state)));
                 }
             }
@@ -112,5 +135,27 @@ impl<'a> WaitFor<'a> {
             };
             tokio::time::sleep(pause).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restarted(n: u64) -> UnitState {
+        let mut state = UnitState::unknown("x.service");
+        state.restarts = Some(n);
+        state
+    }
+
+    #[test]
+    fn restarts_count_from_the_first_look_and_only_when_limited() {
+        let limited = WaitFor::new("x.service", Duration::from_secs(1)).restarts_at_most(3);
+        assert!(!limited.restarted_too_often(Some(2), &restarted(5)));
+        assert!(limited.restarted_too_often(Some(2), &restarted(6)));
+        assert!(!limited.restarted_too_often(None, &restarted(60)));
+        assert!(!limited.restarted_too_often(Some(0), &UnitState::unknown("x.service")));
+        let unlimited = WaitFor::new("x.service", Duration::from_secs(1));
+        assert!(!unlimited.restarted_too_often(Some(0), &restarted(60)));
     }
 }

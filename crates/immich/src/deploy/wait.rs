@@ -30,6 +30,12 @@ const SLOW_POLL: Duration = Duration::from_secs(1);
 /// watched (the watch says when the job ends; this is a backstop).
 const WATCHED_POLL: Duration = Duration::from_secs(5);
 
+/// How many times systemd may restart a service deploy waits for before deploy
+/// counts it failed: the units have no start limit (a database killed many
+/// times comes back each time), so systemd itself never gives up on a
+/// container that cannot start.
+const MAX_RESTARTS: u64 = 3;
+
 /// How often a starting service's container is looked for until it runs.
 const NO_CONTAINER_POLL: Duration = Duration::from_millis(200);
 
@@ -48,6 +54,7 @@ impl Waiting {
         WaitFor::new(&self.service, limit)
             .after(self.since)
             .every(POLL / 2)
+            .restarts_at_most(MAX_RESTARTS)
     }
 }
 
@@ -202,6 +209,7 @@ pub(super) async fn healthy(
     let mut seen: Option<Seen> = None;
     let mut running: Option<(Instant, u32)> = None;
     let mut checked: Option<Instant> = None;
+    let mut first_restarts: Option<Option<u64>> = None;
     loop {
         let round = Instant::now();
         if start.elapsed() > limit {
@@ -232,7 +240,8 @@ pub(super) async fn healthy(
         if target.reached(&current.unit) {
             return ready(Ready::Active);
         }
-        if current.unit.gave_up() {
+        let first = *first_restarts.get_or_insert(current.unit.restarts);
+        if current.unit.gave_up() || target.restarted_too_often(first, &current.unit) {
             return Err(start_failed(ctx, service, container).await);
         }
         let activating = current.unit.active == ActiveState::Activating;
