@@ -158,12 +158,23 @@ pub(crate) struct FileWriter {
 impl FileWriter {
     /// Starts writing `file` (synced to disk at the end).
     pub(crate) fn start(file: std::fs::File, encode: Encode) -> std::io::Result<Self> {
+        Self::spawn(file, encode, true)
+    }
+
+    /// Starts writing a scratch file, as it is: a file read once and then
+    /// removed (a dump decompressed for a restore), which is not synced to
+    /// disk: a crash loses nothing that the backup it came from does not hold.
+    pub(crate) fn scratch(file: std::fs::File) -> std::io::Result<Self> {
+        Self::spawn(file, Encode::Plain, false)
+    }
+
+    fn spawn(file: std::fs::File, encode: Encode, sync: bool) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(IN_FLIGHT);
         let (done_tx, done) = oneshot::channel();
         std::thread::Builder::new()
             .name("immich-db-write".into())
             .spawn(move || {
-                let _ = done_tx.send(write_chunks(file, encode, rx));
+                let _ = done_tx.send(write_chunks(file, encode, sync, rx));
             })?;
         Ok(Self {
             chunks: Some(tx),
@@ -200,6 +211,7 @@ impl FileWriter {
 fn write_chunks(
     file: std::fs::File,
     encode: Encode,
+    sync: bool,
     mut chunks: mpsc::Receiver<Vec<u8>>,
 ) -> std::io::Result<Written> {
     let mut sink = Hashing {
@@ -244,7 +256,9 @@ fn write_chunks(
     let file = inner
         .into_inner()
         .map_err(std::io::IntoInnerError::into_error)?;
-    file.sync_all()?;
+    if sync {
+        file.sync_all()?;
+    }
     Ok(Written {
         input,
         head,

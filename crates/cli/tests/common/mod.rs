@@ -644,8 +644,11 @@ impl ArgumentLog {
 /// A command of the binary stopped at a step by the debug builds' hold hook
 /// (`IMMICH_DB_HOLD_AT`): it waits there until released, so that a test acts
 /// while it is there.
+/// Dropped without [`Held::release`] or [`Held::signal`] (a test that failed
+/// meanwhile), it is killed, so that the deployment's cleanup does not wait
+/// for it.
 pub struct Held {
-    pub child: std::process::Child,
+    child: Option<std::process::Child>,
     dir: tempfile::TempDir,
     /// The held process's ID (the binary's own, also under `runuser`).
     pub pid: i32,
@@ -653,12 +656,21 @@ pub struct Held {
 
 impl TestDeployment {
     /// Starts the binary with `args` and waits until it holds at `step`.
+    /// SIGINT is at its default for it, as in a terminal's foreground: a test
+    /// run started in the background by a shell without job control inherits
+    /// it ignored, and [`Held::signal`] would then wait for ever.
     pub fn start_held(&self, config: &Path, args: &[&str], step: &str) -> Held {
         let dir = tempfile::tempdir().unwrap();
         self.host.give(dir.path());
         let release = dir.path().join("release");
-        let mut child = self
-            .command(config, args)
+        let mut cmd = self.host.command("env");
+        cmd.arg("--default-signal=INT")
+            .arg(self.host.executable(Path::new(binary())))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env_remove("IMMICH_DB_FAULT_AT");
+        let mut child = cmd
             .env("IMMICH_DB_HOLD_AT", step)
             .env("IMMICH_DB_HOLD_FILE", &release)
             .stdout(Stdio::piped())
@@ -678,27 +690,43 @@ impl TestDeployment {
                     .and_then(|p| p.trim().parse().ok())
             },
         );
-        Held { child, dir, pid }
+        Held {
+            child: Some(child),
+            dir,
+            pid,
+        }
     }
 }
 
 impl Held {
     /// Lets it go on, and waits for it to end.
-    pub fn release(self) -> Output {
+    pub fn release(mut self) -> Output {
         std::fs::write(self.dir.path().join("release"), b"").unwrap();
-        self.child.wait_with_output().unwrap()
+        self.child.take().unwrap().wait_with_output().unwrap()
     }
 
     /// Sends it `signal` (`-INT`, `-TERM`), and waits for it to end (it is not
     /// released).
-    pub fn signal(self, signal: &str) -> Output {
+    pub fn signal(mut self, signal: &str) -> Output {
         let out = Command::new("kill")
             .arg(signal)
             .arg(self.pid.to_string())
             .output()
             .unwrap();
         assert!(out.status.success(), "kill {signal}: {}", text(&out));
-        self.child.wait_with_output().unwrap()
+        self.child.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
