@@ -1244,8 +1244,7 @@ async fn decompress_beside(ctx: &Layer, checked: &Checked, dir: &Path) -> Result
     };
     let result = async {
         let mut reader = checked.open(&*ctx.progress, "decompress")?;
-        let mut writer =
-            FileWriter::scratch(create_private(&host)?).map_err(failed)?;
+        let mut writer = FileWriter::scratch(create_private(&host)?).map_err(failed)?;
         loop {
             let mut chunk = Vec::with_capacity(CHUNK);
             let n = (&mut reader)
