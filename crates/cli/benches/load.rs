@@ -1,13 +1,16 @@
-//! Figures of the tool at work on a deployment under load (issue 15), on the
+//! Figures of the tool at work on a deployment under load, on the
 //! real test host, as root's manager and as the rootless user's: pgbench (4
 //! clients) against PostgreSQL and a client writing to Valkey for a minute,
 //! while a deploy with nothing to change, verify (10 times), status and a
 //! backup run. Prints how long each took (target for verify: under 2 s),
 //! pgbench's throughput, latency and failed transactions, Valkey's writes and
 //! errors, and whether a service was restarted (target: none, no failure).
+//! `IMMICH_DB_LOAD_SIDES` names the sides (`root,rootless` by default);
+//! `IMMICH_DB_BENCH_TRACE=1` runs verify with `-v` and prints the slowest
+//! run's trace (each podman and systemd call with its time).
 //!
 //! ```sh
-//! flock /work/wt/managers.lock cargo bench -p immich-db --bench load
+//! cargo bench -p immich-db --bench load
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark that prints
@@ -28,13 +31,23 @@ fn secs(d: Duration) -> String {
 }
 
 fn timed(d: &TestDeployment, args: &[&str]) -> Duration {
+    timed_with_output(d, args).0
+}
+
+/// How long the command took, and what it printed.
+fn timed_with_output(d: &TestDeployment, args: &[&str]) -> (Duration, String) {
     let start = Instant::now();
     let out = d.run_ok(args);
     let took = start.elapsed();
     if args == ["deploy"] {
         assert!(text(&out).contains("No changes"), "{}", text(&out));
     }
-    took
+    (took, text(&out))
+}
+
+/// Whether `IMMICH_DB_BENCH_TRACE` asks for the slowest verify's trace.
+fn trace() -> bool {
+    std::env::var_os("IMMICH_DB_BENCH_TRACE").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn measure(host: &'static Host, who: &str) -> bool {
@@ -44,7 +57,18 @@ fn measure(host: &'static Host, who: &str) -> bool {
     let before = identities(&d);
     let mut load = Load::start(&d, 10, 60);
     let deploy = timed(&d, &["deploy"]);
-    let mut verify: Vec<Duration> = (0..10).map(|_| timed(&d, &["verify"])).collect();
+    let args: &[&str] = if trace() {
+        &["-v", "verify"]
+    } else {
+        &["verify"]
+    };
+    let runs: Vec<(Duration, String)> = (0..10).map(|_| timed_with_output(&d, args)).collect();
+    if trace()
+        && let Some((took, out)) = runs.iter().max_by_key(|(took, _)| *took)
+    {
+        println!("the slowest verify ({}), traced:\n{out}", secs(*took));
+    }
+    let mut verify: Vec<Duration> = runs.into_iter().map(|(took, _)| took).collect();
     let status = timed(&d, &["status"]);
     let backup = timed(&d, &["backup"]);
     let covered = load.running();
@@ -85,13 +109,25 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let sides = std::env::var("IMMICH_DB_LOAD_SIDES").unwrap_or_else(|_| "root,rootless".into());
     let mut ok = true;
-    if let Some(host) = immich_db_testhost::host("load benchmark") {
-        ok &= measure(host, "root's user manager");
-    }
-    match immich_db_testhost::rootless_host("load benchmark, rootless") {
-        Some(host) => ok &= measure(host, "the rootless user's manager"),
-        None => println!("rootless: not measured (the rootless side of the host is not set up)"),
+    for side in sides.split(',').map(str::trim) {
+        match side {
+            "root" => {
+                if let Some(host) = immich_db_testhost::host("load benchmark") {
+                    ok &= measure(host, "root's user manager");
+                }
+            }
+            "rootless" => match immich_db_testhost::rootless_host("load benchmark, rootless") {
+                Some(host) => ok &= measure(host, "the rootless user's manager"),
+                None => {
+                    println!(
+                        "rootless: not measured (the rootless side of the host is not set up)"
+                    );
+                }
+            },
+            other => panic!("IMMICH_DB_LOAD_SIDES: no side {other:?} (root, rootless)"),
+        }
     }
     if !ok {
         println!("load: a target was missed");

@@ -1,17 +1,18 @@
-//! Soak of the deployment's recovery on the real test host (issue 15): N
+//! Soak of the deployment's recovery on the real test host: N
 //! reboots (the systemd user manager stopped and started again, as at a
 //! reboot) and N `podman kill`s of each service, as root's manager and as the
 //! rootless user's. Prints, for each, how many came back healthy (their units
 //! active and their containers' health checks passing) within 10 s of the
-//! manager's start (of the kill), the median and the slowest time; a cycle
+//! manager's start (of the kill), the median and the slowest time, and how
+//! long the managers took to stop with the services (at a shutdown); a cycle
 //! that is late or never comes back prints what systemd and podman said of
 //! it, the manager's jobs while it waited, and the services' own output.
 //!
 //! It restarts the managers, which every other real-host test uses: run it
-//! alone, under the managers' lock:
+//! alone, with no other test on the host:
 //!
 //! ```sh
-//! flock /work/wt/managers.lock cargo bench -p immich-db --bench soak
+//! cargo bench -p immich-db --bench soak
 //! ```
 //!
 //! `IMMICH_DB_SOAK_CYCLES` sets N (50 by default); `IMMICH_DB_SOAK_SIDES`
@@ -31,6 +32,10 @@ use immich_db_testhost::Host;
 /// How soon after the manager's start (the kill) both services must be
 /// healthy.
 const TARGET: Duration = Duration::from_secs(10);
+
+/// A shutdown longer than this is printed with the services' output (systemd
+/// waits 90 s by default for a unit that does not stop).
+const SLOW_SHUTDOWN: Duration = Duration::from_secs(10);
 
 /// How long a cycle is waited for before it counts as not come back.
 const GIVE_UP: Duration = Duration::from_secs(180);
@@ -151,9 +156,20 @@ fn soak(host: &'static Host, who: &str, cycles: usize) -> bool {
     d.run_ok(&["deploy"]);
 
     let mut reboots = Tally::default();
+    let mut shutdowns = Vec::new();
     for i in 1..=cycles {
         let before: Vec<String> = containers(&d).into_iter().map(|(id, _)| id).collect();
+        let stop = Instant::now();
         host.stop_user_manager();
+        let stopped = stop.elapsed();
+        if stopped > SLOW_SHUTDOWN {
+            println!(
+                "  reboot {i}: the manager took {:.2} s to stop\n{}",
+                stopped.as_secs_f64(),
+                d.logs_tail()
+            );
+        }
+        shutdowns.push(stopped);
         let start = Instant::now();
         host.start_user_manager();
         record(
@@ -162,6 +178,18 @@ fn soak(host: &'static Host, who: &str, cycles: usize) -> bool {
         );
     }
     println!("{}", reboots.line(&format!("{who}, reboot")));
+    shutdowns.sort();
+    println!(
+        "{who}, shutdown (the manager stopped with the services): median {:.2} s, slowest {:.2} s, {} over {} s",
+        shutdowns
+            .get(shutdowns.len() / 2)
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64(),
+        shutdowns.last().copied().unwrap_or_default().as_secs_f64(),
+        shutdowns.iter().filter(|t| **t > SLOW_SHUTDOWN).count(),
+        SLOW_SHUTDOWN.as_secs()
+    );
 
     let mut kills = Vec::new();
     for (container, name) in [(d.pg.clone(), "PostgreSQL"), (d.vk.clone(), "Valkey")] {

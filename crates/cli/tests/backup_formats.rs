@@ -2,10 +2,9 @@
 //! both compression methods (zstd by `pg_dump` from PostgreSQL 16, zstd on the
 //! host before, forced here with `--method` on the PostgreSQL 17 test image),
 //! read back by PostgreSQL's and zstd's own tools; the database's and role's
-//! settings carried through a backup and a restore (issue 17, item 1); and
+//! settings carried through a backup and a restore; and
 //! one of Immich's own nightly backups (a gzip'd `pg_dumpall --clean
-//! --if-exists`) of a schema shaped like Immich's loaded into the deployment
-//! (issue 16, section 2).
+//! --if-exists`) of a schema shaped like Immich's loaded into the deployment.
 
 #![allow(clippy::unwrap_used)] // test helpers fail the test by panicking
 

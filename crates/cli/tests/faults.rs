@@ -1,4 +1,4 @@
-//! Faults on the real test host (issue 15), each as root's manager and as the
+//! Faults on the real test host, each as root's manager and as the
 //! rootless user's: a network service that fails; a unit edited by hand
 //! (drift); a restart that fails, then starts; destroy with a backup schedule;
 //! two deploys at once and SIGINT mid-deploy; a backup cut short by a full

@@ -1,4 +1,4 @@
-//! A lost secret on the real test host (issue 15): a deploy never generates a
+//! A lost secret on the real test host: a deploy never generates a
 //! PostgreSQL password for a database initialised with another one (exit 3,
 //! nothing created, the way back named); `secrets set` gives a kept password
 //! back, or gives the database a new one (through the running server, or one

@@ -1,4 +1,4 @@
-//! The tool at work on a deployment under load (issue 15): with pgbench
+//! The tool at work on a deployment under load: with pgbench
 //! writing to PostgreSQL and a client writing to Valkey, a deploy with
 //! nothing to change, verify, status and a backup restart nothing and make
 //! no transaction or write fail. `benches/load.rs` prints the figures.

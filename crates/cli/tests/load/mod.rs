@@ -1,4 +1,4 @@
-//! A load on a test deployment while the tool works on it (issue 15):
+//! A load on a test deployment while the tool works on it:
 //! `pgbench` against PostgreSQL (run in its container, over the local socket)
 //! and a client writing to Valkey (`valkey-cli` in its container, one `INCR`
 //! after another, the password on its standard input), each reporting what
