@@ -340,6 +340,17 @@ fn run_valkey(host: &Host, cleanup: &mut Cleanup, name: &str, network: &str) {
         "1h",
         &host.valkey_image,
     ]);
+    // Its health check passes once Valkey listens, a moment after the start.
+    immich_db_testhost::wait_for(
+        &format!("Valkey in {name} to answer"),
+        Duration::from_secs(30),
+        || {
+            let out = host.podman(["exec", name, "valkey-cli", "ping"]);
+            String::from_utf8_lossy(&out.stdout)
+                .contains("PONG")
+                .then_some(())
+        },
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -313,10 +313,7 @@ async fn rootless_podman_networks_secrets_and_containers() {
             .any(|s| s.name == secret)
     );
 
-    // A container, on rootless podman's default network (pasta). A container on a
-    // network of the user's own needs aardvark-dns, which on this host cannot
-    // start: it wants the user's systemd session bus, and the test user has no
-    // systemd user manager.
+    // A container, on rootless podman's default network (pasta).
     rootless.ensure_image(host, &host.valkey_image);
     assert!(podman.image_exists(&host.valkey_image).await.unwrap());
     let container = unique_name("rlctr");
@@ -335,6 +332,17 @@ async fn rootless_podman_networks_secrets_and_containers() {
     let inspected = podman.inspect_container(&container).await.unwrap();
     assert!(inspected.state.running);
     assert!(inspected.state.started_at.is_some());
+    // The health check passes once Valkey listens, a moment after the start.
+    immich_db_testhost::wait_for(
+        &format!("Valkey in {container} to answer"),
+        Duration::from_secs(30),
+        || {
+            let out = rootless.podman(&["exec", &container, "valkey-cli", "ping"]);
+            String::from_utf8_lossy(&out.stdout)
+                .contains("PONG")
+                .then_some(())
+        },
+    );
     let health = podman.run_health_check(&container).await.unwrap();
     assert_eq!(health.status, HealthStatus::Healthy);
     let out = podman
