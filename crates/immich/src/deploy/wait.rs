@@ -88,14 +88,20 @@ fn start_limit(role: Role) -> Duration {
 async fn start_failed(ctx: &Layer, service: &str, container: &str) -> Error {
     let network_service = ctx.deployment.network_service();
     let flag = ctx.systemd.scope().flag();
-    let network_failed = ctx
+    // A container's service starts only once the network's is active: when
+    // that one is not (failed, or already reset to inactive by a job that
+    // failed with it), it is the cause.
+    let network = ctx
         .systemd
         .unit(&network_service)
         .await
-        .is_ok_and(|u| u.active == ActiveState::Failed);
-    if network_failed {
+        .ok()
+        .filter(|u| u.active != ActiveState::Active);
+    if let Some(network) = network {
         return Error::failed(format!(
-            "{service} did not start: the network's service {network_service} failed (it creates the network {})",
+            "{service} did not start: the network's service {network_service} failed (it is {}, result {}; it creates the network {})",
+            network.active,
+            network.result,
             ctx.deployment.podman_network()
         ))
         .help(format!(
